@@ -1,0 +1,346 @@
+"""Recipe: a TOML file parsed into typed, validated objects.
+
+Every error names the file and the key path (``sources.hh.weight``) and says what was
+expected; unknown keys fail with a did-you-mean. ``--set`` overrides are applied to the raw
+table before validation, so they are checked exactly like the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mixer.errors import RecipeError
+
+UNITS = ("tokens", "examples")
+FORMATS = ("auto", "openai", "sharegpt", "alpaca", "hh-rlhf", "document")
+OUTPUT_FORMATS = ("parquet", "jsonl")
+HUB_PREFIX = "hf://"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input of the mixture and how much of it to take."""
+
+    name: str
+    path: str  # a resolved local path, or hf://owner/name for the Hub
+    format: str = "auto"
+    kind: str | None = None
+    weight: float | None = None
+    tokens: int | None = None
+    examples: int | None = None
+    max_epochs: float = 1.0
+    side: str = "chosen"
+    text_field: str = "text"
+    fields: dict[str, str] = field(default_factory=dict)
+    split: str = "train"
+    data_dir: str | None = None
+    revision: str | None = None
+    config: str | None = None
+    on_error: str = "fail"
+    transforms: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def is_hub(self) -> bool:
+        return self.path.startswith(HUB_PREFIX)
+
+    @property
+    def budget(self) -> tuple[str, float] | None:
+        """The absolute budget as (unit, amount), or None for a weighted source."""
+        if self.tokens is not None:
+            return ("tokens", float(self.tokens))
+        if self.examples is not None:
+            return ("examples", float(self.examples))
+        return None
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and how the mixture is written."""
+
+    dir: Path
+    format: str = "parquet"
+    shard_rows: int = 250_000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe: the mixture-level settings, its sources and its output."""
+
+    name: str
+    seed: int
+    unit: str
+    total: float | None
+    tokenizer: str
+    validation: float
+    temperature: float | None
+    rebalance: bool
+    sources: tuple[Source, ...]
+    output: Output
+    path: Path | None
+    resolved: dict[str, Any]  # the table after overrides, as validated (for the manifest)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the resolved recipe: same hash, same mixture (given the same inputs)."""
+        blob = json.dumps(self.resolved, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def source(self, name: str) -> Source:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        raise RecipeError(f"no source named {name!r}{_suggest(name, [s.name for s in self.sources])}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe file."""
+    path = Path(path)
+    try:
+        raw_text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read recipe: {exc}") from None
+    try:
+        table = tomllib.loads(raw_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: TOML syntax error: {exc}") from None
+    return from_dict(table, base_dir=path.resolve().parent, overrides=overrides, origin=str(path))
+
+
+def from_dict(
+    table: dict[str, Any],
+    *,
+    base_dir: Path | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+    origin: str = "<recipe>",
+) -> Recipe:
+    """Validate a recipe given as a dict (what ``load`` does after parsing TOML)."""
+    table = json.loads(json.dumps(table, default=str))  # deep copy, plain types only
+    base_dir = base_dir or Path.cwd()
+    for key, value in _parse_overrides(overrides).items():
+        _apply_override(table, key, value, origin)
+    return _Validator(origin, base_dir).recipe(table)
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``"sources.x.weight=0.2"`` -> ``("sources.x.weight", 0.2)``; values are TOML, else strings."""
+    if "=" not in item:
+        raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set sources.hh.weight=0.2")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    if not key:
+        raise RecipeError(f"--set {item!r}: the key before '=' is empty")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key, value
+
+
+def _parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    return dict(parse_set(item) for item in overrides)
+
+
+def _apply_override(table: dict[str, Any], key: str, value: Any, origin: str) -> None:
+    parts = key.split(".")
+    if parts[-1] == "path" or key == "output.dir":
+        # Paths typed on the command line are relative to where the user types them.
+        if isinstance(value, str) and not value.startswith(HUB_PREFIX):
+            value = str(Path(value).expanduser().resolve())
+    if parts[0] == "sources" and len(parts) >= 3:
+        known = list((table.get("sources") or {}).keys())
+        if parts[1] not in known and parts[2] != "path":
+            raise RecipeError(
+                f"--set {key}: {origin} has no source {parts[1]!r}{_suggest(parts[1], known)}"
+            )
+    node = table
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise RecipeError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a table")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (expected one of: {', '.join(sorted(options))})" if options else ""
+
+
+# --------------------------------------------------------------------------- validation
+
+_TOP_KEYS = {
+    "name", "seed", "unit", "total", "tokenizer", "validation", "temperature", "rebalance",
+    "sources", "output",
+}
+_SOURCE_KEYS = {
+    "path", "format", "kind", "weight", "tokens", "examples", "max_epochs", "side",
+    "text_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
+}
+_OUTPUT_KEYS = {"dir", "format", "shard_rows"}
+
+
+class _Validator:
+    """Turns a raw table into a Recipe, raising RecipeError with the key path on problems."""
+
+    def __init__(self, origin: str, base_dir: Path) -> None:
+        self.origin = origin
+        self.base_dir = base_dir
+
+    def fail(self, key: str, message: str) -> RecipeError:
+        return RecipeError(f"{self.origin}: {key}: {message}")
+
+    def unknown(self, table: dict[str, Any], allowed: set[str], prefix: str) -> None:
+        for key in table:
+            if key not in allowed:
+                where = f"{prefix}.{key}" if prefix else key
+                raise self.fail(where, f"unknown key{_suggest(key, sorted(allowed))}")
+
+    def typed(self, table: dict[str, Any], key: str, where: str, kinds: tuple[type, ...],
+              expected: str, default: Any = None) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.fail(where, f"expected {expected}, got {value!r}")
+        if not isinstance(value, kinds):
+            raise self.fail(where, f"expected {expected}, got {value!r}")
+        return value
+
+    def choice(self, table: dict[str, Any], key: str, where: str, options: tuple[str, ...],
+               default: str | None) -> str | None:
+        value = self.typed(table, key, where, (str,), "a string", default)
+        if value is not None and value not in options:
+            raise self.fail(where, f"expected one of {', '.join(options)}, got {value!r}"
+                            f"{_suggest(value, list(options))}")
+        return value
+
+    def number(self, table: dict[str, Any], key: str, where: str, *, minimum: float = 0.0,
+               strict: bool = False, default: float | None = None) -> float | None:
+        value = self.typed(table, key, where, (int, float), "a number", default)
+        if value is None:
+            return None
+        if value < minimum or (strict and value == minimum):
+            op = ">" if strict else ">="
+            raise self.fail(where, f"expected a number {op} {minimum:g}, got {value!r}")
+        return float(value)
+
+    def count(self, table: dict[str, Any], key: str, where: str) -> int | None:
+        value = self.typed(table, key, where, (int, float), "a whole number > 0")
+        if value is None:
+            return None
+        if value <= 0 or float(value) != int(value):
+            raise self.fail(where, f"expected a whole number > 0, got {value!r}")
+        return int(value)
+
+    def recipe(self, table: dict[str, Any]) -> Recipe:
+        self.unknown(table, _TOP_KEYS, "")
+        name = self.typed(table, "name", "name", (str,), "a string",
+                          Path(self.origin).stem if self.origin.endswith(".toml") else "mixture")
+        seed = self.typed(table, "seed", "seed", (int,), "an integer", 0)
+        unit = self.choice(table, "unit", "unit", UNITS, "tokens")
+        total = self.number(table, "total", "total", strict=True)
+        tokenizer = self.typed(table, "tokenizer", "tokenizer", (str,), "an encoding name",
+                               "cl100k_base")
+        validation = self.number(table, "validation", "validation", default=0.0)
+        if validation >= 1.0:
+            raise self.fail("validation", f"expected a fraction in [0, 1), got {validation!r}")
+        temperature = self.number(table, "temperature", "temperature", strict=True)
+        rebalance = self.typed(table, "rebalance", "rebalance", (bool,), "true or false", False)
+
+        sources_table = self.typed(table, "sources", "sources", (dict,), "a table of sources")
+        if not sources_table:
+            raise self.fail("sources", "no sources: add at least one [sources.NAME] table with a path")
+        sources = tuple(
+            self.source(name, spec, temperature is not None) for name, spec in sources_table.items()
+        )
+        self.check_budgets(sources, total, temperature)
+        output = self.output(self.typed(table, "output", "output", (dict,), "a table", {}), name)
+        return Recipe(
+            name=name, seed=seed, unit=unit, total=total, tokenizer=tokenizer,
+            validation=validation, temperature=temperature, rebalance=rebalance,
+            sources=sources, output=output,
+            path=None if self.origin.startswith("<") else Path(self.origin), resolved=table,
+        )
+
+    def source(self, name: str, spec: Any, tempered: bool) -> Source:
+        where = f"sources.{name}"
+        if not isinstance(spec, dict):
+            raise self.fail(where, f"expected a table, got {spec!r}")
+        if "/" in name or not name:
+            raise self.fail(where, "source names must be non-empty and contain no '/'")
+        self.unknown(spec, _SOURCE_KEYS, where)
+        path = self.typed(spec, "path", f"{where}.path", (str,), "a file, folder, glob or hf://id")
+        if not path:
+            raise self.fail(f"{where}.path", "missing: give a file, folder, glob or hf://owner/name")
+        if not path.startswith(HUB_PREFIX):
+            path = str((self.base_dir / Path(path).expanduser()).resolve()) if not any(
+                ch in path for ch in "*?[") else str(self.base_dir / Path(path).expanduser())
+        weight = self.number(spec, "weight", f"{where}.weight")
+        tokens = self.count(spec, "tokens", f"{where}.tokens")
+        examples = self.count(spec, "examples", f"{where}.examples")
+        given = [k for k, v in (("weight", weight), ("tokens", tokens), ("examples", examples))
+                 if v is not None]
+        if len(given) > 1:
+            raise self.fail(where, f"give only one of weight, tokens, examples (got {' and '.join(given)})")
+        if not given and not tempered:
+            raise self.fail(where, "no budget: give weight = <share>, tokens = N or examples = N")
+        fmt = self.choice(spec, "format", f"{where}.format", FORMATS, "auto")
+        kind = self.choice(spec, "kind", f"{where}.kind", ("chat", "document"), None)
+        fields = self.typed(spec, "fields", f"{where}.fields", (dict,), "a table of name = \"column\"", {})
+        for key, value in fields.items():
+            if not isinstance(value, str):
+                raise self.fail(f"{where}.fields.{key}", f"expected a column name, got {value!r}")
+        transforms = self.typed(spec, "transforms", f"{where}.transforms", (list,),
+                                "an array of tables ([[sources.NAME.transforms]])", [])
+        for i, item in enumerate(transforms):
+            if not isinstance(item, dict) or "type" not in item:
+                raise self.fail(f"{where}.transforms[{i}]", "expected a table with a type = \"...\" key")
+        return Source(
+            name=name, path=path, format=fmt, kind=kind, weight=weight, tokens=tokens,
+            examples=examples,
+            max_epochs=self.number(spec, "max_epochs", f"{where}.max_epochs", strict=True, default=1.0),
+            side=self.choice(spec, "side", f"{where}.side", ("chosen", "rejected"), "chosen"),
+            text_field=self.typed(spec, "text_field", f"{where}.text_field", (str,), "a column name", "text"),
+            fields=dict(fields),
+            split=self.typed(spec, "split", f"{where}.split", (str,), "a split name", "train"),
+            data_dir=self.typed(spec, "data_dir", f"{where}.data_dir", (str,), "a folder in the hub repo"),
+            revision=self.typed(spec, "revision", f"{where}.revision", (str,), "a git revision"),
+            config=self.typed(spec, "config", f"{where}.config", (str,), "a dataset config name"),
+            on_error=self.choice(spec, "on_error", f"{where}.on_error", ("fail", "skip"), "fail"),
+            transforms=tuple(transforms),
+        )
+
+    def check_budgets(self, sources: tuple[Source, ...], total: float | None,
+                      temperature: float | None) -> None:
+        weighted = [s for s in sources if s.budget is None]
+        if weighted and total is None:
+            names = ", ".join(s.name for s in weighted)
+            raise self.fail("total", f"missing: sources {names} are weighted, so the mixture needs "
+                                     "a total (in its unit) to take shares of")
+        if weighted and temperature is None and sum(s.weight or 0.0 for s in weighted) <= 0:
+            raise self.fail("sources", "all weights are zero: give at least one source a weight > 0")
+
+    def output(self, table: dict[str, Any], name: str) -> Output:
+        self.unknown(table, _OUTPUT_KEYS, "output")
+        raw_dir = self.typed(table, "dir", "output.dir", (str,), "a folder path")
+        out_dir = (self.base_dir / raw_dir).resolve() if raw_dir else (Path.cwd() / "out" / name)
+        shard_rows = self.count(table, "shard_rows", "output.shard_rows") or 250_000
+        fmt = self.choice(table, "format", "output.format", OUTPUT_FORMATS, "parquet")
+        return Output(dir=out_dir, format=fmt, shard_rows=shard_rows)

@@ -1,0 +1,68 @@
+"""All randomness in mixer comes from here: stable hashes of (seed, purpose, row).
+
+Nothing draws from a global RNG. A row's draw for a purpose is a pure function of the recipe
+seed, a salt naming the purpose (e.g. ``"select"``, ``"split"``, ``"order"``), the row's
+content hash and, where it matters, a repeat index. That is what makes selection nested,
+independent of other sources, and identical whatever the batch size or thread count.
+
+Hashes are blake2b (content) and SplitMix64 (mixing), both stable across library versions,
+unlike ``pl.Expr.hash``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import numpy as np
+import polars as pl
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def content_hash(text: str) -> str:
+    """16 hex characters of blake2b: the stable content part of a row id."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def salt(*parts: object) -> np.uint64:
+    """A 64-bit constant from the seed and purpose names, e.g. ``salt(seed, "select")``."""
+    digest = hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=8).digest()
+    return np.uint64(int.from_bytes(digest, "little"))
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finalizer, vectorized: a bijective, well-mixed uint64 -> uint64."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64, copy=True) + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        return z ^ (z >> np.uint64(31))
+
+
+def row_keys(ids: pl.Series | Iterable[str]) -> np.ndarray:
+    """The uint64 content key of each canonical id (``source/hex16`` or ``source/hex16.k``).
+
+    The key ignores the source name, so renaming a source does not change its selection.
+    """
+    ids = ids if isinstance(ids, pl.Series) else pl.Series(list(ids), dtype=pl.String)
+    tail = ids.str.split("/").list.last()
+    parts = tail.str.split_exact(".", 1)
+    base = parts.struct.field("field_0").str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
+    occurrence = parts.struct.field("field_1").cast(pl.UInt64).fill_null(0).to_numpy()
+    with np.errstate(over="ignore"):
+        return splitmix64(base ^ splitmix64(occurrence))
+
+
+def draw(keys: np.ndarray, seed_salt: np.uint64, repeat: np.ndarray | int = 0) -> np.ndarray:
+    """Per-row uint64 draws for one purpose; ``repeat`` gives upsampled copies fresh draws."""
+    with np.errstate(over="ignore"):
+        rep = np.asarray(repeat, dtype=np.uint64)
+        return splitmix64(splitmix64(keys ^ seed_salt) + rep * _GOLDEN)
+
+
+def uniform(draws: np.ndarray) -> np.ndarray:
+    """Map uint64 draws to floats in [0, 1) using the top 53 bits."""
+    return (draws >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))

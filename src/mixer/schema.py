@@ -1,0 +1,64 @@
+"""The canonical row: one Polars schema shared by every layer.
+
+Readers produce it, transforms keep it, writers consume it. ``check`` is called at each
+layer boundary so a bug shows up where it happens, not three steps later.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from mixer.errors import MixerError
+
+#: One conversation turn. ``tool_calls`` is the OpenAI list serialized as a JSON string
+#: (heterogeneous argument shapes never break Arrow typing); null when the turn has none.
+MESSAGE = pl.Struct(
+    {
+        "role": pl.String,
+        "content": pl.String,
+        "tool_calls": pl.String,
+        "tool_call_id": pl.String,
+        "name": pl.String,
+    }
+)
+
+SCHEMA = pl.Schema(
+    {
+        "id": pl.String,
+        "source": pl.String,
+        "kind": pl.String,
+        "system": pl.String,
+        "messages": pl.List(MESSAGE),
+        "tools": pl.List(pl.String),
+        "text": pl.String,
+        "meta": pl.String,
+        "n_tokens": pl.UInt32,
+    }
+)
+
+COLUMNS = tuple(SCHEMA.names())
+ROLES = ("user", "assistant", "tool")
+KINDS = ("chat", "document")
+
+
+def empty() -> pl.DataFrame:
+    """A canonical frame with no rows."""
+    return pl.DataFrame(schema=SCHEMA)
+
+
+def check(df: pl.DataFrame, where: str) -> pl.DataFrame:
+    """Fail loudly if ``df`` is not canonical; ``where`` names the layer for the message."""
+    if df.schema != SCHEMA:
+        got = dict(df.schema)
+        diffs = [
+            f"{name}: expected {dtype}, got {got.get(name, 'missing')}"
+            for name, dtype in SCHEMA.items()
+            if got.get(name) != dtype
+        ]
+        extra = sorted(set(got) - set(SCHEMA.names()))
+        if extra:
+            diffs.append(f"unexpected columns {extra}")
+        if not diffs:
+            diffs.append(f"column order {list(got)} != {list(COLUMNS)}")
+        raise MixerError(f"internal: non-canonical frame after {where}: " + "; ".join(diffs))
+    return df

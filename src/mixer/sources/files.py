@@ -1,0 +1,301 @@
+"""Locate a source's files and read them into raw records, keeping where each came from.
+
+A raw record is a plain dict (one JSON object, one CSV row, one Parquet row, one text
+file). Parse failures are not raised here: they come back as :class:`Unreadable` items with
+the file, line and reason, so the caller decides between failing and counting.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import gzip
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mixer.errors import DataError
+from mixer.recipe import HUB_PREFIX, Source
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz", ".parquet",
+            ".csv", ".csv.gz", ".txt", ".md")
+_HF_DISK_MARKERS = ("dataset_dict.json", "state.json")
+_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input as the manifest reports it: path, size in bytes and a content fingerprint."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record that could not even be parsed; ``raw`` is a bounded excerpt of its bytes."""
+
+    reason: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class Located:
+    """A raw record (or an Unreadable) and where it was: file label and 1-based line/row."""
+
+    file: str
+    line: int
+    record: dict[str, Any] | Unreadable
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def fingerprint(path: Path) -> InputFile:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return InputFile(str(path), path.stat().st_size, digest.hexdigest())
+
+
+def locate(source: Source) -> list[Path]:
+    """The files a local source reads, in a stable order; an error when there are none."""
+    where = f"sources.{source.name}.path"
+    raw = source.path
+    if any(ch in raw for ch in "*?["):
+        matches = sorted(Path(p) for p in globlib.glob(raw, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise DataError(f"{where}: the glob {raw!r} matched no files; check the pattern and "
+                            "that it is relative to the recipe file")
+        return matches
+    path = Path(raw)
+    if not path.exists():
+        raise DataError(f"{where}: {raw} does not exist (paths in a recipe are relative to the "
+                        "recipe file; paths given with --set are relative to the current folder)")
+    if path.is_file():
+        return [path]
+    if is_hf_disk_dataset(path):
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p) in SUFFIXES
+                   and not p.name.startswith(".") and p.name not in ("SOURCE.md", "README.md"))
+    if not files:
+        raise DataError(f"{where}: the folder {raw} holds no readable files "
+                        f"(looked for {', '.join(SUFFIXES)})")
+    return files
+
+
+def is_hf_disk_dataset(path: Path) -> bool:
+    """A folder written by ``datasets`` ``save_to_disk`` (a Dataset or a DatasetDict)."""
+    return path.is_dir() and any((path / marker).exists() for marker in _HF_DISK_MARKERS)
+
+
+def read(source: Source) -> tuple[list[InputFile], Iterator[Located]]:
+    """Fingerprint the inputs and return an iterator over their records."""
+    if source.is_hub:
+        ds = _load_hub(source)
+        fp = InputFile(source.path, int(ds.data.nbytes), getattr(ds, "_fingerprint", "") or "")
+        return [fp], _from_arrow(_arrow_table(ds), source.path.removeprefix(HUB_PREFIX))
+    files = locate(source)
+    inputs = [fingerprint(p) for p in files]
+    root = Path(source.path)
+    if is_hf_disk_dataset(root):
+        return inputs, _read_hf_disk(source, root)
+    base = root if root.is_dir() else root.parent
+    return inputs, _iter_files(files, base if base.exists() else Path("."))
+
+
+def _label(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return path.name
+
+
+def _iter_files(files: list[Path], base: Path) -> Iterator[Located]:
+    for path in files:
+        label = _label(path, base) if path != base else path.name
+        suffix = _suffix(path)
+        if suffix in (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"):
+            yield from _read_jsonl(path, label)
+        elif suffix in (".json", ".json.gz"):
+            yield from _read_json(path, label)
+        elif suffix == ".parquet":
+            yield from _read_parquet(path, label)
+        elif suffix in (".csv", ".csv.gz"):
+            yield from _read_csv(path, label)
+        elif suffix in (".txt", ".md"):
+            yield from _read_text(path, label)
+        else:
+            raise DataError(f"{path}: unsupported file type {suffix!r}; supported: {', '.join(SUFFIXES)}")
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _excerpt(raw: bytes | str, limit: int = 2000) -> str:
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+
+
+def _parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Unreadable(f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8", _excerpt(raw))
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Unreadable(f"malformed JSON: {exc.msg} at column {exc.colno}", _excerpt(text))
+    if not isinstance(value, dict):
+        return Unreadable(f"expected a JSON object per line, got {type(value).__name__}", _excerpt(text))
+    return value
+
+
+def _read_jsonl(path: Path, label: str) -> Iterator[Located]:
+    try:
+        with _open_bytes(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                yield Located(label, lineno, _parse_object(raw))
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _read_json(path: Path, label: str) -> Iterator[Located]:
+    try:
+        with _open_bytes(path) as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    if not data.strip():
+        return
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # one object per line: really JSONL
+            yield from _read_jsonl(path, label)
+            return
+        raise DataError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if isinstance(value, dict):
+        lists = [k for k, v in value.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if len(lists) == 1 and len(value) == 1:
+            value = value[lists[0]]
+        else:
+            value = [value]
+    if not isinstance(value, list):
+        raise DataError(f"{path}: expected a JSON array of objects, got {type(value).__name__}")
+    for i, item in enumerate(value, start=1):
+        if isinstance(item, dict):
+            yield Located(label, i, item)
+        else:
+            yield Located(label, i, Unreadable(f"array item {i} is {type(item).__name__}, not an object",
+                                               _excerpt(json.dumps(item, default=str))))
+
+
+def _from_arrow(table: Any, label: str) -> Iterator[Located]:
+    row = 0
+    for batch in table.to_batches(max_chunksize=_BATCH):
+        for record in batch.to_pylist():
+            row += 1
+            yield Located(label, row, record)
+
+
+def _read_parquet(path: Path, label: str) -> Iterator[Located]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
+    row = 0
+    for batch in parquet.iter_batches(batch_size=_BATCH):
+        for record in batch.to_pylist():
+            row += 1
+            yield Located(label, row, record)
+
+
+def _read_csv(path: Path, label: str) -> Iterator[Located]:
+    import polars as pl
+
+    try:
+        with _open_bytes(path) as fh:
+            data = fh.read()
+        if not data.strip():
+            return
+        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8")
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
+    for i, record in enumerate(frame.iter_rows(named=True), start=2):  # line 1 is the header
+        yield Located(label, i, record)
+
+
+def _read_text(path: Path, label: str) -> Iterator[Located]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield Located(label, 1, Unreadable(f"not valid UTF-8 (byte {exc.start})", ""))
+        return
+    yield Located(label, 1, {"text": text, "title": path.stem})
+
+
+def _read_hf_disk(source: Source, root: Path) -> Iterator[Located]:
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(root))
+    except Exception as exc:  # datasets raises many types for a damaged folder
+        raise DataError(f"sources.{source.name}.path: {root} looks like a save_to_disk folder but "
+                        f"could not be loaded: {exc}") from None
+    return _from_arrow(_arrow_table(_pick_split(loaded, source)), root.name)
+
+
+def _arrow_table(ds: Any) -> Any:
+    """The pyarrow table behind a ``datasets.Dataset``, with any index mapping applied."""
+    if getattr(ds, "_indices", None) is not None:
+        ds = ds.flatten_indices()
+    return ds.data.table
+
+
+def _pick_split(loaded: Any, source: Source) -> Any:
+    import datasets
+
+    if isinstance(loaded, datasets.DatasetDict):
+        if source.split not in loaded:
+            raise DataError(f"sources.{source.name}.split: no split {source.split!r} in {source.path} "
+                            f"(has: {', '.join(loaded.keys())}); set split = \"...\"")
+        return loaded[source.split]
+    return loaded
+
+
+def _load_hub(source: Source) -> Any:
+    """Load a Hub dataset through ``datasets.load_dataset``; never with remote code."""
+    import datasets
+
+    repo = source.path.removeprefix(HUB_PREFIX)
+    try:
+        ds = datasets.load_dataset(repo, name=source.config, data_dir=source.data_dir,
+                                   revision=source.revision, split=source.split)
+    except Exception as exc:  # network, auth, missing split: all reported the same way
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"sources.{source.name}.path: could not load {repo!r} from the Hugging Face Hub: {first}. "
+            "If you are offline, download it first or point path at a local copy "
+            f"(e.g. --set sources.{source.name}.path=./data/...)"
+        ) from None
+    return _pick_split(ds, source)

@@ -1,0 +1,152 @@
+"""Read one recipe source into canonical rows, accounting for every record.
+
+``read_source`` returns the canonical frame (``n_tokens`` still zero: counting is the tokens
+layer's job) and a :class:`ReadReport` whose counts add up: ``read = rejected + available``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import polars as pl
+
+from mixer import schema
+from mixer.errors import DataError, RecipeError
+from mixer.rng import content_hash
+from mixer.recipe import Source
+from mixer.sources.adapters import ADAPTERS, RowError, detect, rename
+from mixer.sources.files import InputFile, Located, Unreadable, read
+
+_DETECT_SAMPLE = 64
+_MAX_REJECT_EXAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One record that did not become a row: where it was, why, and (an excerpt of) what it was."""
+
+    source: str
+    file: str
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass
+class ReadReport:
+    """What reading one source did, for the manifest."""
+
+    source: str
+    format: str
+    inputs: list[InputFile]
+    rows_read: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    repairs: Counter[str] = field(default_factory=Counter)
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def rows_available(self) -> int:
+        return self.rows_read - self.rows_rejected
+
+
+def _raw_excerpt(record: dict[str, Any] | Unreadable) -> str:
+    if isinstance(record, Unreadable):
+        return record.raw
+    text = json.dumps(record, ensure_ascii=False, default=str)
+    return text if len(text) <= 2000 else text[:2000] + f"... [{len(text) - 2000} more chars]"
+
+
+def _choose_format(source: Source, head: list[Located]) -> str:
+    if source.format != "auto":
+        return source.format
+    columns: set[str] = set()
+    for item in head:
+        if isinstance(item.record, dict):
+            columns |= set(rename(item.record, source.fields))
+    fmt = detect(columns, source)
+    if fmt is None:
+        seen = ", ".join(sorted(columns)) or "no columns (no readable records)"
+        raise RecipeError(
+            f"sources.{source.name}: cannot tell the format from the columns; saw: {seen}. "
+            "Expected messages (openai), conversations (sharegpt), instruction+output (alpaca), "
+            f"chosen/rejected (hh-rlhf) or {source.text_field!r} (document). Set format = \"...\", "
+            "or map your column names with fields = { messages = \"your_column\" }"
+        )
+    return fmt
+
+
+def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
+    """Read, adapt and identify every record of ``source``."""
+    inputs, records = read(source)
+    head = list(islice(records, _DETECT_SAMPLE))
+    fmt = _choose_format(source, head)
+    if source.kind == "chat" and fmt == "document":
+        raise RecipeError(f"sources.{source.name}: kind = \"chat\" but format = \"document\"")
+    if source.kind == "document" and fmt != "document":
+        raise RecipeError(f"sources.{source.name}: kind = \"document\" but format = {fmt!r}")
+    adapt = ADAPTERS[fmt]
+    report = ReadReport(source=source.name, format=fmt, inputs=inputs)
+
+    cols: dict[str, list[Any]] = {name: [] for name in ("id", "kind", "system", "messages", "tools", "text", "meta")}
+    seen: Counter[str] = Counter()
+    for item in _chain(head, records):
+        report.rows_read += 1
+        try:
+            if isinstance(item.record, Unreadable):
+                raise RowError(item.record.reason)
+            row = adapt(rename(item.record, source.fields), source)
+        except RowError as exc:
+            reason = str(exc)
+            if source.on_error == "fail":
+                raise DataError(
+                    f"{item.file}:{item.line} (source {source.name!r}, format {fmt}): {reason}. Fix the "
+                    f"record, or set sources.{source.name}.on_error = \"skip\" to skip and count such rows"
+                ) from None
+            report.rejected[_reason_key(reason)] += 1
+            if len(report.rejects) < _MAX_REJECT_EXAMPLES:
+                report.rejects.append(Reject(source.name, item.file, item.line, reason, _raw_excerpt(item.record)))
+            continue
+        meta = row["meta"]
+        for repair in meta.get("repairs", ()):
+            report.repairs[repair] += 1
+        original_id = item.record.get("id")
+        if original_id is not None and not isinstance(original_id, (dict, list)):
+            meta["source_id"] = str(original_id)
+        meta["origin"] = f"{item.file}:{item.line}"
+        digest = content_hash(json.dumps(
+            [row["kind"], row["system"], row["messages"], row["tools"], row["text"]],
+            ensure_ascii=False, sort_keys=True,
+        ))
+        seen[digest] += 1
+        occurrence = seen[digest] - 1
+        cols["id"].append(f"{source.name}/{digest}" + (f".{occurrence}" if occurrence else ""))
+        for name in ("kind", "system", "messages", "tools", "text"):
+            cols[name].append(row[name])
+        cols["meta"].append(json.dumps(meta, ensure_ascii=False, sort_keys=True))
+
+    frame = pl.DataFrame(
+        {**cols, "source": [source.name] * len(cols["id"]), "n_tokens": [0] * len(cols["id"])},
+        schema={name: schema.SCHEMA[name] for name in (*cols, "source", "n_tokens")},
+    ).select(schema.COLUMNS)
+    return schema.check(frame, f"reading source {source.name!r}"), report
+
+
+def _reason_key(reason: str) -> str:
+    """Group reasons for counting: positions and details after the first colon vary per row."""
+    head = reason.split(": ", 1)
+    if len(head) == 2 and (head[0].startswith(("messages[", "conversations[", "tools[", "history["))):
+        reason = head[1]
+    return reason.split(" at position ")[0].split(" at column ")[0]
+
+
+def _chain(head: list[Located], rest: Any) -> Any:
+    yield from head
+    yield from rest
