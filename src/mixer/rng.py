@@ -43,17 +43,25 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def row_keys(ids: pl.Series | Iterable[str]) -> np.ndarray:
-    """The uint64 content key of each canonical id (``source/hex16`` or ``source/hex16.k``).
+    """The uint64 content key of each canonical id (``source/hex16``, ``source/hex16.k``).
+
+    ``.k`` numbers identical rows within a source; a ``#r`` repeat suffix is ignored.
 
     The key ignores the source name, so renaming a source does not change its selection.
     """
     ids = ids if isinstance(ids, pl.Series) else pl.Series(list(ids), dtype=pl.String)
-    tail = ids.str.split("/").list.last()
+    tail = ids.str.split("/").list.last().str.split("#").list.first()
     parts = tail.str.split_exact(".", 1)
     base = parts.struct.field("field_0").str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
     occurrence = parts.struct.field("field_1").cast(pl.UInt64).fill_null(0).to_numpy()
     with np.errstate(over="ignore"):
         return splitmix64(base ^ splitmix64(occurrence))
+
+
+def repeat_index(ids: pl.Series) -> np.ndarray:
+    """The repeat number of each id: 0 for a first copy, r for ``...#r`` (an upsampled copy)."""
+    suffix = ids.str.split("#").list.get(1, null_on_oob=True)
+    return suffix.cast(pl.UInt64).fill_null(0).to_numpy()
 
 
 def draw(keys: np.ndarray, seed_salt: np.uint64, repeat: np.ndarray | int = 0) -> np.ndarray:

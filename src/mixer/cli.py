@@ -1,0 +1,100 @@
+"""The ``mixer`` command line: a thin layer over :mod:`mixer.build`.
+
+Exit codes: 0 success, 1 a data or output problem, 2 a bad recipe or bad usage. Errors are
+printed as one message, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mixer import pipeline
+from mixer import recipe as recipe_mod
+from mixer.errors import MixerError
+
+_SET_HELP = ("Override a recipe key, e.g. --set sources.hh.weight=0.2 or --set total=1e6. "
+             "Values are TOML; paths are relative to the current folder. Repeatable.")
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn MixerError into 'error: ...' and its exit code; Ctrl-C into exit 130."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MixerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was written", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mixer")
+def main() -> None:
+    """Build reproducible, trainer-ready data mixtures for LLM safety post-training.
+
+    Write a TOML recipe naming your sources and their weights, then run
+    `mixer build recipe.toml`. See recipes/quickstart.toml for an example.
+    """
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: output.dir from the recipe, else ./out/NAME).")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--dry-run", is_flag=True, help="Read, count and plan; print the table; write nothing.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
+@_friendly
+def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], quiet: bool) -> None:
+    """Build the mixture described by RECIPE and write it with a manifest.
+
+    The output folder holds data/train-*.parquet (and validation), manifest.json
+    and, when rows were skipped, rejects.jsonl. It opens with
+    datasets.load_dataset(OUT). Nothing is written if any step fails.
+    """
+    log = pipeline.stderr_log(quiet)
+    parsed = recipe_mod.load(recipe, list(sets))
+    target = out.expanduser().resolve() if out else parsed.output.dir
+    if not dry_run:
+        from mixer.writers import check_target
+
+        check_target(target, force)  # fail before the slow part, not after it
+    mixture = pipeline.build(parsed, log=log)
+    click.echo(mixture.table())
+    if dry_run:
+        click.echo(f"dry run: nothing written (would write {target})")
+        return
+    written = mixture.write(target, force=force, log=log)
+    click.echo(f"wrote {written}")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@_friendly
+def validate(recipe: Path, sets: tuple[str, ...]) -> None:
+    """Check RECIPE without reading any data: keys, types, budgets and paths."""
+    parsed = recipe_mod.load(recipe, list(sets))
+    from mixer.sources.files import locate
+
+    for src in parsed.sources:
+        if not src.is_hub:
+            locate(src)
+    click.echo(f"{recipe}: ok ({len(parsed.sources)} sources, unit = {parsed.unit}, sha256 {parsed.sha256[:12]})")
+
+
+if __name__ == "__main__":
+    main()

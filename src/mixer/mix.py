@@ -1,0 +1,203 @@
+"""Budgets, selection and order: turn a recipe's weights into the rows of the mixture.
+
+Global steps are few and explicit: per-source targets (``allocate``), a per-source ranked
+prefix (``select``) and the final ``shuffle``. Everything else is row-local.
+
+Selection ranks a source's rows by a seeded stable hash of their content and takes a
+prefix, so a smaller budget is a subset of a larger one, and a source's rows do not depend
+on which other sources exist. Upsampling takes whole repeats plus a ranked remainder;
+repeat ``r`` of a row gets the id suffix ``#r`` so it stays unique and transforms can give
+it fresh draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from mixer import rng, schema
+from mixer.errors import DataError
+from mixer.recipe import Recipe, Source
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One source's target and what selection realized, in the source's and the mixture's unit."""
+
+    source: str
+    unit: str  # the unit the source is selected in (an absolute budget may differ from the recipe's)
+    target: float  # in ``unit``
+    target_share: float  # of the mixture total, in the recipe unit
+    available_rows: int
+    available_tokens: int
+    max_epochs: float
+    selected_rows: int
+    selected_tokens: int
+    rebalanced: bool = False
+
+    @property
+    def epochs(self) -> float:
+        """How many times over the source's available data the selection goes (repeat factor)."""
+        avail = self.available_tokens if self.unit == "tokens" else self.available_rows
+        got = self.selected_tokens if self.unit == "tokens" else self.selected_rows
+        return got / avail if avail else 0.0
+
+
+def amount(frame: pl.DataFrame, unit: str) -> float:
+    """Size of ``frame`` in ``unit``."""
+    return float(frame.get_column("n_tokens").sum()) if unit == "tokens" else float(frame.height)
+
+
+def ranked(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """``frame`` in selection order: by a seeded hash of each row's content key."""
+    if frame.is_empty():
+        return frame
+    draws = rng.draw(rng.row_keys(frame.get_column("id")), rng.salt(seed, "select"))
+    order = np.lexsort((frame.get_column("id").to_numpy(), draws))
+    return frame[order]
+
+
+def select(frame: pl.DataFrame, unit: str, target: float, seed: int) -> pl.DataFrame:
+    """Take ``target`` (rows or tokens) from ``frame``: whole repeats, then a ranked prefix.
+
+    The prefix is the one whose size is closest to the remainder, so a token target is met
+    within one row.
+    """
+    if target <= 0 or frame.is_empty():
+        return frame.clear()
+    order = ranked(frame, seed)
+    sizes = order.get_column("n_tokens").to_numpy().astype(np.float64) if unit == "tokens" \
+        else np.ones(order.height)
+    total = sizes.sum()
+    if total <= 0:
+        return frame.clear()
+    whole = int((target + _EPS) // total)
+    rest = target - whole * total
+    cum = np.concatenate(([0.0], np.cumsum(sizes)))  # cum[m] = size of the first m rows
+    m = min(int(np.searchsorted(cum, rest - _EPS, side="left")), len(sizes))
+    if m > 0 and abs(cum[m - 1] - rest) <= abs(cum[m] - rest):
+        m -= 1  # one row fewer is at least as close to the remainder
+    copies = [_repeat(order, r) for r in range(whole)]
+    if m:
+        copies.append(_repeat(order.head(m), whole))
+    return pl.concat(copies) if copies else frame.clear()
+
+
+def _repeat(frame: pl.DataFrame, r: int) -> pl.DataFrame:
+    return frame if r == 0 else frame.with_columns(pl.col("id") + f"#{r}")
+
+
+def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], list[Allocation]]:
+    """Per-source targets and selections for the train split, failing before anything is written
+    when a target cannot be met under the ``max_epochs`` caps (unless ``rebalance = true``)."""
+    unit = recipe.unit
+    chosen: dict[str, pl.DataFrame] = {}
+    plans: dict[str, tuple[str, float, float, bool]] = {}  # name -> (unit, target, share, rebalanced)
+
+    absolute = [s for s in recipe.sources if s.budget is not None]
+    weighted = [s for s in recipe.sources if s.budget is None]
+    short = []
+    for src in absolute:
+        src_unit, want = src.budget  # type: ignore[misc]
+        cap = src.max_epochs * amount(frames[src.name], src_unit)
+        if want > cap + _EPS:
+            short.append(_shortfall(src, src_unit, want, frames[src.name]))
+        plans[src.name] = (src_unit, want, 0.0, False)
+    if short:
+        raise DataError("cannot meet absolute budgets:\n" + "\n".join(short))
+    for src in absolute:
+        src_unit, want, _, _ = plans[src.name]
+        chosen[src.name] = select(frames[src.name], src_unit, want, recipe.seed)
+    used = sum(amount(chosen[s.name], unit) for s in absolute)
+
+    if weighted:
+        assert recipe.total is not None  # the recipe validator guarantees it
+        remaining = recipe.total - used
+        if remaining < -_EPS:
+            raise DataError(f"absolute budgets already take {used:,.0f} {unit}, more than total = "
+                            f"{recipe.total:,.0f}; raise total or lower the tokens/examples budgets")
+        targets, rebalanced = _weighted_targets(recipe, weighted, frames, max(remaining, 0.0))
+        for src in weighted:
+            plans[src.name] = (unit, targets[src.name], 0.0, src.name in rebalanced)
+            chosen[src.name] = select(frames[src.name], unit, targets[src.name], recipe.seed)
+
+    total = recipe.total if recipe.total else sum(amount(f, unit) for f in chosen.values())
+    allocations = []
+    for src in recipe.sources:
+        src_unit, want, _, was_rebalanced = plans[src.name]
+        want_in_unit = want if src_unit == unit else amount(chosen[src.name], unit)
+        frame, got = frames[src.name], chosen[src.name]
+        allocations.append(Allocation(
+            source=src.name, unit=src_unit, target=want,
+            target_share=want_in_unit / total if total else 0.0,
+            available_rows=frame.height, available_tokens=int(amount(frame, "tokens")),
+            max_epochs=src.max_epochs, selected_rows=got.height,
+            selected_tokens=int(amount(got, "tokens")), rebalanced=was_rebalanced,
+        ))
+    return chosen, allocations
+
+
+def _weighted_targets(recipe: Recipe, weighted: list[Source], frames: dict[str, pl.DataFrame],
+                      remaining: float) -> tuple[dict[str, float], set[str]]:
+    unit = recipe.unit
+    avail = {s.name: amount(frames[s.name], unit) for s in weighted}
+    raw = {}
+    for s in weighted:
+        w = 1.0 if s.weight is None else s.weight
+        raw[s.name] = w * (avail[s.name] ** (1.0 / recipe.temperature) if recipe.temperature else 1.0)
+    norm = sum(raw.values())
+    if norm <= 0:
+        raise DataError("every weighted source has zero weight or no data; nothing to take shares of")
+    share = {name: value / norm for name, value in raw.items()}
+    targets = {name: share[name] * remaining for name in share}
+    caps = {s.name: s.max_epochs * avail[s.name] for s in weighted}
+    over = [s for s in weighted if targets[s.name] > caps[s.name] + max(_EPS, 1e-9 * caps[s.name])]
+    if not over:
+        return targets, set()
+    if not recipe.rebalance:
+        lines = [_shortfall(s, unit, targets[s.name], frames[s.name], share[s.name]) for s in over]
+        raise DataError(
+            "cannot meet the mixture's targets under the max_epochs caps:\n" + "\n".join(lines)
+            + "\nLower those weights, raise their max_epochs, lower total, or set rebalance = true "
+              "to spread the shortfall over the other sources"
+        )
+    # Water-filling: fix capped sources at their cap, share the rest among the others.
+    capped: set[str] = set()
+    while True:
+        free = [s.name for s in weighted if s.name not in capped]
+        left = remaining - sum(caps[n] for n in capped)
+        free_norm = sum(share[n] for n in free)
+        for n in capped:
+            targets[n] = caps[n]
+        for n in free:
+            targets[n] = share[n] / free_norm * left if free_norm > 0 else 0.0
+        newly = {n for n in free if targets[n] > caps[n] + _EPS}
+        if not newly:
+            break
+        capped |= newly
+        if len(capped) == len(weighted):
+            can = sum(caps.values())
+            raise DataError(f"even with rebalance = true the sources hold at most {can:,.0f} {unit} "
+                            f"under their max_epochs caps, short of the {remaining:,.0f} {unit} needed; "
+                            "lower total or raise max_epochs")
+    return targets, capped
+
+
+def _shortfall(src: Source, unit: str, want: float, frame: pl.DataFrame, share: float | None = None) -> str:
+    have = amount(frame, unit)
+    shared = f" (share {share:.1%})" if share is not None else ""
+    return (f"  source {src.name!r} needs {want:,.0f} {unit}{shared} but has {have:,.0f} available; "
+            f"max_epochs = {src.max_epochs:g} allows at most {src.max_epochs * have:,.0f}")
+
+
+def shuffle(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """The final order: a seeded hash of (content key, repeat), independent of thread count."""
+    if frame.is_empty():
+        return frame
+    ids = frame.get_column("id")
+    draws = rng.draw(rng.row_keys(ids), rng.salt(seed, "order"), rng.repeat_index(ids))
+    return schema.check(frame[np.lexsort((ids.to_numpy(), draws))], "shuffle")

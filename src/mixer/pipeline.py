@@ -1,0 +1,148 @@
+"""Build a mixture: recipe -> sources -> transforms -> split -> select -> order -> write.
+
+``build`` does everything in memory and returns a :class:`Mixture`, which a training script
+can use directly (``to_datasets``, ``to_polars``, ``manifest``) or write to disk. The CLI is
+a thin layer over these calls.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mixer import manifest as manifest_mod
+from mixer import mix, recipe as recipe_mod, schema, tokens, transforms, writers
+from mixer.errors import OutputError
+from mixer.recipe import Recipe
+from mixer.sources.read import ReadReport, Reject, read_source
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def stderr_log(quiet: bool = False) -> Log:
+    """Progress lines on stderr when it is a terminal; silent in CI, pipes and with --quiet."""
+    if quiet or not sys.stderr.isatty():
+        return _quiet
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Mixture:
+    """A built mixture: its splits as canonical frames, and the manifest that accounts for them."""
+
+    recipe: Recipe
+    splits: dict[str, pl.DataFrame]
+    manifest: dict[str, Any]
+    rejects: list[Reject] = field(default_factory=list)
+
+    def to_polars(self) -> dict[str, pl.DataFrame]:
+        """The splits (``train``, and ``validation`` when the recipe asks for one)."""
+        return dict(self.splits)
+
+    def to_datasets(self) -> Any:
+        """The splits as a ``datasets.DatasetDict``, ready for a trainer."""
+        import datasets
+
+        return datasets.DatasetDict(
+            {name: datasets.Dataset(frame.to_arrow()) for name, frame in self.splits.items() if frame.height}
+        )
+
+    def table(self) -> str:
+        return manifest_mod.table(self.manifest)
+
+    def write(self, out: str | Path | None = None, *, force: bool = False, log: Log = _quiet) -> Path:
+        """Write data files, ``manifest.json`` and (if any) ``rejects.jsonl``; all or nothing."""
+        out_dir = Path(out).expanduser().resolve() if out else self.recipe.output.dir
+        _refuse_inside_inputs(out_dir, self.manifest)
+        with writers.staged(out_dir, force) as stage:
+            log(f"writing {out_dir}")
+            files = writers.write_splits(self.splits, stage, self.recipe.output.format, self.recipe.output.shard_rows)
+            self.manifest["outputs"] = [f.as_dict() for f in files]
+            if self.rejects:
+                writers.write_jsonl(stage / "rejects.jsonl", [r.__dict__ for r in self.rejects])
+                self.manifest["rejects_file"] = "rejects.jsonl"
+            (stage / "manifest.json").write_text(
+                json.dumps(self.manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        return out_dir
+
+
+def _refuse_inside_inputs(out_dir: Path, manifest: dict[str, Any]) -> None:
+    for name, entry in manifest["sources"].items():
+        for item in entry["inputs"]:
+            path = Path(item["path"])
+            if path.exists() and (out_dir == path or out_dir in path.parents):
+                raise OutputError(f"output folder {out_dir} contains an input of source {name!r} ({path}); "
+                                  "writing there would replace the data being read. Choose another --out")
+
+
+def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None,
+          *, log: Log = _quiet) -> Mixture:
+    """Build the mixture a recipe describes, in memory. Nothing is written."""
+    if not isinstance(recipe, Recipe):
+        recipe = recipe_mod.load(recipe, overrides)
+    elif overrides:
+        raise TypeError("overrides apply to a recipe path; pass them to recipe.load instead")
+    enc = tokens.encoding(recipe.tokenizer)
+
+    reports: dict[str, ReadReport] = {}
+    train: dict[str, pl.DataFrame] = {}
+    held: dict[str, pl.DataFrame] = {}
+    for src in recipe.sources:
+        log(f"reading {src.name} from {src.path}")
+        frame, report = read_source(src)
+        reports[src.name] = report
+        frame = transforms.apply(frame, src.transforms, seed=recipe.seed, source=src.name)
+        log(f"counting tokens for {src.name}: {frame.height:,} rows")
+        frame = tokens.count(frame, enc)
+        train[src.name], held[src.name] = _split(frame, recipe)
+
+    chosen, allocations = mix.allocate(recipe, train)
+    val_chosen = {
+        name: mix.select(held[name], recipe.unit,
+                         min(mix.amount(chosen[name], recipe.unit) * recipe.validation / (1 - recipe.validation),
+                             mix.amount(held[name], recipe.unit)), recipe.seed)
+        for name in held
+    }
+    train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
+    entries = {}
+    for alloc in allocations:
+        name = alloc.source
+        got = mix.amount(chosen[name], recipe.unit)
+        entries[name] = manifest_mod.source_entry(
+            reports[name], alloc,
+            split_rows={"train": train[name].height, "validation": held[name].height},
+            tokens_available=int(mix.amount(train[name], "tokens") + mix.amount(held[name], "tokens")),
+            validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
+            realized_share=got / train_total if train_total else 0.0,
+        )
+    splits = {"train": _combine(chosen, recipe)}
+    if recipe.validation > 0:
+        splits["validation"] = _combine(val_chosen, recipe)
+    totals = {name: {"rows": f.height, "tokens": int(mix.amount(f, "tokens"))} for name, f in splits.items()}
+    totals.setdefault("validation", {"rows": 0, "tokens": 0})
+    manifest = manifest_mod.build_manifest(recipe, enc.name, entries, totals)
+    manifest_mod.check(manifest)
+    rejects = [r for rep in reports.values() for r in rep.rejects]
+    return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects)
+
+
+def _split(frame: pl.DataFrame, recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame]:
+    from mixer.split import split
+
+    return split(frame, recipe.validation, recipe.seed)
+
+
+def _combine(parts: dict[str, pl.DataFrame], recipe: Recipe) -> pl.DataFrame:
+    frames = [f for f in parts.values() if f.height]
+    combined = pl.concat(frames) if frames else schema.empty()
+    return mix.shuffle(combined, recipe.seed)

@@ -1,0 +1,121 @@
+"""Writers: canonical splits to files a trainer or ``datasets.load_dataset`` opens.
+
+Files are named in the Hugging Face layout (``data/train-00000-of-00002.parquet``) so
+``datasets.load_dataset(out_dir)`` finds the splits without a loading script. All writing
+happens in a staging folder beside the target, renamed into place only when complete: an
+interrupted or failed build leaves no output folder behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mixer.errors import OutputError
+
+FORMATS = ("parquet", "jsonl")
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One written file as the manifest reports it."""
+
+    path: str  # relative to the output folder
+    split: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "split": self.split, "rows": self.rows, "bytes": self.bytes,
+                "sha256": self.sha256}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_rows: int) -> list[OutputFile]:
+    """Write each non-empty split as evenly sized shards under ``folder/data``."""
+    if fmt not in FORMATS:
+        raise OutputError(f"output.format: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    written: list[OutputFile] = []
+    for split, frame in splits.items():
+        if frame.is_empty():
+            continue
+        n = max(1, math.ceil(frame.height / shard_rows))
+        size = math.ceil(frame.height / n)
+        for i in range(n):
+            part = frame.slice(i * size, size)
+            rel = f"data/{split}-{i:05d}-of-{n:05d}.{fmt}"
+            path = folder / rel
+            if fmt == "parquet":
+                part.write_parquet(path, compression="zstd", statistics=True, row_group_size=50_000)
+            else:
+                part.write_ndjson(path)
+            written.append(OutputFile(rel, split, part.height, path.stat().st_size, _sha256(path)))
+    return written
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Small JSON-lines side files (rejects) written with the standard library."""
+    with path.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def check_target(out_dir: Path, force: bool) -> None:
+    """Refuse to overwrite an existing output unless ``force``; check the parent is writable."""
+    if out_dir.exists() and not force:
+        raise OutputError(f"{out_dir} already exists; pass --force to replace it, or choose "
+                          "another folder with --out")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} exists and is not a folder; remove it or choose another --out")
+    parent = out_dir.parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to {probe}: permission denied; choose another --out")
+
+
+@contextlib.contextmanager
+def staged(out_dir: Path, force: bool) -> Iterator[Path]:
+    """Yield a staging folder beside ``out_dir``; on success it replaces ``out_dir`` atomically.
+
+    On any error (or interrupt) the staging folder is removed and ``out_dir`` is untouched.
+    """
+    check_target(out_dir, force)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the output should not be
+    try:
+        yield stage
+        if out_dir.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, trash / "old")
+            os.replace(stage, out_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
