@@ -90,7 +90,7 @@ def table(manifest: dict[str, Any]) -> str:
     header = ("source", "available", "selected", "tokens", "target", "realized", "epochs")
     rows = [header]
     for name, e in manifest["sources"].items():
-        rows.append((name, f"{e['rows_available']:,}", f"{e['rows_selected']:,}", f"{e['tokens_selected']:,}",
+        rows.append((name, f"{e['split']['train']:,}", f"{e['rows_selected']:,}", f"{e['tokens_selected']:,}",
                      f"{e['target_share']:.1%}", f"{e['realized_share']:.1%}", f"{e['repeat_factor']:.2f}"))
     t = manifest["totals"]
     rows.append(("total", "", f"{t['train']['rows']:,}", f"{t['train']['tokens']:,}", "", "", ""))

@@ -1,0 +1,44 @@
+"""Shared test helpers: paths to the real data slices, and small builders for recipes and files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on Hub retries in tests
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+HH = SHARED / "hh_rlhf_harmless_base"
+TOOL_SPECS = SHARED / "tool_specs"
+EXAMPLES = REPO / "examples" / "data"
+
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "hh_rlhf_harmless_base" / "test.jsonl.gz").exists(),
+    reason="../shared/data (real HH-RLHF and tool-spec slices) is not beside this checkout",
+)
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def chat(user: str, assistant: str, **extra: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}], **extra}
+
+
+def chats(n: int, prefix: str = "q") -> list[dict[str, Any]]:
+    """``n`` distinct chats of varying length, so token budgets are not trivially row budgets."""
+    return [chat(f"{prefix} question {i} " + "word " * (i % 17), f"answer {i} " + "reply " * (i % 23)) for i in range(n)]
+
+
+def write_recipe(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
