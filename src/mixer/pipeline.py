@@ -7,6 +7,7 @@ a thin layer over these calls.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -19,8 +20,9 @@ import polars as pl
 from mixer import manifest as manifest_mod
 from mixer import mix, recipe as recipe_mod, schema, tokens, transforms, writers
 from mixer.errors import OutputError
-from mixer.recipe import Recipe
+from mixer.recipe import Recipe, Source
 from mixer.sources.read import ReadReport, Reject, read_source
+from mixer.split import split
 
 Log = Callable[[str], None]
 
@@ -94,19 +96,25 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
         raise TypeError("overrides apply to a recipe path; pass them to recipe.load instead")
     enc = tokens.encoding(recipe.tokenizer)
 
+    base_dir = recipe.path.resolve().parent if recipe.path else Path.cwd()
     reports: dict[str, ReadReport] = {}
+    steps: dict[str, list[transforms.Step]] = {}
+    raw: dict[str, pl.DataFrame] = {}
     train: dict[str, pl.DataFrame] = {}
     held: dict[str, pl.DataFrame] = {}
     for src in recipe.sources:
         log(f"reading {src.name} from {src.path}")
-        frame, report = read_source(src)
-        reports[src.name] = report
-        frame = transforms.apply(frame, src.transforms, seed=recipe.seed, source=src.name)
+        raw[src.name], reports[src.name] = read_source(src)
+        frame, steps[src.name] = transforms.apply(raw[src.name], src.transforms, seed=recipe.seed,
+                                                  source=src.name, base_dir=base_dir, encoding=enc)
         log(f"counting tokens for {src.name}: {frame.height:,} rows")
         frame = tokens.count(frame, enc)
-        train[src.name], held[src.name] = _split(frame, recipe)
+        train[src.name], held[src.name] = split(frame, recipe.validation, recipe.seed)
 
     chosen, allocations = mix.allocate(recipe, train)
+    for src in recipe.sources:
+        if src.transforms:
+            chosen[src.name] = _refresh_repeats(chosen[src.name], raw[src.name], src, recipe.seed, base_dir, enc)
     val_chosen = {
         name: mix.select(held[name], recipe.unit,
                          min(mix.amount(chosen[name], recipe.unit) * recipe.validation / (1 - recipe.validation),
@@ -117,13 +125,18 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
     entries = {}
     for alloc in allocations:
         name = alloc.source
-        got = mix.amount(chosen[name], recipe.unit)
+        got = chosen[name]
+        alloc = dataclasses.replace(alloc, selected_rows=got.height, selected_tokens=int(mix.amount(got, "tokens")))
         entries[name] = manifest_mod.source_entry(
-            reports[name], alloc,
+            reports[name], steps[name], alloc,
             split_rows={"train": train[name].height, "validation": held[name].height},
             tokens_available=int(mix.amount(train[name], "tokens") + mix.amount(held[name], "tokens")),
             validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
-            realized_share=got / train_total if train_total else 0.0,
+            realized_share=mix.amount(got, recipe.unit) / train_total if train_total else 0.0,
+            augmented_selected={
+                s.label: int(got.get_column("meta").str.contains(f'"aug.{s.position}.', literal=True).sum())
+                for s in steps[name]
+            },
         )
     splits = {"train": _combine(chosen, recipe)}
     if recipe.validation > 0:
@@ -136,10 +149,23 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
     return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects)
 
 
-def _split(frame: pl.DataFrame, recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame]:
-    from mixer.split import split
+def _refresh_repeats(chosen: pl.DataFrame, raw: pl.DataFrame, src: Source, seed: int, base_dir: Path,
+                     enc: Any) -> pl.DataFrame:
+    """Re-run transforms on upsampled copies (ids ``...#r``) so each repeat gets fresh draws.
 
-    return split(frame, recipe.validation, recipe.seed)
+    Selection ran on first copies (repeat 0); a repeat starts again from the untransformed
+    row under its own id, so its augmentation is independent of the first copy's.
+    """
+    is_repeat = chosen.get_column("id").str.contains("#", literal=True)
+    if not is_repeat.any():
+        return chosen
+    repeats = chosen.filter(is_repeat).select("id", pl.col("id").str.replace(r"#\d+$", "").alias("_base"))
+    fresh = (
+        repeats.join(raw.rename({"id": "_base"}), on="_base", how="inner", maintain_order="left")
+        .drop("_base").select(schema.COLUMNS)
+    )
+    fresh, _ = transforms.apply(fresh, src.transforms, seed=seed, source=src.name, base_dir=base_dir, encoding=enc)
+    return pl.concat([chosen.filter(~is_repeat), tokens.count(fresh, enc)])
 
 
 def _combine(parts: dict[str, pl.DataFrame], recipe: Recipe) -> pl.DataFrame:

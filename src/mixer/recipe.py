@@ -312,6 +312,12 @@ class _Validator:
         for i, item in enumerate(transforms):
             if not isinstance(item, dict) or "type" not in item:
                 raise self.fail(f"{where}.transforms[{i}]", "expected a table with a type = \"...\" key")
+        from mixer.transforms import check_specs  # late import: transforms build on recipe types
+
+        try:
+            check_specs(tuple(transforms), name)
+        except RecipeError as exc:
+            raise RecipeError(f"{self.origin}: {exc}") from None
         return Source(
             name=name, path=path, format=fmt, kind=kind, weight=weight, tokens=tokens,
             examples=examples,

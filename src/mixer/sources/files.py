@@ -111,7 +111,7 @@ def read(source: Source) -> tuple[list[InputFile], Iterator[Located]]:
     if is_hf_disk_dataset(root):
         return inputs, _read_hf_disk(source, root)
     base = root if root.is_dir() else root.parent
-    return inputs, _iter_files(files, base if base.exists() else Path("."))
+    return inputs, iter_records(files, base if base.exists() else Path("."))
 
 
 def _label(path: Path, base: Path) -> str:
@@ -121,7 +121,8 @@ def _label(path: Path, base: Path) -> str:
         return path.name
 
 
-def _iter_files(files: list[Path], base: Path) -> Iterator[Located]:
+def iter_records(files: list[Path], base: Path) -> Iterator[Located]:
+    """Records of local files by suffix, labelled relative to ``base``."""
     for path in files:
         label = _label(path, base) if path != base else path.name
         suffix = _suffix(path)

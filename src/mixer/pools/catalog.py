@@ -1,0 +1,135 @@
+"""Tool catalogs: OpenAI function specs from the built-in pool, user files, or a generator.
+
+Every spec is normalized to ``{"type": "function", "function": {...}}`` and serialized once;
+transforms gather these strings, so a spec shared by many rows is one string in memory and
+one tokenization.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from faker import Faker
+
+from mixer import rng
+from mixer.errors import RecipeError
+from mixer.pools import builtin_records, templates
+from mixer.pools.loading import PoolSpec, parse_specs, read_entries
+from mixer.sources.adapters import RowError, tool_spec
+
+GENERATED_DEFAULT = 500
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Tool specs to draw from, with the text the relevance guard compares against."""
+
+    ids: list[str]
+    names: list[str]
+    specs: list[str]  # canonical JSON strings
+    descriptions: list[str]
+    probs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
+def _normalize(ident: str, raw: Any) -> tuple[str, str, str, str]:
+    try:
+        spec = tool_spec(raw, ident)
+    except RowError as exc:
+        raise RecipeError(f"tool catalog entry {ident}: {exc}") from None
+    fn = json.loads(spec)["function"]
+    return ident, fn["name"], spec, str(fn.get("description") or "")
+
+
+def builtin_entries() -> list[tuple[str, str, str, str]]:
+    return [_normalize(f"builtin:{r['id']}", r) for r in builtin_records("tools")]
+
+
+# --------------------------------------------------------------------------- generator
+
+_VERBS = ("get", "list", "create", "update", "delete", "search", "sync", "export", "archive", "validate",
+          "schedule", "fetch", "register", "assign", "approve", "summarize", "reconcile", "import", "tag", "notify")
+_TYPES = ("string", "integer", "number", "boolean", "enum", "array", "object", "date")
+
+
+def _param(fake: Faker, kind: str) -> dict[str, Any]:
+    noun = fake.word()
+    desc = f"The {noun} {fake.random_element(['to use', 'for the request', 'that identifies the record', 'to filter by', 'of the item'])}."
+    if kind == "enum":
+        return {"type": "string", "description": desc, "enum": sorted({fake.word() for _ in range(4)})}
+    if kind == "array":
+        return {"type": "array", "description": desc, "items": {"type": "string"}}
+    if kind == "date":
+        return {"type": "string", "format": "date", "description": desc}
+    if kind == "object":
+        inner = {fake.unique.word(): {"type": "string", "description": f"The {fake.word()} value."} for _ in range(2)}
+        return {"type": "object", "description": desc, "properties": inner, "required": sorted(inner)[:1]}
+    spec: dict[str, Any] = {"type": kind, "description": desc}
+    if kind == "integer":
+        spec["minimum"] = 0
+    return spec
+
+
+def generated_entries(count: int, seed: int, locale: str = "en_US") -> list[tuple[str, str, str, str]]:
+    """``count`` procedurally generated specs: Faker-driven names, descriptions and schemas.
+
+    Deterministic in (seed, count, locale) and independent of the wall clock.
+    """
+    fake = templates.faker(locale, int(rng.salt(seed, "generated-tools")))
+    out = []
+    seen: set[str] = set()
+    for i in range(count):
+        verb = _VERBS[fake.random_int(0, len(_VERBS) - 1)]
+        noun = fake.word().lower()
+        name = f"{verb}_{noun}_{fake.word().lower()}"
+        while name in seen:
+            name = f"{name}_{fake.random_int(2, 99)}"
+        seen.add(name)
+        fake.unique.clear()
+        n_params = fake.random_int(1, 6)
+        props = {}
+        for _ in range(n_params):
+            props[fake.unique.word().lower()] = _param(fake, _TYPES[fake.random_int(0, len(_TYPES) - 1)])
+        required = sorted(props)[: fake.random_int(0, len(props))]
+        desc = (f"{verb.capitalize()} {noun} records in the {fake.company()} {fake.bs()} system. "
+                f"{fake.sentence(nb_words=10)}")
+        fn = {"name": name, "description": desc,
+              "parameters": {"type": "object", "properties": props, "required": required}}
+        out.append(_normalize(f"generated:{i}", fn))
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _entries(spec: PoolSpec, seed: int, locale: str) -> list[tuple[str, str, str, str]]:
+    if spec.name == "builtin" and spec.path is None:
+        return builtin_entries()
+    if spec.name == "generated" and spec.path is None:
+        return generated_entries(spec.count or GENERATED_DEFAULT, seed, locale)
+    return [_normalize(ident, value) for ident, value in read_entries(spec, columns=())]
+
+
+def load_catalog(catalog: Any, *, seed: int, locale: str = "en_US", base_dir: Path | None = None) -> Catalog:
+    """Expand a ``catalog`` option (``"builtin"``, ``"generated"``, paths, tables) into a Catalog."""
+    specs = parse_specs(catalog, "catalog", base_dir, columns=(), builtins=("builtin", "generated"))
+    ids, names, jsons, descs, probs = [], [], [], [], []
+    total_weight = sum(s.weight for s in specs)
+    for spec in specs:
+        entries = _entries(spec, seed, locale)
+        if not entries:
+            raise RecipeError(f"catalog {spec.name!r} has no tool specs")
+        for ident, name, spec_json, desc in entries:
+            ids.append(ident)
+            names.append(name)
+            jsons.append(spec_json)
+            descs.append(desc)
+            probs.append(spec.weight / total_weight / len(entries))
+    p = np.asarray(probs, dtype=np.float64)
+    return Catalog(ids, names, jsons, descs, p / p.sum())

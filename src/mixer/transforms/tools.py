@@ -1,0 +1,252 @@
+"""``tools``: attach unrelated tool specs to chat rows, never modifying a turn.
+
+Per row: with probability ``p``, draw a count in ``count = [lo, hi]`` and that many specs from
+the catalog. Names stay unique within a row (including tools the row already had), and the
+**relevance guard** skips any tool whose name or description overlaps the row's user turns,
+so attached tools are never needed for the request.
+
+Vectorized: candidates are drawn as an (rows x K) index matrix with numpy, filtered with
+array masks, and the list column is built with Arrow offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from mixer.errors import RecipeError
+from mixer.pools.catalog import Catalog, load_catalog
+from mixer import rng
+from mixer.transforms.rows import choice, empty_lists, extend_lists, note, pick, probability, uniforms
+
+RENDERS = ("field", "system", "both")
+
+#: How a tools block reads when ``render`` puts it in the system prompt: (header, item, footer).
+#: ``{json}`` is the spec; ``{name}`` and ``{description}`` its function's fields.
+BLOCKS: tuple[tuple[str, str, str], ...] = (
+    ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>", "{json}", "</tools>"),
+    ("You have access to the following tools:", "- {name}: {description}\n  Parameters: {parameters}", ""),
+    ("Available functions (JSON Schema):\n```json", "{json}", "```"),
+    ("## Functions\n\nCall a function only when it is needed to answer the user.", "### {name}\n{description}\n{parameters}", ""),
+)
+
+_STOP = frozenset("""
+the and for with that this from your you are was were have has had can will would should could what when where
+which who whom whose how why not but all any each into onto over under about above below than then them they
+their there here also just only very more most some such other another been being does did doing done get gets
+getting got give given gives make makes made use used uses using list lists set sets new old one two three
+specified specific specify based given value values data info information item items record records returns
+return provide provides provided option options optional required number string type name names default field
+fields object array boolean integer request response result results user users tool tools function functions
+please want need know like tell think good well yes okay really would could thing things something anything
+way ways time times people person someone help""".split())
+_WORD = re.compile(r"[a-z][a-z0-9]{2,}")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_STEM = 5
+_MAX_NAME = 8  # stems kept per tool name / per tool (name first): bounds the guard's work
+_MAX_ALL = 24
+
+
+def _stems(text: str) -> list[str]:
+    text = _CAMEL.sub(" ", text).replace("_", " ").replace(".", " ").lower()
+    return sorted({w[:_STEM] for w in _WORD.findall(text) if w not in _STOP})
+
+
+class _Guard:
+    """Keyword index of a catalog: tool stems as padded vocab-id arrays."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        name_stems = [_stems(n) for n in catalog.names]
+        all_stems = [ns + [s for s in _stems(d) if s not in ns] for ns, d in zip(name_stems, catalog.descriptions)]
+        vocab = sorted({s for stems in all_stems for s in stems})
+        self.vocab = {s: i for i, s in enumerate(vocab)}
+        self.words = max(1, (len(vocab) + 63) // 64)
+        self.names = self._pad([[self.vocab[s] for s in st][:_MAX_NAME] for st in name_stems])
+        self.all = self._pad([[self.vocab[s] for s in st][:_MAX_ALL] for st in all_stems])
+
+    @staticmethod
+    def _pad(lists: list[list[int]]) -> np.ndarray:
+        width = max(1, max((len(x) for x in lists), default=1))
+        out = np.full((len(lists), width), -1, dtype=np.int32)
+        for i, x in enumerate(lists):
+            out[i, : len(x)] = x
+        return out
+
+    def row_bits(self, user_text: pl.Series) -> np.ndarray:
+        """A bitset per row of the catalog-vocabulary stems in its user turns."""
+        n = len(user_text)
+        bits = np.zeros((n, self.words), dtype=np.uint64)
+        words = (
+            pl.DataFrame({"t": user_text}).with_row_index("row")
+            .select("row", pl.col("t").str.to_lowercase().str.extract_all(r"[a-z][a-z0-9]{2,}").alias("w"))
+            .explode("w").drop_nulls("w")
+            .filter(~pl.col("w").is_in(list(_STOP)))
+            .select("row", pl.col("w").str.head(_STEM))
+            .unique()
+        )
+        vocab = pl.DataFrame({"w": list(self.vocab), "v": list(self.vocab.values())},
+                             schema={"w": pl.String, "v": pl.Int64})
+        hits = words.join(vocab, on="w", how="inner")
+        r = hits.get_column("row").to_numpy().astype(np.int64)
+        v = hits.get_column("v").to_numpy()
+        np.bitwise_or.at(bits, (r, v >> 6), np.left_shift(np.uint64(1), (v & 63).astype(np.uint64)))
+        return bits
+
+    def flagged(self, bits: np.ndarray, cand: np.ndarray, threshold: float) -> np.ndarray:
+        """(rows x K) mask of candidates that overlap their row's user turns."""
+        def matched(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            ids = table[cand]  # rows x K x L
+            valid = ids >= 0
+            safe = np.where(valid, ids, 0)
+            rows = np.arange(len(cand))[:, None, None]
+            hit = (bits[rows, safe >> 6] >> (safe & 63).astype(np.uint64)) & np.uint64(1)
+            return (hit.astype(bool) & valid).sum(-1), valid.sum(-1)
+
+        name_hit, name_len = matched(self.names)
+        all_hit, all_len = matched(self.all)
+        by_name = (name_len > 0) & (name_hit * 2 >= np.maximum(name_len, 1)) & (name_hit > 0)
+        by_all = (all_len > 0) & (all_hit >= threshold * np.maximum(all_len, 1)) & (all_hit > 0)
+        return by_name | by_all
+
+
+def _count_option(count: Any) -> tuple[int, int]:
+    if isinstance(count, int) and not isinstance(count, bool):
+        count = (count, count)
+    if (not isinstance(count, (list, tuple)) or len(count) != 2
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in count)
+            or not 0 <= count[0] <= count[1]):
+        raise RecipeError(f"count: expected [lo, hi] with 0 <= lo <= hi, got {count!r}")
+    return int(count[0]), int(count[1])
+
+
+def _user_text(frame: pl.DataFrame) -> pl.Series:
+    return frame.select(
+        pl.col("messages").list.eval(
+            pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
+        ).list.join("\n")
+    ).to_series()
+
+
+def _existing_names(frame: pl.DataFrame, name_ids: dict[str, int]) -> pl.DataFrame:
+    """(row, name id) pairs for tools rows already carry, restricted to catalog names."""
+    return (
+        frame.select(pl.col("tools")).with_row_index("row")
+        .filter(pl.col("tools").list.len() > 0)
+        .explode("tools")
+        .select("row", pl.col("tools").str.json_path_match("$.function.name").alias("name"))
+        .join(pl.DataFrame({"name": list(name_ids), "nid": list(name_ids.values())},
+                           schema={"name": pl.String, "nid": pl.Int64}), on="name", how="inner")
+    )
+
+
+def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 3),
+          render: str = "field", block: int | None = None, guard: float | bool = 0.3,
+          locale: str = "en_US", seed: int = 0, position: int = 0, base_dir: Path | None = None,
+          _chunk: int = 32_768) -> pl.DataFrame:
+    """With probability ``p``, attach ``count = [lo, hi]`` tool specs from ``catalog`` to chat rows.
+
+    ``render``: ``field`` (the ``tools`` column), ``system`` (a tools block appended to the
+    system prompt; ``block`` picks one of ``BLOCKS``, default a per-row draw) or ``both``.
+    ``guard``: keyword-overlap threshold of the relevance guard (``false`` turns it off).
+    """
+    p = probability(p)
+    lo, hi = _count_option(count)
+    render = choice(render, "render", RENDERS)
+    if guard is True or not isinstance(guard, (int, float)) or (guard is not False and not 0 < guard <= 1):
+        raise RecipeError(f"guard: expected a threshold in (0, 1] or false, got {guard!r}")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < len(BLOCKS)):
+        raise RecipeError(f"block: expected 0..{len(BLOCKS) - 1}, got {block!r}")
+    cat = load_catalog(catalog, seed=seed, locale=locale, base_dir=base_dir)
+    if frame.is_empty() or hi == 0:
+        return frame
+
+    n = frame.height
+    chosen = ((frame.get_column("kind") == "chat").to_numpy()
+              & (uniforms(frame, seed, position, "tools.apply") < p))
+    rows = np.flatnonzero(chosen)
+    m = len(rows)
+    ids = frame.get_column("id").gather(rows)
+    keys, reps = rng.row_keys(ids), rng.repeat_index(ids)
+    u_count = rng.uniform(rng.draw(keys, rng.salt(seed, position, "tools.count"), reps))
+    want = np.minimum(lo + np.floor(u_count * (hi - lo + 1)).astype(np.int64), hi)
+
+    # Candidate matrix: K independent draws per row, more than needed to survive the filters.
+    k = 2 * hi + 6
+    cdf = np.cumsum(cat.probs)
+    cand = np.empty((m, k), dtype=np.int64)
+    for j in range(k):
+        cand[:, j] = pick(cdf, rng.uniform(rng.draw(keys, rng.salt(seed, position, "tools.pick", j), reps)))
+
+    names_unique = {name: i for i, name in enumerate(dict.fromkeys(cat.names))}
+    name_of = np.array([names_unique[name] for name in cat.names], dtype=np.int64)
+    nid = name_of[cand]
+    keep = np.ones((m, k), dtype=bool)
+    sub = frame.select("messages", "tools")[rows]
+    if guard is not False:
+        g = _Guard(cat)
+        user = _user_text(sub)
+        for start in range(0, m, _chunk):
+            sl = slice(start, start + _chunk)
+            keep[sl] &= ~g.flagged(g.row_bits(user[sl]), cand[sl], float(guard))
+    existing = _existing_names(sub, names_unique)
+    if existing.height:  # rows that already carry tools: never attach a second tool of the same name
+        clash = (
+            pl.DataFrame({"row": np.repeat(np.arange(m, dtype=np.int64), k), "nid": nid.ravel()})
+            .with_row_index("i")
+            .join(existing.select(pl.col("row").cast(pl.Int64), "nid"), on=["row", "nid"], how="semi")
+        )
+        keep.ravel()[clash.get_column("i").to_numpy()] = False
+    for j in range(1, k):  # a name may appear once per row: keep its first surviving slot
+        dup = ((nid[:, :j] == nid[:, j : j + 1]) & keep[:, :j]).any(axis=1)
+        keep[:, j] &= ~dup
+    keep &= np.cumsum(keep, axis=1) <= want[:, None]
+    counts = np.zeros(n, dtype=np.int64)
+    counts[rows] = keep.sum(axis=1)
+    picked = cand[keep]  # row-major with rows ascending: each row's tools in draw order
+
+    out = frame
+    if render in ("field", "both"):
+        specs = pa.array(cat.specs, type=pa.large_string()).take(pa.array(picked))
+        out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, specs))
+    if render in ("system", "both"):
+        out = out.with_columns(system=_render_block(frame, picked, counts, cat, seed, position, block))
+    id_json = pa.array([json.dumps(i) for i in cat.ids], type=pa.large_string()).take(pa.array(picked))
+    id_lists = extend_lists(empty_lists(n), counts, id_json)
+    notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
+    return note(out, counts > 0, f"aug.{position}.tools", notes)
+
+
+def _render_block(frame: pl.DataFrame, picked: np.ndarray, counts: np.ndarray, cat: Catalog, seed: int,
+                  position: int, block: int | None) -> pl.Series:
+    """The system column with a tools block appended for rows that got tools."""
+    n = frame.height
+    which = (np.full(n, block, dtype=np.int64) if block is not None
+             else np.floor(uniforms(frame, seed, position, "tools.block") * len(BLOCKS)).astype(np.int64))
+    rendered = pa.array([text for _, item, _ in BLOCKS for text in _render_items(cat, item)],
+                        type=pa.large_string())
+    item_text = rendered.take(pa.array(np.repeat(which, counts) * len(cat) + picked))
+    item_lists = extend_lists(empty_lists(n), counts, item_text)
+    header = pl.Series([h for h, _, _ in BLOCKS]).gather(which)
+    footer = pl.Series([f for _, _, f in BLOCKS]).gather(which)
+    body = pl.concat_str([pl.lit(header), pl.lit(item_lists).list.join("\n"), pl.lit(footer)], separator="\n")
+    body = body.str.strip_chars_end("\n")
+    old = pl.col("system")
+    combined = pl.when(old.is_null()).then(body).otherwise(old + "\n\n" + body)
+    return frame.select(pl.when(pl.Series(counts > 0)).then(combined).otherwise(old).alias("system")).to_series()
+
+
+def _render_items(cat: Catalog, item: str) -> list[str]:
+    out = []
+    for spec in cat.specs:
+        fn = json.loads(spec)["function"]
+        out.append(item.replace("{json}", spec).replace("{name}", fn["name"])
+                   .replace("{description}", str(fn.get("description") or ""))
+                   .replace("{parameters}", json.dumps(fn.get("parameters") or {}, ensure_ascii=False)))
+    return out
