@@ -31,7 +31,7 @@ class Catalog:
     ids: list[str]
     names: list[str]
     specs: list[str]  # canonical JSON strings
-    descriptions: list[str]
+    about: list[str]  # description, parameter names, descriptions and enum values: what the guard reads
     probs: np.ndarray
 
     def __len__(self) -> int:
@@ -44,7 +44,21 @@ def _normalize(ident: str, raw: Any) -> tuple[str, str, str, str]:
     except RowError as exc:
         raise RecipeError(f"tool catalog entry {ident}: {exc}") from None
     fn = json.loads(spec)["function"]
-    return ident, fn["name"], spec, str(fn.get("description") or "")
+    return ident, fn["name"], spec, " ".join([str(fn.get("description") or ""), *_schema_words(fn.get("parameters"))])
+
+
+def _schema_words(schema: Any) -> list[str]:
+    """Property names, descriptions and enum values of a JSON Schema, depth first."""
+    out: list[str] = []
+    if isinstance(schema, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            out.append(str(key))
+            if isinstance(sub, dict):
+                out.append(str(sub.get("description") or ""))
+                out += [str(v) for v in sub.get("enum") or [] if isinstance(v, (str, int, float))]
+                out += _schema_words(sub)
+                out += _schema_words(sub.get("items"))
+    return out
 
 
 def builtin_entries() -> list[tuple[str, str, str, str]]:
@@ -119,17 +133,17 @@ def _entries(spec: PoolSpec, seed: int, locale: str) -> list[tuple[str, str, str
 def load_catalog(catalog: Any, *, seed: int, locale: str = "en_US", base_dir: Path | None = None) -> Catalog:
     """Expand a ``catalog`` option (``"builtin"``, ``"generated"``, paths, tables) into a Catalog."""
     specs = parse_specs(catalog, "catalog", base_dir, columns=(), builtins=("builtin", "generated"))
-    ids, names, jsons, descs, probs = [], [], [], [], []
+    ids, names, jsons, about, probs = [], [], [], [], []
     total_weight = sum(s.weight for s in specs)
     for spec in specs:
         entries = _entries(spec, seed, locale)
         if not entries:
             raise RecipeError(f"catalog {spec.name!r} has no tool specs")
-        for ident, name, spec_json, desc in entries:
+        for ident, name, spec_json, text in entries:
             ids.append(ident)
             names.append(name)
             jsons.append(spec_json)
-            descs.append(desc)
+            about.append(text)
             probs.append(spec.weight / total_weight / len(entries))
     p = np.asarray(probs, dtype=np.float64)
-    return Catalog(ids, names, jsons, descs, p / p.sum())
+    return Catalog(ids, names, jsons, about, p / p.sum())

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
@@ -50,70 +49,54 @@ way ways time times people person someone help""".split())
 _WORD = re.compile(r"[a-z][a-z0-9]{2,}")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _STEM = 5
-_MAX_NAME = 8  # stems kept per tool name / per tool (name first): bounds the guard's work
-_MAX_ALL = 24
 
 
 def _stems(text: str) -> list[str]:
+    """Distinct 5-character stems of the content words, in order of first appearance."""
     text = _CAMEL.sub(" ", text).replace("_", " ").replace(".", " ").lower()
-    return sorted({w[:_STEM] for w in _WORD.findall(text) if w not in _STOP})
+    return list(dict.fromkeys(w[:_STEM] for w in _WORD.findall(text) if w not in _STOP))
 
 
 class _Guard:
-    """Keyword index of a catalog: tool stems as padded vocab-id arrays."""
+    """The relevance guard: skip a tool that shares any content keyword with the row's user turns.
+
+    Keywords are 5-character stems of content words (stop words removed) from the tool's
+    name, description, parameter names, parameter descriptions and enum values. The index
+    maps each stem to a bitset of the tools containing it; a row's relevant tools are the OR
+    of its stems' bitsets, and each candidate is one bit lookup.
+    """
 
     def __init__(self, catalog: Catalog) -> None:
-        name_stems = [_stems(n) for n in catalog.names]
-        all_stems = [ns + [s for s in _stems(d) if s not in ns] for ns, d in zip(name_stems, catalog.descriptions)]
-        vocab = sorted({s for stems in all_stems for s in stems})
-        self.vocab = {s: i for i, s in enumerate(vocab)}
-        self.words = max(1, (len(vocab) + 63) // 64)
-        self.names = self._pad([[self.vocab[s] for s in st][:_MAX_NAME] for st in name_stems])
-        self.all = self._pad([[self.vocab[s] for s in st][:_MAX_ALL] for st in all_stems])
+        stems = [_stems(f"{name} {about}") for name, about in zip(catalog.names, catalog.about)]
+        vocab = sorted({s for st in stems for s in st})
+        self.vocab = pl.DataFrame({"w": vocab, "v": np.arange(len(vocab), dtype=np.int64)},
+                                  schema={"w": pl.String, "v": pl.Int64})
+        self.words = max(1, (len(stems) + 63) // 64)
+        index = {s: i for i, s in enumerate(vocab)}
+        self.postings = np.zeros((max(1, len(vocab)), self.words), dtype=np.uint64)
+        for t, st in enumerate(stems):
+            for s in st:
+                self.postings[index[s], t >> 6] |= np.uint64(1) << np.uint64(t & 63)
 
-    @staticmethod
-    def _pad(lists: list[list[int]]) -> np.ndarray:
-        width = max(1, max((len(x) for x in lists), default=1))
-        out = np.full((len(lists), width), -1, dtype=np.int32)
-        for i, x in enumerate(lists):
-            out[i, : len(x)] = x
-        return out
-
-    def row_bits(self, user_text: pl.Series) -> np.ndarray:
-        """A bitset per row of the catalog-vocabulary stems in its user turns."""
-        n = len(user_text)
-        bits = np.zeros((n, self.words), dtype=np.uint64)
-        words = (
+    def relevant(self, user_text: pl.Series, cand: np.ndarray) -> np.ndarray:
+        """(rows x K) mask of candidates relevant to their row's user turns."""
+        hits = (
             pl.DataFrame({"t": user_text}).with_row_index("row")
             .select("row", pl.col("t").str.to_lowercase().str.extract_all(r"[a-z][a-z0-9]{2,}").alias("w"))
             .explode("w").drop_nulls("w")
             .filter(~pl.col("w").is_in(list(_STOP)))
             .select("row", pl.col("w").str.head(_STEM))
             .unique()
+            .join(self.vocab, on="w", how="inner")
+            .sort("row")
         )
-        vocab = pl.DataFrame({"w": list(self.vocab), "v": list(self.vocab.values())},
-                             schema={"w": pl.String, "v": pl.Int64})
-        hits = words.join(vocab, on="w", how="inner")
-        r = hits.get_column("row").to_numpy().astype(np.int64)
-        v = hits.get_column("v").to_numpy()
-        np.bitwise_or.at(bits, (r, v >> 6), np.left_shift(np.uint64(1), (v & 63).astype(np.uint64)))
-        return bits
-
-    def flagged(self, bits: np.ndarray, cand: np.ndarray, threshold: float) -> np.ndarray:
-        """(rows x K) mask of candidates that overlap their row's user turns."""
-        def matched(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            ids = table[cand]  # rows x K x L
-            valid = ids >= 0
-            safe = np.where(valid, ids, 0)
-            rows = np.arange(len(cand))[:, None, None]
-            hit = (bits[rows, safe >> 6] >> (safe & 63).astype(np.uint64)) & np.uint64(1)
-            return (hit.astype(bool) & valid).sum(-1), valid.sum(-1)
-
-        name_hit, name_len = matched(self.names)
-        all_hit, all_len = matched(self.all)
-        by_name = (name_len > 0) & (name_hit * 2 >= np.maximum(name_len, 1)) & (name_hit > 0)
-        by_all = (all_len > 0) & (all_hit >= threshold * np.maximum(all_len, 1)) & (all_hit > 0)
-        return by_name | by_all
+        rel = np.zeros((len(cand), self.words), dtype=np.uint64)
+        if hits.height:
+            rows = hits.get_column("row").to_numpy().astype(np.int64)
+            starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+            rel[rows[starts]] = np.bitwise_or.reduceat(self.postings[hits.get_column("v").to_numpy()], starts, axis=0)
+        r = np.arange(len(cand))[:, None]
+        return ((rel[r, cand >> 6] >> (cand & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
 
 
 def _count_option(count: Any) -> tuple[int, int]:
@@ -147,20 +130,21 @@ def _existing_names(frame: pl.DataFrame, name_ids: dict[str, int]) -> pl.DataFra
 
 
 def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 3),
-          render: str = "field", block: int | None = None, guard: float | bool = 0.3,
+          render: str = "field", block: int | None = None, guard: bool = True,
           locale: str = "en_US", seed: int = 0, position: int = 0, base_dir: Path | None = None,
-          _chunk: int = 32_768) -> pl.DataFrame:
+          _chunk: int = 65_536) -> pl.DataFrame:
     """With probability ``p``, attach ``count = [lo, hi]`` tool specs from ``catalog`` to chat rows.
 
     ``render``: ``field`` (the ``tools`` column), ``system`` (a tools block appended to the
     system prompt; ``block`` picks one of ``BLOCKS``, default a per-row draw) or ``both``.
-    ``guard``: keyword-overlap threshold of the relevance guard (``false`` turns it off).
+    ``guard``: skip tools sharing a content keyword (stems of name, description, parameters)
+    with the row's user turns, so attached tools are never needed; ``false`` turns it off.
     """
     p = probability(p)
     lo, hi = _count_option(count)
     render = choice(render, "render", RENDERS)
-    if guard is True or not isinstance(guard, (int, float)) or (guard is not False and not 0 < guard <= 1):
-        raise RecipeError(f"guard: expected a threshold in (0, 1] or false, got {guard!r}")
+    if not isinstance(guard, bool):
+        raise RecipeError(f"guard: expected true or false, got {guard!r}")
     if block is not None and (isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < len(BLOCKS)):
         raise RecipeError(f"block: expected 0..{len(BLOCKS) - 1}, got {block!r}")
     cat = load_catalog(catalog, seed=seed, locale=locale, base_dir=base_dir)
@@ -189,12 +173,12 @@ def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, coun
     nid = name_of[cand]
     keep = np.ones((m, k), dtype=bool)
     sub = frame.select("messages", "tools")[rows]
-    if guard is not False:
+    if guard:
         g = _Guard(cat)
         user = _user_text(sub)
         for start in range(0, m, _chunk):
             sl = slice(start, start + _chunk)
-            keep[sl] &= ~g.flagged(g.row_bits(user[sl]), cand[sl], float(guard))
+            keep[sl] &= ~g.relevant(user[sl], cand[sl])
     existing = _existing_names(sub, names_unique)
     if existing.height:  # rows that already carry tools: never attach a second tool of the same name
         clash = (
@@ -213,11 +197,11 @@ def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, coun
 
     out = frame
     if render in ("field", "both"):
-        specs = pa.array(cat.specs, type=pa.large_string()).take(pa.array(picked))
+        specs = pl.Series(cat.specs, dtype=pl.String).gather(picked)
         out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, specs))
     if render in ("system", "both"):
         out = out.with_columns(system=_render_block(frame, picked, counts, cat, seed, position, block))
-    id_json = pa.array([json.dumps(i) for i in cat.ids], type=pa.large_string()).take(pa.array(picked))
+    id_json = pl.Series([json.dumps(i) for i in cat.ids], dtype=pl.String).gather(picked)
     id_lists = extend_lists(empty_lists(n), counts, id_json)
     notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
     return note(out, counts > 0, f"aug.{position}.tools", notes)
@@ -229,9 +213,8 @@ def _render_block(frame: pl.DataFrame, picked: np.ndarray, counts: np.ndarray, c
     n = frame.height
     which = (np.full(n, block, dtype=np.int64) if block is not None
              else np.floor(uniforms(frame, seed, position, "tools.block") * len(BLOCKS)).astype(np.int64))
-    rendered = pa.array([text for _, item, _ in BLOCKS for text in _render_items(cat, item)],
-                        type=pa.large_string())
-    item_text = rendered.take(pa.array(np.repeat(which, counts) * len(cat) + picked))
+    rendered = pl.Series([text for _, item, _ in BLOCKS for text in _render_items(cat, item)], dtype=pl.String)
+    item_text = rendered.gather(np.repeat(which, counts) * len(cat) + picked)
     item_lists = extend_lists(empty_lists(n), counts, item_text)
     header = pl.Series([h for h, _, _ in BLOCKS]).gather(which)
     footer = pl.Series([f for _, _, f in BLOCKS]).gather(which)
