@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -189,3 +190,75 @@ weight = 1
     hh = m.manifest["sources"]["hh"]
     assert hh["rows_read"] == 2312 == hh["rows_available"] == hh["split"]["train"] + hh["split"]["validation"]
     assert hh["repairs"] == {"merged consecutive turns": 8, "removed empty final turn": 4}
+
+
+DIVERSIFIED = REPO / "recipes" / "harmlessness-diversified.toml"
+
+
+@needs_shared
+def test_diversified_recipe_builds_on_real_hh_rlhf_with_augmentation_counted(tmp_path: Path) -> None:
+    code, output = run_cli("build", str(DIVERSIFIED), "--out", str(tmp_path / "out"),
+                           "--set", f"sources.harmless.path={HH}", "--set", "total=300000")
+    assert code == 0, output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    steps = manifest["sources"]["harmless"]["transforms"]
+    assert [s["type"] for s in steps] == ["system_prompt", "tools"]
+    assert all(0 < s["augmented_selected"] <= manifest["sources"]["harmless"]["rows_selected"] for s in steps)
+    assert manifest["pools"]["builtin_sha256"]
+
+
+def test_repeats_in_a_build_carry_fresh_augmentations(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(40))
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 120
+[sources.a]
+path = "a.jsonl"
+weight = 1
+max_epochs = 3
+[[sources.a.transforms]]
+type = "system_prompt"
+[[sources.a.transforms]]
+type = "tools"
+p = 1.0
+count = [2, 4]
+""")
+    train = pipeline.build(recipe).splits["train"]
+    first = train.filter(~pl.col("id").str.contains("#")).sort("id")
+    second = train.filter(pl.col("id").str.ends_with("#1")).with_columns(pl.col("id").str.replace("#1", "")).sort("id")
+    assert first.height == second.height == 40
+    assert first.get_column("messages").equals(second.get_column("messages"))
+    assert (first.get_column("system") != second.get_column("system")).sum() > 20
+    assert (first.get_column("n_tokens") != second.get_column("n_tokens")).sum() > 0  # counted per copy
+
+
+def test_filter_transform_rows_are_counted_as_filtered(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(100))
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 20
+[sources.a]
+path = "a.jsonl"
+weight = 1
+[[sources.a.transforms]]
+type = "filter"
+exclude = "question 1"
+""")
+    a = pipeline.build(recipe).manifest["sources"]["a"]
+    assert a["rows_filtered"] == 11 and a["filtered_by"] == {"0:filter": 11}
+    assert a["rows_read"] == a["rows_rejected"] + a["rows_filtered"] + a["rows_available"]
+
+
+@needs_shared
+def test_preview_shows_before_and_after(tmp_path: Path) -> None:
+    code, output = run_cli("preview", str(DIVERSIFIED), "--source", "harmless", "-n", "4",
+                           "--set", f"sources.harmless.path={HH}")
+    assert code == 0, output
+    assert output.count("── harmless/") == 4 and "turns (unchanged)" in output and "applied:" in output
+
+
+def test_pools_command_lists_and_shows(tmp_path: Path) -> None:
+    code, output = run_cli("pools")
+    assert code == 0 and "system_prompts" in output and "tool specs across 20 domains" in output
+    code, output = run_cli("pools", "show", "tools", "-n", "2")
+    assert code == 0 and output.count("parameters:") == 2

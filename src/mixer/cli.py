@@ -96,5 +96,67 @@ def validate(recipe: Path, sets: tuple[str, ...]) -> None:
     click.echo(f"{recipe}: ok ({len(parsed.sources)} sources, unit = {parsed.unit}, sha256 {parsed.sha256[:12]})")
 
 
+_POOLS = ("system_prompts", "tools", "requests", "generated-tools")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def pools(ctx: click.Context) -> None:
+    """List the built-in augmentation pools, or show entries with `pools show NAME`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mixer.pools import builtin_records, version
+
+    tools = builtin_records("tools")
+    styles = sorted({r["style"] for r in builtin_records("system_prompts")})
+    domains = sorted({r["domain"] for r in tools})
+    click.echo(f"built-in pools (sha256 {version()}):")
+    click.echo(f"  system_prompts   {len(builtin_records('system_prompts')):>4} templates, styles: {', '.join(styles)}")
+    click.echo(f"  tools            {len(tools):>4} tool specs across {len(domains)} domains: {', '.join(domains)}")
+    click.echo(f"  requests         {len(builtin_records('requests')):>4} document requests (documents_to_chat)")
+    click.echo("  generated-tools     * procedurally generated specs (catalog = \"generated\")")
+
+
+@pools.command("show")
+@click.argument("name", type=click.Choice(_POOLS))
+@click.option("-n", "count", default=5, show_default=True, help="How many entries to print.")
+@click.option("--seed", default=0, show_default=True, help="Seed for filled templates and generated tools.")
+@_friendly
+def pools_show(name: str, count: int, seed: int) -> None:
+    """Print the first entries of a built-in pool (templates filled with Faker)."""
+    from mixer.pools import builtin_records
+    from mixer.pools.catalog import generated_entries
+    from mixer.pools.templates import faker, fill
+
+    if name == "generated-tools":
+        for ident, _, spec, _ in generated_entries(count, seed):
+            click.echo(f"{ident}\n  {spec}")
+        return
+    fake = faker("en_US", seed)
+    for record in builtin_records(name)[:count]:
+        if name == "tools":
+            fn = record["function"]
+            click.echo(f"{record['id']}  ({record['domain']})\n  {fn['description']}\n  "
+                       f"parameters: {', '.join(fn['parameters'].get('properties', {}))}")
+        else:
+            text = fill(record["text"], fake)
+            style = f"  [{record['style']}]" if "style" in record else ""
+            click.echo(f"{record['id']}{style}\n  {text}" + ("" if text == record["text"] else f"\n  template: {record['text']}"))
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", "source_name", required=True, help="Which recipe source to preview.")
+@click.option("-n", "count", default=3, show_default=True, help="How many rows to show.")
+@click.option("--width", default=300, show_default=True, help="Truncate long texts to this many characters.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@_friendly
+def preview(recipe: Path, source_name: str, count: int, width: int, sets: tuple[str, ...]) -> None:
+    """Show rows of one source before and after its transforms."""
+    from mixer.preview import render_preview
+
+    click.echo(render_preview(recipe_mod.load(recipe, list(sets)), source_name, count, width))
+
+
 if __name__ == "__main__":
     main()
