@@ -29,7 +29,8 @@ def versions() -> dict[str, str]:
     return found
 
 
-def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, split_rows: dict[str, int],
+def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, cleaned: dict[str, int],
+                 split_rows: dict[str, int],
                  tokens_available: int, validation: dict[str, int], realized_share: float,
                  augmented_selected: dict[str, int]) -> dict[str, Any]:
     filtered = {s.label: s.rows_in - s.rows_out for s in steps if s.rows_in != s.rows_out}
@@ -40,6 +41,7 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, split
         "rows_rejected": report.rows_rejected,
         "rejected_reasons": dict(sorted(report.rejected.items())),
         "repairs": dict(sorted(report.repairs.items())),
+        **cleaned,
         "rows_filtered": sum(filtered.values()),
         "filtered_by": filtered,
         "rows_available": split_rows["train"] + split_rows["validation"],
@@ -83,14 +85,16 @@ def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[s
         "totals": totals,
         "outputs": [],
         "rejects_file": None,
+        "removed_file": None,
     }
 
 
 def check(manifest: dict[str, Any]) -> None:
     """The accounting must add up; a failure here is a bug in mixer, not in the data."""
     for name, entry in manifest["sources"].items():
-        if entry["rows_read"] != entry["rows_rejected"] + entry["rows_filtered"] + entry["rows_available"]:
-            raise AssertionError(f"manifest: source {name}: read != rejected + filtered + available")
+        buckets = ("rows_rejected", "rows_deduplicated", "rows_decontaminated", "rows_filtered", "rows_available")
+        if entry["rows_read"] != sum(entry[b] for b in buckets):
+            raise AssertionError(f"manifest: source {name}: read != {' + '.join(buckets)}")
         if entry["rows_rejected"] != sum(entry["rejected_reasons"].values()):
             raise AssertionError(f"manifest: source {name}: rejected reasons do not add up")
         if entry["rows_available"] != entry["split"]["train"] + entry["split"]["validation"]:

@@ -23,6 +23,8 @@ from mixer.errors import OutputError
 from mixer.recipe import Recipe, Source
 from mixer.sources.read import ReadReport, Reject, read_source
 from mixer.split import split
+from mixer.decontaminate import EvalIndex, build_index, decontaminate
+from mixer.dedup import REMOVED, deduplicate
 
 Log = Callable[[str], None]
 
@@ -46,6 +48,7 @@ class Mixture:
     splits: dict[str, pl.DataFrame]
     manifest: dict[str, Any]
     rejects: list[Reject] = field(default_factory=list)
+    removed: pl.DataFrame = field(default_factory=REMOVED.clear)
 
     def to_polars(self) -> dict[str, pl.DataFrame]:
         """The splits (``train``, and ``validation`` when the recipe asks for one)."""
@@ -73,6 +76,9 @@ class Mixture:
             if self.rejects:
                 writers.write_jsonl(stage / "rejects.jsonl", [r.__dict__ for r in self.rejects])
                 self.manifest["rejects_file"] = "rejects.jsonl"
+            if self.removed.height:
+                self.removed.write_ndjson(stage / "removed.jsonl")
+                self.manifest["removed_file"] = "removed.jsonl"
             (stage / "manifest.json").write_text(
                 json.dumps(self.manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         return out_dir
@@ -105,6 +111,8 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
     for src in recipe.sources:
         log(f"reading {src.name} from {src.path}")
         raw[src.name], reports[src.name] = read_source(src)
+    raw, removed, flagged, eval_index = _clean(raw, recipe, log)
+    for src in recipe.sources:
         frame, steps[src.name] = transforms.apply(raw[src.name], src.transforms, seed=recipe.seed,
                                                   source=src.name, base_dir=base_dir, encoding=enc)
         log(f"counting tokens for {src.name}: {frame.height:,} rows")
@@ -122,6 +130,7 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
         for name in held
     }
     train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
+    removed_by = {src.name: removed.filter(pl.col("source") == src.name).get_column("bucket") for src in recipe.sources}
     entries = {}
     for alloc in allocations:
         name = alloc.source
@@ -129,6 +138,9 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
         alloc = dataclasses.replace(alloc, selected_rows=got.height, selected_tokens=int(mix.amount(got, "tokens")))
         entries[name] = manifest_mod.source_entry(
             reports[name], steps[name], alloc,
+            cleaned={"rows_deduplicated": int((removed_by[name] == "deduplicated").sum()),
+                     "rows_decontaminated": int((removed_by[name] == "decontaminated").sum()),
+                     "rows_flagged_contaminated": flagged.get(name, 0)},
             split_rows={"train": train[name].height, "validation": held[name].height},
             tokens_available=int(mix.amount(train[name], "tokens") + mix.amount(held[name], "tokens")),
             validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
@@ -144,9 +156,27 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
     totals = {name: {"rows": f.height, "tokens": int(mix.amount(f, "tokens"))} for name, f in splits.items()}
     totals.setdefault("validation", {"rows": 0, "tokens": 0})
     manifest = manifest_mod.build_manifest(recipe, enc.name, entries, totals)
+    if eval_index is not None:
+        manifest["decontamination"] = {
+            "against": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in eval_index.inputs],
+            "eval_texts": eval_index.texts, "eval_ngrams": int(len(eval_index.hashes)),
+        }
     manifest_mod.check(manifest)
     rejects = [r for rep in reports.values() for r in rep.rejects]
-    return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects)
+    return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects, removed=removed)
+
+
+def _clean(raw: dict[str, pl.DataFrame], recipe: Recipe, log: Log) -> tuple[
+        dict[str, pl.DataFrame], pl.DataFrame, dict[str, int], EvalIndex | None]:
+    """Mixture-wide dedup, then decontamination, on the rows as read (before augmentation)."""
+    log("deduplicating")
+    frames, removed = deduplicate(raw, recipe.dedup)
+    if recipe.decontaminate is None:
+        return frames, removed, {}, None
+    log(f"decontaminating against {len(recipe.decontaminate.against)} evaluation path(s)")
+    index = build_index(recipe.decontaminate)
+    frames, dropped, flagged = decontaminate(frames, recipe.decontaminate, index)
+    return frames, pl.concat([removed, dropped]), flagged, index
 
 
 def _refresh_repeats(chosen: pl.DataFrame, raw: pl.DataFrame, src: Source, seed: int, base_dir: Path,

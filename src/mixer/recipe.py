@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mixer.errors import RecipeError
+from mixer.specs import DecontaminateSpec, DedupSpec, NearDup
 
 UNITS = ("tokens", "examples")
 FORMATS = ("auto", "openai", "sharegpt", "alpaca", "hh-rlhf", "document")
@@ -82,6 +83,8 @@ class Recipe:
     rebalance: bool
     sources: tuple[Source, ...]
     output: Output
+    dedup: DedupSpec
+    decontaminate: DecontaminateSpec | None
     path: Path | None
     resolved: dict[str, Any]  # the table after overrides, as validated (for the manifest)
 
@@ -187,8 +190,11 @@ def _suggest(word: str, options: list[str]) -> str:
 
 _TOP_KEYS = {
     "name", "seed", "unit", "total", "tokenizer", "validation", "temperature", "rebalance",
-    "sources", "output",
+    "sources", "output", "dedup", "decontaminate",
 }
+_DEDUP_KEYS = {"exact", "key", "scope", "near"}
+_NEAR_KEYS = {"threshold", "ngram", "permutations", "bands"}
+_DECON_KEYS = {"against", "canaries", "ngram", "action"}
 _SOURCE_KEYS = {
     "path", "format", "kind", "weight", "tokens", "examples", "max_epochs", "side",
     "text_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
@@ -272,10 +278,12 @@ class _Validator:
         )
         self.check_budgets(sources, total, temperature)
         output = self.output(self.typed(table, "output", "output", (dict,), "a table", {}), name)
+        dedup = self.dedup(self.typed(table, "dedup", "dedup", (dict,), "a table", {}))
+        decon = self.decontaminate(table.get("decontaminate"))
         return Recipe(
             name=name, seed=seed, unit=unit, total=total, tokenizer=tokenizer,
             validation=validation, temperature=temperature, rebalance=rebalance,
-            sources=sources, output=output,
+            sources=sources, output=output, dedup=dedup, decontaminate=decon,
             path=None if self.origin.startswith("<") else Path(self.origin), resolved=table,
         )
 
@@ -342,6 +350,49 @@ class _Validator:
                                      "a total (in its unit) to take shares of")
         if weighted and temperature is None and sum(s.weight or 0.0 for s in weighted) <= 0:
             raise self.fail("sources", "all weights are zero: give at least one source a weight > 0")
+
+    def dedup(self, table: dict[str, Any]) -> DedupSpec:
+        self.unknown(table, _DEDUP_KEYS, "dedup")
+        exact = self.typed(table, "exact", "dedup.exact", (bool,), "true or false", True)
+        key = self.choice(table, "key", "dedup.key", ("conversation", "user", "text"), "conversation")
+        scope = self.choice(table, "scope", "dedup.scope", ("global", "source"), "global")
+        near_raw = table.get("near", False)
+        near = None
+        if near_raw is True:
+            near = NearDup()
+        elif isinstance(near_raw, dict):
+            self.unknown(near_raw, _NEAR_KEYS, "dedup.near")
+            threshold = self.number(near_raw, "threshold", "dedup.near.threshold", strict=True, default=0.8)
+            if threshold > 1:
+                raise self.fail("dedup.near.threshold", f"expected a Jaccard similarity in (0, 1], got {threshold!r}")
+            permutations = self.count(near_raw, "permutations", "dedup.near.permutations") or 128
+            bands = self.count(near_raw, "bands", "dedup.near.bands") or 32
+            if permutations % bands:
+                raise self.fail("dedup.near.bands", f"must divide permutations ({permutations}), got {bands}")
+            near = NearDup(threshold, self.count(near_raw, "ngram", "dedup.near.ngram") or 5, permutations, bands)
+        elif near_raw is not False:
+            raise self.fail("dedup.near", f"expected true, false or a table, got {near_raw!r}")
+        return DedupSpec(key=key, scope=scope, near=near, exact=exact)
+
+    def decontaminate(self, table: Any) -> DecontaminateSpec | None:
+        if table is None:
+            return None
+        if not isinstance(table, dict):
+            raise self.fail("decontaminate", f"expected a table, got {table!r}")
+        self.unknown(table, _DECON_KEYS, "decontaminate")
+        against = self.typed(table, "against", "decontaminate.against", (list, str), "a list of paths or globs", [])
+        against = [against] if isinstance(against, str) else against
+        canaries = self.typed(table, "canaries", "decontaminate.canaries", (list,), "a list of strings", [])
+        for key, items in (("against", against), ("canaries", canaries)):
+            if not all(isinstance(x, str) and x for x in items):
+                raise self.fail(f"decontaminate.{key}", "expected non-empty strings")
+        if not against and not canaries:
+            raise self.fail("decontaminate", "give against = [eval files or globs] and/or canaries = [strings]")
+        ngram = self.count(table, "ngram", "decontaminate.ngram") or 13
+        action = self.choice(table, "action", "decontaminate.action", ("drop", "tag"), "drop")
+        paths = tuple(p if p.startswith(HUB_PREFIX) or Path(p).is_absolute() else str(self.base_dir / p)
+                      for p in against)
+        return DecontaminateSpec(against=paths, canaries=tuple(canaries), ngram=ngram, action=action)
 
     def output(self, table: dict[str, Any], name: str) -> Output:
         self.unknown(table, _OUTPUT_KEYS, "output")

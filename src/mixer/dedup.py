@@ -1,0 +1,71 @@
+"""Deduplication across the mixture's sources, before any augmentation.
+
+Exact: rows whose key text (see :func:`mixer.text.row_text`) has the same token sequence
+after normalization (NFKC, case, whitespace). Near
+(optional): MinHash-LSH clusters of word shingles (:mod:`mixer.neardup`). In both, the copy
+that survives is deterministic: the source listed first in the recipe, then the smallest id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from mixer.specs import DedupSpec
+from mixer.text import row_text, sequence_keys
+
+
+def deduplicate(frames: dict[str, pl.DataFrame], spec: DedupSpec) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    """Remove duplicates; ``frames`` is ordered by recipe priority (first listed wins).
+
+    Returns the kept rows per source and a frame of removed rows: ``source, id, bucket,
+    detail`` (detail names the surviving copy).
+    """
+    if not spec.exact and spec.near is None or not frames or all(f.is_empty() for f in frames.values()):
+        return frames, REMOVED.clear()
+    allrows = pl.concat([
+        f.select("id", "source", "kind", "system", "messages", "text", "meta").with_columns(_prio=pl.lit(i, dtype=pl.UInt32))
+        for i, f in enumerate(frames.values())
+    ])
+    text = allrows.select(row_text(allrows, spec.key)).to_series()
+    allrows = allrows.with_columns(_key=pl.Series(sequence_keys(text)), _text=text).with_row_index("_i")
+    group = ["_prio"] if spec.scope == "source" else []
+    ordered = allrows.select("_i", "id", "source", "meta", "_prio", "_key", "_text").sort([*group, "_key", "_prio", "id"])
+    first = ordered.select(pl.struct([*group, "_key"]).is_first_distinct()).to_series()
+    if not spec.exact:
+        first = pl.Series(np.ones(ordered.height, dtype=bool))
+    ordered = ordered.with_columns(
+        _dup=~first,
+        _kept=pl.when(first).then(pl.col("id")).otherwise(None).forward_fill(),
+    )
+    drop = np.zeros(allrows.height, dtype=bool)
+    drop[ordered.filter("_dup").get_column("_i").to_numpy()] = True
+    removed = [ordered.filter("_dup").select(*_WHO, bucket=pl.lit("deduplicated"),
+                                              detail=pl.lit("exact duplicate of ") + pl.col("_kept"))]
+
+    if spec.near is not None:
+        from mixer.neardup import near_duplicate_clusters
+
+        rest = ordered.filter(~pl.col("_dup")).sort(["_prio", "id"])
+        for sub in ([rest] if spec.scope == "global" else rest.partition_by("_prio", maintain_order=True)):
+            cluster = near_duplicate_clusters(
+                sub.get_column("_text"), threshold=spec.near.threshold, ngram=spec.near.ngram,
+                permutations=spec.near.permutations, bands=spec.near.bands)
+            # rows are sorted by (priority, id), so each cluster's smallest index is its survivor
+            dup = cluster != np.arange(len(cluster))
+            hit = sub.filter(pl.Series(dup)).with_columns(_kept=sub.get_column("id").gather(cluster[dup]))
+            drop[hit.get_column("_i").to_numpy()] = True
+            removed.append(hit.select(*_WHO, bucket=pl.lit("deduplicated"),
+                                      detail=pl.lit("near duplicate of ") + pl.col("_kept")))
+
+    out, start = {}, 0
+    for name, frame in frames.items():
+        out[name] = frame.filter(pl.Series(~drop[start : start + frame.height]))
+        start += frame.height
+    return out, pl.concat(removed)
+
+
+REMOVED = pl.DataFrame(schema={"source": pl.String, "id": pl.String, "origin": pl.String, "bucket": pl.String,
+                               "detail": pl.String})
+#: the columns that say which row was removed: source, id, and the input file:line
+_WHO = ("source", "id", pl.col("meta").str.json_path_match("$.origin").alias("origin"))
