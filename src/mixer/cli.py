@@ -6,6 +6,7 @@ printed as one message, never as a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -22,11 +23,16 @@ _SET_HELP = ("Override a recipe key, e.g. --set sources.hh.weight=0.2 or --set t
              "Values are TOML; paths are relative to the current folder. Repeatable.")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn MixerError into 'error: ...' and its exit code; Ctrl-C into exit 130."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        signal.signal(signal.SIGTERM, _interrupt)  # run cleanups on `kill` as on Ctrl-C
         try:
             return fn(*args, **kwargs)
         except MixerError as exc:
@@ -68,10 +74,11 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
     log = pipeline.stderr_log(quiet)
     parsed = recipe_mod.load(recipe, list(sets))
     target = out.expanduser().resolve() if out else parsed.output.dir
-    if not dry_run:
+    if not dry_run:  # fail before the slow part, not after it
         from mixer.writers import check_target
 
-        check_target(target, force)  # fail before the slow part, not after it
+        check_target(target, force)
+        pipeline.check_not_inside_inputs(target, parsed)
     mixture = pipeline.build(parsed, log=log)
     click.echo(mixture.table())
     if dry_run:

@@ -87,10 +87,24 @@ class Mixture:
 def _refuse_inside_inputs(out_dir: Path, manifest: dict[str, Any]) -> None:
     for name, entry in manifest["sources"].items():
         for item in entry["inputs"]:
-            path = Path(item["path"])
-            if path.exists() and (out_dir == path or out_dir in path.parents):
-                raise OutputError(f"output folder {out_dir} contains an input of source {name!r} ({path}); "
-                                  "writing there would replace the data being read. Choose another --out")
+            _refuse_path(out_dir, Path(item["path"]), name)
+
+
+def check_not_inside_inputs(out_dir: Path, recipe: Recipe) -> None:
+    """Before building: the output folder must not hold (or be) any local source path."""
+    for src in recipe.sources:
+        if not src.is_hub:
+            _refuse_path(out_dir, Path(src.path.split("*")[0]), src.name)
+
+
+def _refuse_path(out_dir: Path, path: Path, name: str) -> None:
+    path = path.resolve() if path.exists() else path
+    if out_dir == path or out_dir in path.parents:
+        raise OutputError(f"output folder {out_dir} contains an input of source {name!r} ({path}); "
+                          "writing there would replace the data being read. Choose another --out")
+    if path.is_dir() and path in out_dir.parents:
+        raise OutputError(f"output folder {out_dir} is inside the input folder of source {name!r} ({path}); "
+                          "the next build would read its own output. Choose another --out")
 
 
 def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None,

@@ -44,6 +44,7 @@ class Source:
     revision: str | None = None
     config: str | None = None
     on_error: str = "fail"
+    max_record_mb: float = 16.0
     transforms: tuple[dict[str, Any], ...] = ()
 
     @property
@@ -198,6 +199,7 @@ _DECON_KEYS = {"against", "canaries", "ngram", "action"}
 _SOURCE_KEYS = {
     "path", "format", "kind", "weight", "tokens", "examples", "max_epochs", "side",
     "text_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
+    "max_record_mb",
 }
 _OUTPUT_KEYS = {"dir", "format", "shard_rows"}
 
@@ -338,6 +340,7 @@ class _Validator:
             revision=self.typed(spec, "revision", f"{where}.revision", (str,), "a git revision"),
             config=self.typed(spec, "config", f"{where}.config", (str,), "a dataset config name"),
             on_error=self.choice(spec, "on_error", f"{where}.on_error", ("fail", "skip"), "fail"),
+            max_record_mb=self.number(spec, "max_record_mb", f"{where}.max_record_mb", strict=True, default=16.0),
             transforms=tuple(transforms),
         )
 

@@ -82,28 +82,52 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 def check_target(out_dir: Path, force: bool) -> None:
     """Refuse to overwrite an existing output unless ``force``; check the parent is writable."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} exists and is not a folder; remove it or choose another --out")
     if out_dir.exists() and not force:
         raise OutputError(f"{out_dir} already exists; pass --force to replace it, or choose "
                           "another folder with --out")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir} exists and is not a folder; remove it or choose another --out")
-    parent = out_dir.parent
-    probe = parent
+    probe = out_dir.parent
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot write to {out_dir}: {probe} is a file, not a folder; choose another --out")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {probe}: permission denied; choose another --out")
+        raise OutputError(f"cannot write to {out_dir}: {probe} is not writable; choose another --out")
+
+
+def _remove_stale_stages(out_dir: Path) -> None:
+    """Staging folders of builds that were killed (their process is gone) are removed."""
+    for stale in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
+        pid = stale.name.rsplit(".staging-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
 def staged(out_dir: Path, force: bool) -> Iterator[Path]:
     """Yield a staging folder beside ``out_dir``; on success it replaces ``out_dir`` atomically.
 
-    On any error (or interrupt) the staging folder is removed and ``out_dir`` is untouched.
+    On any error (or interrupt) the staging folder is removed and ``out_dir`` is untouched. A
+    build killed outright leaves its staging folder, which the next build removes.
     """
     check_target(out_dir, force)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_stages(out_dir)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-{os.getpid()}-", dir=out_dir.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}; choose another --out") from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the output should not be
@@ -116,6 +140,9 @@ def staged(out_dir: Path, force: bool) -> Iterator[Path]:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(stage, out_dir)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise OutputError(f"writing {out_dir} failed: {exc.strerror or exc}; nothing was written") from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -111,7 +111,7 @@ def read(source: Source) -> tuple[list[InputFile], Iterator[Located]]:
     if is_hf_disk_dataset(root):
         return inputs, _read_hf_disk(source, root)
     base = root if root.is_dir() else root.parent
-    return inputs, iter_records(files, base if base.exists() else Path("."))
+    return inputs, iter_records(files, base if base.exists() else Path("."), source.max_record_mb)
 
 
 def _label(path: Path, base: Path) -> str:
@@ -121,13 +121,13 @@ def _label(path: Path, base: Path) -> str:
         return path.name
 
 
-def iter_records(files: list[Path], base: Path) -> Iterator[Located]:
+def iter_records(files: list[Path], base: Path, limit_mb: float = 16.0) -> Iterator[Located]:
     """Records of local files by suffix, labelled relative to ``base``."""
     for path in files:
         label = _label(path, base) if path != base else path.name
         suffix = _suffix(path)
         if suffix in (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"):
-            yield from _read_jsonl(path, label)
+            yield from _read_jsonl(path, label, limit_mb=limit_mb)
         elif suffix in (".json", ".json.gz"):
             yield from _read_json(path, label)
         elif suffix == ".parquet":
@@ -163,12 +163,21 @@ def _parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
     return value
 
 
-def _read_jsonl(path: Path, label: str) -> Iterator[Located]:
+def _read_jsonl(path: Path, label: str, *, array_ok: bool = False, limit_mb: float = 16.0) -> Iterator[Located]:
+    limit = int(limit_mb * 1_000_000)
     try:
         with _open_bytes(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
+                if len(raw) > limit:  # a multi-megabyte row is a blob or a broken export
+                    yield Located(label, lineno, Unreadable(
+                        f"record too large ({len(raw) / 1e6:.1f} MB, limit {limit_mb:g} MB; raise "
+                        "max_record_mb for this source if it is real)", _excerpt(raw[:4000])))
+                    continue
                 if not raw.strip():
                     continue
+                if lineno == 1 and raw.lstrip().startswith(b"[") and not array_ok:
+                    raise DataError(f"{path} holds a JSON array, not JSON Lines (one object per line): "
+                                    "rename it to .json, or write one JSON object per line")
                 yield Located(label, lineno, _parse_object(raw))
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
@@ -188,7 +197,7 @@ def _read_json(path: Path, label: str) -> Iterator[Located]:
         raise DataError(f"{path}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # one object per line: really JSONL
-            yield from _read_jsonl(path, label)
+            yield from _read_jsonl(path, label, array_ok=True)
             return
         raise DataError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if isinstance(value, dict):

@@ -87,6 +87,9 @@ def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
     """Read, adapt and identify every record of ``source``."""
     inputs, records = read(source)
     head = list(islice(records, _DETECT_SAMPLE))
+    if not head:
+        raise DataError(f"sources.{source.name}: {source.path} has no records (empty file or files); "
+                        "check the path or remove the source from the recipe")
     fmt = _choose_format(source, head)
     if source.kind == "chat" and fmt == "document":
         raise RecipeError(f"sources.{source.name}: kind = \"chat\" but format = \"document\"")

@@ -1,0 +1,326 @@
+"""Near-duplicate clusters of text rows: MinHash signatures + LSH banding, vectorized.
+
+Pipeline, each step over whole columns (no per-row Python):
+
+1. Normalize (NFKC, lowercase) and split into words (``\\w+`` runs, so whitespace and
+   punctuation differences vanish).
+2. Shingle into word n-grams; hash each *distinct* word with blake2b and combine the n word
+   hashes of a shingle with SplitMix64, so keys are stable across Polars/numpy versions
+   (``pl.Expr.hash`` is not).
+3. MinHash with ``permutations`` hash functions from the multiply-add-shift family
+   ``h(x) = (a*x + b) >> 32`` on 32-bit shingle keys (2-independent; one multiply and one add
+   per entry, which is what makes classic MinHash fast enough), computed in cache-sized
+   blocks, spread over threads.
+4. LSH: rows sharing any band are candidates; a candidate pair is kept when the fraction of
+   equal signature entries (the Jaccard estimate) reaches ``threshold``; kept pairs are merged
+   by a vectorized union-find whose roots are the smallest row index.
+
+Edge cases: null, empty and word-less texts have no shingles and stay alone. A text with
+fewer than ``ngram`` words is one shingle (its whole word sequence), so two such texts
+cluster exactly when their normalized words are identical.
+
+Candidate recall follows the LSH S-curve ``1 - (1 - s**r)**bands`` with
+``r = permutations // bands``; its midpoint ``(1/bands)**(1/r)`` (0.42 for the defaults)
+should sit well below ``threshold``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import polars as pl
+
+__all__ = ["near_duplicate_clusters"]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_COMBINE = np.uint64(0x100000001B3)  # odd multiplier making the n-gram combine order-aware
+_SHIFT32 = np.uint64(32)
+
+_BLOCK_BYTES = 1 << 20  # MinHash work block (shingles x permutations x 8 B): stays in L2
+_WINDOW = 16  # in an LSH bucket, compare each row with this many predecessors (and the first)
+_VERIFY_PAIRS = 16_384  # candidate pairs verified per numpy step (bounds memory)
+
+
+def near_duplicate_clusters(texts: pl.Series, *, threshold: float = 0.8, ngram: int = 5,
+                            permutations: int = 128, bands: int = 32, seed: int = 0) -> np.ndarray:
+    """Return an int64 array ``cluster`` of ``len(texts)``.
+
+    Rows i and j share a cluster when they are (transitively) near-duplicates: their estimated
+    Jaccard similarity of word ``ngram`` shingles is ``>= threshold``. A cluster's id is its
+    smallest row index, so a row without near-duplicates has ``cluster[i] == i``.
+    ``seed`` picks the MinHash functions; the result is deterministic for a given seed,
+    whatever the thread count.
+    """
+    _validate(threshold, ngram, permutations, bands)
+    n = len(texts)
+    cluster = np.arange(n, dtype=np.int64)
+    if n == 0:
+        return cluster
+    lengths, word_hashes = _word_hashes(texts)
+    keys, counts = _shingle_keys(lengths, word_hashes, ngram)
+    rows = np.flatnonzero(counts)  # rows with at least one shingle; the others stay alone
+    if len(rows) < 2:
+        return cluster
+    signatures = _minhash(keys, counts[rows], permutations, seed)
+    roots = _lsh_components(signatures, threshold, bands)
+    cluster[rows] = rows[roots]  # roots are the smallest member, and rows is increasing
+    return cluster
+
+
+def _validate(threshold: float, ngram: int, permutations: int, bands: int) -> None:
+    """Reject parameters that would silently give meaningless clusters."""
+    for name, value in (("ngram", ngram), ("permutations", permutations), ("bands", bands)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) \
+            or not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    if permutations % bands:
+        raise ValueError(
+            f"permutations ({permutations}) must be a multiple of bands ({bands}) "
+            "so every band has the same number of signature rows")
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64 finalizer: a bijective, well-mixed uint64 -> uint64 (stable by definition)."""
+    with np.errstate(over="ignore"):
+        z = z + _GOLDEN
+        z ^= z >> np.uint64(30)
+        z *= _M1
+        z ^= z >> np.uint64(27)
+        z *= _M2
+        z ^= z >> np.uint64(31)
+        return z
+
+
+def _blake64(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def _word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Normalize and tokenize; return (words per row, stable uint64 hash of every word in order).
+
+    NFKC runs only on rows with non-ASCII characters (it is the identity on ASCII and the
+    slowest step otherwise). Only distinct words are hashed in Python.
+    """
+    if texts.dtype == pl.Null or isinstance(texts.dtype, (pl.Categorical, pl.Enum)):
+        texts = texts.cast(pl.String)
+    if texts.dtype != pl.String:
+        raise TypeError(f"texts must be a String Series, got {texts.dtype}")
+    texts = texts.rename("t")
+    non_ascii = texts.str.contains(r"[^\x00-\x7F]").fill_null(False)
+    if non_ascii.any():
+        idx = non_ascii.arg_true()
+        texts = texts.clone().scatter(idx, texts.gather(idx).str.normalize("NFKC"))
+    # The streaming engine splits the regex work over threads and keeps row order.
+    words = (texts.to_frame().lazy()
+             .select(pl.col("t").str.to_lowercase().str.extract_all(r"\w+"))
+             .collect(engine="streaming").to_series())
+    lengths = words.list.len().fill_null(0).to_numpy().astype(np.int64)
+    flat = words.explode(empty_as_null=False, keep_nulls=False)
+    if len(flat) == 0:
+        return lengths, np.empty(0, dtype=np.uint64)
+    vocab = flat.unique(maintain_order=True)
+    vocab_hashes = np.fromiter((_blake64(w.encode("utf-8")) for w in vocab.to_list()),
+                               dtype=np.uint64, count=len(vocab))
+    word_hashes = flat.replace_strict(vocab, pl.Series(vocab_hashes, dtype=pl.UInt64),
+                                      return_dtype=pl.UInt64).to_numpy()
+    return lengths, word_hashes
+
+
+def _shingle_keys(lengths: np.ndarray, word_hashes: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """32-bit keys (held in uint64) of every row's word n-grams, rows contiguous; and counts.
+
+    A row with ``0 < length < ngram`` words gets a single shingle of all its words. The
+    combine ``h = mix(h * K + word)`` is position-aware, so reordered words differ.
+    """
+    counts = np.where(lengths >= ngram, lengths - ngram + 1, np.minimum(lengths, 1))
+    word_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    long_rows = lengths >= ngram
+    total_words = len(word_hashes)
+
+    # Full n-grams: every word position is a potential start; slices avoid gathers.
+    h = np.zeros(total_words, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(min(ngram, total_words)):
+            m = total_words - j
+            h[:m] = _mix(h[:m] * _COMBINE + word_hashes[j:])
+    # Starts of full n-grams: positions p with p - row_start <= length - ngram in long rows.
+    full_counts = np.where(long_rows, counts, 0)
+    row_of = np.repeat(np.arange(len(lengths)), full_counts)
+    offset = np.arange(len(row_of)) - np.repeat(np.cumsum(full_counts) - full_counts, full_counts)
+    full = h[word_starts[row_of] + offset]
+
+    short_rows = np.flatnonzero(~long_rows & (lengths > 0))
+    if len(short_rows) == 0:
+        return full >> _SHIFT32, counts
+    short = np.zeros(len(short_rows), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(ngram - 1):
+            live = lengths[short_rows] > j
+            pos = word_starts[short_rows[live]] + j
+            short[live] = _mix(short[live] * _COMBINE + word_hashes[pos])
+    # Interleave short-row keys into row order: each short row owns one slot.
+    keys = np.empty(int(counts.sum()), dtype=np.uint64)
+    slot = np.cumsum(counts) - counts
+    is_short = np.zeros(len(keys), dtype=bool)
+    is_short[slot[short_rows]] = True
+    keys[is_short] = short
+    keys[~is_short] = full
+    return keys >> _SHIFT32, counts
+
+
+def _hash_params(permutations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-permutation (a odd, b) for ``(a*x + b) >> 32``, derived from the seed with blake2b."""
+    base = np.uint64(_blake64(repr(("mixer.neardup", int(seed))).encode("utf-8")))
+    k = np.arange(2 * permutations, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        params = _mix(k * _GOLDEN ^ base)
+    return params[:permutations] | np.uint64(1), params[permutations:]
+
+
+def _minhash(keys: np.ndarray, counts: np.ndarray, permutations: int, seed: int) -> np.ndarray:
+    """MinHash signatures, shape (rows, permutations) uint32, for rows with ``counts > 0``.
+
+    Shingles are cut into fixed blocks (a long row may span several); each block computes all
+    permutations as one (block x permutations) array, so the work stays in cache. A row's
+    first block owns its output slot; partial minima of rows continuing from an earlier block
+    are merged afterwards, so threads never write the same slot.
+    """
+    a, b = _hash_params(permutations, seed)
+    n_rows = len(counts)
+    row_starts = np.cumsum(counts) - counts
+    block = max(64, _BLOCK_BYTES // (8 * permutations))
+    cuts = np.arange(0, len(keys), block)
+    signatures = np.empty((n_rows, permutations), dtype=np.uint32)
+
+    def work(block_ids: range) -> list[tuple[int, np.ndarray]]:
+        buf = np.empty((block, permutations), dtype=np.uint64)
+        carried: list[tuple[int, np.ndarray]] = []
+        for i in block_ids:
+            lo = int(cuts[i])
+            hi = min(lo + block, len(keys))
+            first = int(np.searchsorted(row_starts, lo, side="right")) - 1
+            last = int(np.searchsorted(row_starts, hi, side="left"))  # rows first..last-1
+            seg = np.maximum(row_starts[first:last], lo) - lo
+            out = buf[: hi - lo]
+            with np.errstate(over="ignore"):
+                np.multiply(keys[lo:hi, None], a, out=out)
+                out += b
+            mins = (np.minimum.reduceat(out, seg, axis=0) >> _SHIFT32).astype(np.uint32)
+            if row_starts[first] < lo:  # continues a row owned by an earlier block
+                carried.append((first, mins[0]))
+                signatures[first + 1: last] = mins[1:]
+            else:
+                signatures[first:last] = mins
+        return carried
+
+    n_blocks = len(cuts)
+    workers = max(1, min(os.cpu_count() or 1, pl.thread_pool_size(), n_blocks))
+    chunks = [range(n_blocks * w // workers, n_blocks * (w + 1) // workers) for w in range(workers)]
+    if workers == 1:
+        carried = work(chunks[0])
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            carried = [item for part in pool.map(work, chunks) for item in part]
+    for row, partial in carried:
+        np.minimum(signatures[row], partial, out=signatures[row])
+    return signatures
+
+
+def _band_keys(signatures: np.ndarray, band: int, rows_per_band: int) -> np.ndarray:
+    """One uint64 per row summarizing its signature entries in ``band``."""
+    h = np.zeros(len(signatures), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in range(band * rows_per_band, (band + 1) * rows_per_band):
+            h = _mix(h * _COMBINE + signatures[:, c])
+    return h
+
+
+def _bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (u < v) among rows with equal band keys.
+
+    Each bucket member is paired with its ``_WINDOW`` predecessors (by row index) and with
+    the bucket's first row: all pairs for small buckets, linear work for huge ones (those are
+    copies of one text, which the star edge to the first row already links).
+    """
+    order = np.argsort(keys, kind="stable")  # stable: members ascend by row within a bucket
+    sorted_keys = keys[order]
+    same = sorted_keys[1:] == sorted_keys[:-1]
+    if not same.any():
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    shared = np.zeros(len(keys), dtype=bool)
+    shared[1:] |= same
+    shared[:-1] |= same
+    members = order[shared]
+    new_bucket = np.ones(len(members), dtype=bool)
+    new_bucket[1:] = sorted_keys[shared][1:] != sorted_keys[shared][:-1]
+    pos = np.arange(len(members))
+    start = np.maximum.accumulate(np.where(new_bucket, pos, 0))
+    us, vs = [], []
+    for d in range(1, _WINDOW + 1):
+        sel = pos - d >= start
+        if not sel.any():
+            break
+        us.append(members[pos[sel] - d])
+        vs.append(members[pos[sel]])
+    far = pos - start > _WINDOW
+    us.append(members[start[far]])
+    vs.append(members[far])
+    return np.concatenate(us).astype(np.int64), np.concatenate(vs).astype(np.int64)
+
+
+def _union(labels: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    """Merge the components of each (u, v) in place; every label ends as its component's minimum.
+
+    Labels are kept fully compressed (each points at its root, roots point at themselves and
+    are never larger than their members): hook the larger root under the smaller, then pointer-
+    jump until compressed again; repeat while an edge still spans two roots.
+    """
+    while True:
+        lu, lv = labels[u], labels[v]
+        apart = lu != lv
+        if not apart.any():
+            return
+        u, v, lu, lv = u[apart], v[apart], lu[apart], lv[apart]
+        np.minimum.at(labels, np.maximum(lu, lv), np.minimum(lu, lv))
+        while True:
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels[:] = jumped
+
+
+def _lsh_components(signatures: np.ndarray, threshold: float, bands: int) -> np.ndarray:
+    """Component root (smallest member index) of every signature row under verified LSH pairs."""
+    n, permutations = signatures.shape
+    rows_per_band = permutations // bands
+    needed = math.ceil(threshold * permutations - 1e-9)  # equal entries for estimate >= threshold
+    labels = np.arange(n, dtype=np.int64)
+    rejected = np.empty(0, dtype=np.int64)  # sorted u * n + v of pairs that failed verification
+    for band in range(bands):
+        u, v = _bucket_pairs(_band_keys(signatures, band, rows_per_band))
+        if len(u) == 0:
+            continue
+        fresh = labels[u] != labels[v]  # already linked: nothing to learn
+        u, v = u[fresh], v[fresh]
+        pair_keys = u * n + v
+        seen = np.isin(pair_keys, rejected, assume_unique=False)
+        u, v, pair_keys = u[~seen], v[~seen], pair_keys[~seen]
+        if len(u) == 0:
+            continue
+        ok = np.empty(len(u), dtype=bool)
+        for lo in range(0, len(u), _VERIFY_PAIRS):
+            hi = lo + _VERIFY_PAIRS
+            equal = (signatures[u[lo:hi]] == signatures[v[lo:hi]]).sum(axis=1)
+            ok[lo:hi] = equal >= needed
+        rejected = np.union1d(rejected, pair_keys[~ok])
+        _union(labels, u[ok], v[ok])
+    return labels
