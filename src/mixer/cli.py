@@ -62,9 +62,11 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 @click.option("--dry-run", is_flag=True, help="Read, count and plan; print the table; write nothing.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--strict", is_flag=True, help="Fail (and write nothing) if the output format cannot carry a row.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 @_friendly
-def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], quiet: bool) -> None:
+def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], strict: bool,
+          quiet: bool) -> None:
     """Build the mixture described by RECIPE and write it with a manifest.
 
     The output folder holds data/train-*.parquet (and validation), manifest.json
@@ -72,7 +74,7 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
     datasets.load_dataset(OUT). Nothing is written if any step fails.
     """
     log = pipeline.stderr_log(quiet)
-    parsed = recipe_mod.load(recipe, list(sets))
+    parsed = recipe_mod.load(recipe, list(sets) + (["output.strict=true"] if strict else []))
     target = out.expanduser().resolve() if out else parsed.output.dir
     if not dry_run:  # fail before the slow part, not after it
         from mixer.writers import check_target

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,10 @@ from typing import Any
 
 import polars as pl
 
+from mixer import formats
 from mixer import manifest as manifest_mod
 from mixer import mix, recipe as recipe_mod, schema, tokens, transforms, writers
-from mixer.errors import OutputError
+from mixer.errors import DataError, OutputError
 from mixer.recipe import Recipe, Source
 from mixer.sources.read import ReadReport, Reject, read_source
 from mixer.split import split
@@ -49,18 +51,25 @@ class Mixture:
     manifest: dict[str, Any]
     rejects: list[Reject] = field(default_factory=list)
     removed: pl.DataFrame = field(default_factory=REMOVED.clear)
+    exported: dict[str, formats.Exported] = field(default_factory=dict)  # empty for canonical output
 
     def to_polars(self) -> dict[str, pl.DataFrame]:
         """The splits (``train``, and ``validation`` when the recipe asks for one)."""
         return dict(self.splits)
 
     def to_datasets(self) -> Any:
-        """The splits as a ``datasets.DatasetDict``, ready for a trainer."""
+        """The splits as a ``datasets.DatasetDict`` in the recipe's output format, ready for a trainer."""
         import datasets
 
-        return datasets.DatasetDict(
-            {name: datasets.Dataset(frame.to_arrow()) for name, frame in self.splits.items() if frame.height}
-        )
+        if not self.exported:
+            return datasets.DatasetDict(
+                {name: datasets.Dataset(frame.to_arrow()) for name, frame in self.splits.items() if frame.height})
+        fmt = formats.FORMATS[self.recipe.output.format]
+        features = fmt.features() if fmt.features else None
+        return datasets.DatasetDict({
+            name: datasets.Dataset.from_list(ex.rows, features=features, on_mixed_types=None if features else "use_json")
+            for name, ex in self.exported.items() if ex.rows
+        })
 
     def table(self) -> str:
         return manifest_mod.table(self.manifest)
@@ -71,10 +80,23 @@ class Mixture:
         _refuse_inside_inputs(out_dir, self.manifest)
         with writers.staged(out_dir, force) as stage:
             log(f"writing {out_dir}")
-            files = writers.write_splits(self.splits, stage, self.recipe.output.format, self.recipe.output.shard_rows)
+            output = self.recipe.output
+            if self.exported:
+                fmt = formats.FORMATS[output.format]
+                files = writers.write_rows({k: v.rows for k, v in self.exported.items()}, stage, fmt.suffix,
+                                           output.shard_rows, fmt.features() if fmt.features else None)
+                (stage / "README.md").write_text(
+                    formats.dataset_card(self.recipe.name, fmt, sorted({f.split for f in files})), encoding="utf-8")
+                if output.format == "llama-factory":
+                    info = formats.llama_factory.dataset_info(
+                        self.recipe.name, {f.split: f.path for f in files})
+                    (stage / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            else:
+                files = writers.write_splits(self.splits, stage, output.file, output.shard_rows)
             self.manifest["outputs"] = [f.as_dict() for f in files]
-            if self.rejects:
-                writers.write_jsonl(stage / "rejects.jsonl", [r.__dict__ for r in self.rejects])
+            rejects = [r.__dict__ for r in self.rejects] + [r for ex in self.exported.values() for r in ex.rejects]
+            if rejects:
+                writers.write_jsonl(stage / "rejects.jsonl", rejects)
                 self.manifest["rejects_file"] = "rejects.jsonl"
             if self.removed.height:
                 self.removed.write_ndjson(stage / "removed.jsonl")
@@ -175,9 +197,33 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
             "against": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in eval_index.inputs],
             "eval_texts": eval_index.texts, "eval_ngrams": int(len(eval_index.hashes)),
         }
+    exported = _export(splits, recipe, base_dir)
+    if exported:
+        manifest["export"] = {
+            "format": recipe.output.format,
+            "rows": {name: len(ex.rows) for name, ex in exported.items()},
+            "rejected": {name: dict(sorted(ex.reasons.items())) for name, ex in exported.items()},
+        }
+        rejected = sum(len(ex.rejects) for ex in exported.values())
+        if rejected and recipe.output.strict:
+            reasons = Counter(r for ex in exported.values() for r in ex.reasons.elements())
+            raise DataError(f"--strict: {rejected} rows cannot be written as {recipe.output.format}: "
+                            + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
     manifest_mod.check(manifest)
     rejects = [r for rep in reports.values() for r in rep.rejects]
-    return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects, removed=removed)
+    return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects, removed=removed,
+                   exported=exported)
+
+
+def _export(splits: dict[str, pl.DataFrame], recipe: Recipe, base_dir: Path) -> dict[str, formats.Exported]:
+    """Convert the splits to the output format (nothing to do for canonical rows)."""
+    fmt = formats.FORMATS[recipe.output.format]
+    if fmt.convert is None:
+        return {}
+    options = {}
+    if fmt.name == "text":
+        options["template"] = formats.text.load_template(recipe.output.chat_template, base_dir)
+    return {name: formats.export(frame, fmt, **options) for name, frame in splits.items()}
 
 
 def _clean(raw: dict[str, pl.DataFrame], recipe: Recipe, log: Log) -> tuple[

@@ -20,7 +20,7 @@ from mixer.specs import DecontaminateSpec, DedupSpec, NearDup
 
 UNITS = ("tokens", "examples")
 FORMATS = ("auto", "openai", "sharegpt", "alpaca", "hh-rlhf", "document")
-OUTPUT_FORMATS = ("parquet", "jsonl")
+OUTPUT_FORMATS = ("canonical", "parquet", "jsonl", "trl", "llama-factory", "openai", "torchtune", "text", "prompt")
 HUB_PREFIX = "hf://"
 
 
@@ -66,8 +66,11 @@ class Output:
     """Where and how the mixture is written."""
 
     dir: Path
-    format: str = "parquet"
+    format: str = "canonical"  # a mixer.formats name
+    file: str = "parquet"  # canonical rows only: parquet or jsonl
     shard_rows: int = 250_000
+    chat_template: str | None = None  # text format: "chatml", a .jinja file or a tokenizer_config.json
+    strict: bool = False  # any row the format cannot carry fails the build
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,7 @@ _SOURCE_KEYS = {
     "text_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
     "max_record_mb",
 }
-_OUTPUT_KEYS = {"dir", "format", "shard_rows"}
+_OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict"}
 
 
 class _Validator:
@@ -402,5 +405,13 @@ class _Validator:
         raw_dir = self.typed(table, "dir", "output.dir", (str,), "a folder path")
         out_dir = (self.base_dir / raw_dir).resolve() if raw_dir else (Path.cwd() / "out" / name)
         shard_rows = self.count(table, "shard_rows", "output.shard_rows") or 250_000
-        fmt = self.choice(table, "format", "output.format", OUTPUT_FORMATS, "parquet")
-        return Output(dir=out_dir, format=fmt, shard_rows=shard_rows)
+        fmt = self.choice(table, "format", "output.format", OUTPUT_FORMATS, "canonical")
+        template = self.typed(table, "chat_template", "output.chat_template", (str,), "chatml or a file path")
+        if template is not None and fmt != "text":
+            raise self.fail("output.chat_template", "only used with format = \"text\"")
+        if template not in (None, "chatml") and not Path(template).is_absolute():
+            template = str(self.base_dir / template)
+        strict = self.typed(table, "strict", "output.strict", (bool,), "true or false", False)
+        file = "jsonl" if fmt == "jsonl" else "parquet"
+        fmt = "canonical" if fmt in ("parquet", "jsonl") else fmt
+        return Output(dir=out_dir, format=fmt, file=file, shard_rows=shard_rows, chat_template=template, strict=strict)

@@ -24,7 +24,7 @@ import polars as pl
 
 from mixer.errors import OutputError
 
-FORMATS = ("parquet", "jsonl")
+FORMATS = ("parquet", "jsonl")  # file types of canonical rows
 
 
 @dataclass(frozen=True)
@@ -50,26 +50,54 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _shards(total: int, shard_rows: int) -> list[tuple[int, int]]:
+    """(offset, length) of evenly sized shards."""
+    n = max(1, math.ceil(total / shard_rows))
+    size = math.ceil(total / n)
+    return [(i * size, min(size, total - i * size)) for i in range(n)]
+
+
 def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_rows: int) -> list[OutputFile]:
-    """Write each non-empty split as evenly sized shards under ``folder/data``."""
+    """Write each non-empty split of canonical rows as evenly sized shards under ``folder/data``."""
     if fmt not in FORMATS:
         raise OutputError(f"output.format: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     (folder / "data").mkdir(parents=True, exist_ok=True)
     written: list[OutputFile] = []
     for split, frame in splits.items():
-        if frame.is_empty():
-            continue
-        n = max(1, math.ceil(frame.height / shard_rows))
-        size = math.ceil(frame.height / n)
-        for i in range(n):
-            part = frame.slice(i * size, size)
-            rel = f"data/{split}-{i:05d}-of-{n:05d}.{fmt}"
+        shards = _shards(frame.height, shard_rows) if frame.height else []
+        for i, (offset, length) in enumerate(shards):
+            part = frame.slice(offset, length)
+            rel = f"data/{split}-{i:05d}-of-{len(shards):05d}.{fmt}"
             path = folder / rel
             if fmt == "parquet":
                 part.write_parquet(path, compression="zstd", statistics=True, row_group_size=50_000)
             else:
                 part.write_ndjson(path)
             written.append(OutputFile(rel, split, part.height, path.stat().st_size, _sha256(path)))
+    return written
+
+
+def write_rows(splits: dict[str, list[dict[str, Any]]], folder: Path, suffix: str, shard_rows: int,
+               features: Any = None) -> list[OutputFile]:
+    """Write trainer-format rows: Parquet through ``datasets`` (so its features, e.g. ``Json``,
+    travel with the file) or JSON Lines, one object per line."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    written: list[OutputFile] = []
+    for split, rows in splits.items():
+        shards = _shards(len(rows), shard_rows) if rows else []
+        for i, (offset, length) in enumerate(shards):
+            part = rows[offset : offset + length]
+            rel = f"data/{split}-{i:05d}-of-{len(shards):05d}.{suffix}"
+            path = folder / rel
+            if suffix == "parquet":
+                import datasets
+
+                datasets.Dataset.from_list(part, features=features).to_parquet(str(path))
+            else:
+                with path.open("w", encoding="utf-8") as fh:
+                    for row in part:
+                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            written.append(OutputFile(rel, split, len(part), path.stat().st_size, _sha256(path)))
     return written
 
 

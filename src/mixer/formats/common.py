@@ -1,0 +1,51 @@
+"""Pieces every trainer format shares: the rejection type and canonical-row helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class Unrepresentable(ValueError):
+    """The target format cannot carry this row; the message is the counted reason."""
+
+
+def tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A canonical turn's tool calls as OpenAI objects (arguments stay JSON strings)."""
+    return json.loads(message["tool_calls"]) if message.get("tool_calls") else []
+
+
+def tools(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A row's tool specs as ``{"type": "function", "function": {...}}`` objects."""
+    return [json.loads(t) for t in row.get("tools") or []]
+
+
+def require_chat(row: dict[str, Any], fmt: str) -> None:
+    if row["kind"] != "chat":
+        raise Unrepresentable(f"{fmt} holds conversations; documents need format = \"text\"")
+
+
+def openai_messages(row: dict[str, Any], *, system: bool = True) -> list[dict[str, Any]]:
+    """OpenAI-style messages: the system prompt first, then turns with only the keys they use."""
+    out: list[dict[str, Any]] = []
+    if system and row.get("system") is not None:
+        out.append({"role": "system", "content": row["system"]})
+    for m in row["messages"]:
+        msg: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        calls = tool_calls(m)
+        if calls:
+            msg["tool_calls"] = calls
+        if m["role"] == "tool":
+            if m.get("tool_call_id") is not None:
+                msg["tool_call_id"] = m["tool_call_id"]
+            if m.get("name") is not None:
+                msg["name"] = m["name"]
+        out.append(msg)
+    return out
+
+
+def render_tools_block(specs: list[dict[str, Any]]) -> str:
+    """The tools block used where a trainer has no tools field (torchtune, plain text)."""
+    lines = "\n".join(json.dumps(s, ensure_ascii=False) for s in specs)
+    return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+            f"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{lines}\n</tools>")

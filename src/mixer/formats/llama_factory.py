@@ -1,0 +1,72 @@
+"""LLaMA-Factory ``sharegpt``: ``conversations`` of ``{from, value}``, ``system``, ``tools``.
+
+LLaMA-Factory requires strict alternation: human or observation turns at even positions,
+gpt or function_call turns at odd positions, ending on gpt or function_call. Rows that break
+it (two user turns in a row, parallel tool results, an assistant turn with both text and tool
+calls) are rejected with the reason, never reshaped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mixer.formats.common import Unrepresentable, require_chat, tool_calls, tools
+
+_EVEN = ("human", "observation")
+_ODD = ("gpt", "function_call")
+
+
+def convert(row: dict[str, Any]) -> dict[str, Any]:
+    require_chat(row, "llama-factory")
+    conversations = []
+    for m in row["messages"]:
+        calls = tool_calls(m)
+        if m["role"] == "user":
+            conversations.append({"from": "human", "value": m["content"]})
+        elif m["role"] == "tool":
+            conversations.append({"from": "observation", "value": m["content"]})
+        elif calls:
+            if m["content"].strip():
+                raise Unrepresentable("assistant turn has both text and tool calls")
+            value = [{"name": c["function"]["name"], "arguments": _arguments(c["function"]["arguments"])} for c in calls]
+            conversations.append({"from": "function_call",
+                                  "value": json.dumps(value[0] if len(value) == 1 else value, ensure_ascii=False)})
+        else:
+            conversations.append({"from": "gpt", "value": m["content"]})
+    for i, turn in enumerate(conversations):
+        allowed = _EVEN if i % 2 == 0 else _ODD
+        if turn["from"] not in allowed:
+            raise Unrepresentable(f"turns do not alternate: {turn['from']} at position {i}, expected "
+                                  f"{' or '.join(allowed)}")
+    if len(conversations) % 2:
+        raise Unrepresentable("conversation does not end with an assistant turn")
+    specs = [spec["function"] for spec in tools(row)]
+    return {"conversations": conversations, "system": row.get("system") or "",
+            "tools": json.dumps(specs, ensure_ascii=False) if specs else ""}
+
+
+def _arguments(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise Unrepresentable("tool call arguments are not valid JSON") from None
+
+
+def dataset_info(name: str, files: dict[str, str]) -> dict[str, Any]:
+    """``dataset_info.json`` entries, one per split, for LLaMA-Factory's ``dataset_dir``."""
+    return {
+        f"{name}_{split}" if split != "train" else name: {
+            "file_name": path, "formatting": "sharegpt",
+            "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
+        }
+        for split, path in files.items()
+    }
+
+
+def features() -> Any:
+    import datasets
+
+    string = datasets.Value("string")
+    return datasets.Features({"conversations": datasets.List({"from": string, "value": string}),
+                              "system": string, "tools": string})

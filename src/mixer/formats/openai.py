@@ -1,0 +1,75 @@
+"""OpenAI fine-tuning JSONL: one ``{"messages": [...], "tools": [...]}`` object per line.
+
+Enforced (OpenAI's published chat fine-tuning format): known roles; string content, which may
+be empty only on an assistant turn that calls tools; at least one assistant turn; tool calls
+with ids, arguments as JSON strings, answered by ``tool`` turns naming those ids; tools as
+``{"type": "function", "function": {"name", "description", "parameters"}}`` with names of
+letters, digits, ``_`` and ``-`` (at most 64) and an object ``parameters`` schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from mixer.formats.common import Unrepresentable, openai_messages, require_chat, tools
+
+NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def convert(row: dict[str, Any]) -> dict[str, Any]:
+    require_chat(row, "openai")
+    messages = openai_messages(row)
+    pending: list[str] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m["content"], str):
+            raise Unrepresentable(f"message {i}: content must be a string")
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            for k, call in enumerate(m["tool_calls"]):
+                call.setdefault("id", f"call_{i}_{k}")  # ids are required; make them positional
+                if not NAME.match(call["function"]["name"]):
+                    raise Unrepresentable(f"tool call name {call['function']['name']!r} is not allowed by OpenAI")
+                try:
+                    json.loads(call["function"]["arguments"])
+                except json.JSONDecodeError:
+                    raise Unrepresentable("tool call arguments are not valid JSON") from None
+                pending.append(call["id"])
+            if not m["content"]:
+                m["content"] = None
+        elif m["role"] == "tool":
+            if not pending:
+                raise Unrepresentable(f"message {i}: tool result without a preceding tool call")
+            m.setdefault("tool_call_id", pending[0])
+            if m["tool_call_id"] not in pending:
+                raise Unrepresentable(f"message {i}: tool_call_id {m['tool_call_id']!r} answers no call")
+            pending.remove(m["tool_call_id"])
+        elif not m["content"].strip():
+            raise Unrepresentable(f"message {i}: empty {m['role']} content")
+    if not any(m["role"] == "assistant" for m in messages):
+        raise Unrepresentable("no assistant message to train on")
+    specs = tools(row)
+    for spec in specs:
+        fn = spec["function"]
+        if not NAME.match(fn["name"]):
+            raise Unrepresentable(f"tool name {fn['name']!r} is not allowed by OpenAI (letters, digits, _ and -, "
+                                  "at most 64)")
+        params = fn.get("parameters")
+        if params is not None and (not isinstance(params, dict) or params.get("type") != "object"):
+            raise Unrepresentable(f"tool {fn['name']!r}: parameters must be a JSON Schema object")
+    out: dict[str, Any] = {"messages": messages}
+    if specs:
+        out["tools"] = specs
+    return out
+
+
+def features() -> Any:
+    import datasets
+
+    string = datasets.Value("string")
+    call = {"id": string, "type": string, "function": {"name": string, "arguments": string}}
+    return datasets.Features({
+        "messages": datasets.List({"role": string, "content": string, "tool_calls": datasets.List(call),
+                                   "tool_call_id": string, "name": string}),
+        "tools": datasets.List(datasets.Json()),
+    })
