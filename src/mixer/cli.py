@@ -17,7 +17,7 @@ import click
 
 from mixer import pipeline
 from mixer import recipe as recipe_mod
-from mixer.errors import MixerError
+from mixer.errors import MixerError, RecipeError
 
 _SET_HELP = ("Override a recipe key, e.g. --set sources.hh.weight=0.2 or --set total=1e6. "
              "Values are TOML; paths are relative to the current folder. Repeatable.")
@@ -62,32 +62,52 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 @click.option("--dry-run", is_flag=True, help="Read, count and plan; print the table; write nothing.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--only", multiple=True, metavar="NAME", help="Staged recipes: build only these mixtures. Repeatable.")
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if the output format cannot carry a row.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 @_friendly
-def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], strict: bool,
-          quiet: bool) -> None:
+def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], only: tuple[str, ...],
+          strict: bool, quiet: bool) -> None:
     """Build the mixture described by RECIPE and write it with a manifest.
 
     The output folder holds data/train-*.parquet (and validation), manifest.json
     and, when rows were skipped, rejects.jsonl. It opens with
     datasets.load_dataset(OUT). Nothing is written if any step fails.
+
+    A staged recipe ([mixtures.NAME] tables) builds every mixture into its own
+    folder under OUT, each with its own manifest, plus a top-level manifest.json
+    that links them.
     """
     log = pipeline.stderr_log(quiet)
-    parsed = recipe_mod.load(recipe, list(sets) + (["output.strict=true"] if strict else []))
-    target = out.expanduser().resolve() if out else parsed.output.dir
+    stages = recipe_mod.load_all(recipe, list(sets) + (["output.strict=true"] if strict else []))
+    if only:
+        unknown = [name for name in only if name not in stages]
+        if unknown:
+            raise RecipeError(f"--only {unknown[0]}: no such mixture in {recipe} (has: {', '.join(stages)})")
+        stages = {name: r for name, r in stages.items() if name in only}
+    staged = any(r.staged for r in stages.values())
+    root = out.expanduser().resolve() if out else None
+    targets = {name: (root / name if staged else root) if root else r.output.dir for name, r in stages.items()}
     if not dry_run:  # fail before the slow part, not after it
         from mixer.writers import check_target
 
-        check_target(target, force)
-        pipeline.check_not_inside_inputs(target, parsed)
-    mixture = pipeline.build(parsed, log=log)
-    click.echo(mixture.table())
-    if dry_run:
-        click.echo(f"dry run: nothing written (would write {target})")
-        return
-    written = mixture.write(target, force=force, log=log)
-    click.echo(f"wrote {written}")
+        for name, r in stages.items():
+            check_target(targets[name], force)
+            pipeline.check_not_inside_inputs(targets[name], r)
+    built = {}
+    for name, parsed in stages.items():
+        mixture = pipeline.build(parsed, log=log)
+        if staged:
+            click.echo(f"\n[{name}]  format: {parsed.output.format}")
+        click.echo(mixture.table())
+        if dry_run:
+            click.echo(f"dry run: nothing written (would write {targets[name]})")
+            continue
+        built[name] = mixture.write(targets[name], force=force, log=log)
+        click.echo(f"wrote {built[name]}")
+    if staged and built:
+        index = pipeline.write_index(next(iter(built.values())).parent, recipe)
+        click.echo(f"wrote {index}")
 
 
 @main.command()
@@ -103,6 +123,34 @@ def validate(recipe: Path, sets: tuple[str, ...]) -> None:
         if not src.is_hub:
             locate(src)
     click.echo(f"{recipe}: ok ({len(parsed.sources)} sources, unit = {parsed.unit}, sha256 {parsed.sha256[:12]})")
+
+
+@main.command()
+@click.argument("source", metavar="IN")
+@click.argument("out", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--to", "to", required=True, type=click.Choice(recipe_mod.OUTPUT_FORMATS), help="Target format.")
+@click.option("--from", "from_format", default="auto", show_default=True, type=click.Choice(recipe_mod.FORMATS),
+              help="Input format (auto-detected from the columns by default).")
+@click.option("--kind", type=click.Choice(["chat", "document"]), help="Force chat or document rows.")
+@click.option("--skip-bad", is_flag=True, help="Skip and count unreadable records instead of failing.")
+@click.option("--chat-template", help="For --to text: chatml, a .jinja file or a tokenizer_config.json.")
+@click.option("--strict", is_flag=True, help="Fail if the target format cannot carry a row.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@_friendly
+def convert(source: str, out: Path, to: str, from_format: str, kind: str | None, skip_bad: bool,
+            chat_template: str | None, strict: bool, force: bool) -> None:
+    """Convert IN (file, folder, glob or hf://id) to a trainer format in OUT.
+
+    Same adapters and per-format rules as a build; rows the target cannot carry
+    are counted in OUT/manifest.json and written to OUT/rejects.jsonl.
+    """
+    written, manifest = pipeline.convert(source, out, to, from_format=from_format, kind=kind,
+                                         on_error="skip" if skip_bad else "fail", force=force, strict=strict,
+                                         chat_template=chat_template)
+    rows = (manifest.get("export") or {}).get("rows", {}).get("train", manifest["rows_read"] - manifest["rows_rejected"])
+    rejected = sum((manifest.get("export") or {}).get("rejected", {}).get("train", {}).values())
+    click.echo(f"{manifest['converted']['from']} -> {manifest['converted']['to']}: {manifest['rows_read']:,} read, "
+               f"{manifest['rows_rejected']:,} unreadable, {rejected:,} not representable, {rows:,} written to {written}")
 
 
 _POOLS = ("system_prompts", "tools", "requests", "generated-tools")

@@ -5,8 +5,8 @@ Pipeline, each step over whole columns (no per-row Python):
 1. Normalize (NFKC, lowercase) and split into words (``\\w+`` runs, so whitespace and
    punctuation differences vanish).
 2. Shingle into word n-grams; hash each *distinct* word with blake2b and combine the n word
-   hashes of a shingle with SplitMix64, so keys are stable across Polars/numpy versions
-   (``pl.Expr.hash`` is not).
+   hashes of a shingle positionally, finished by SplitMix64, so keys are stable across
+   Polars/numpy versions (``pl.Expr.hash`` is not).
 3. MinHash with ``permutations`` hash functions from the multiply-add-shift family
    ``h(x) = (a*x + b) >> 32`` on 32-bit shingle keys (2-independent; one multiply and one add
    per entry, which is what makes classic MinHash fast enough), computed in cache-sized
@@ -42,7 +42,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _COMBINE = np.uint64(0x100000001B3)  # odd multiplier making the n-gram combine order-aware
 _SHIFT32 = np.uint64(32)
 
-_BLOCK_BYTES = 1 << 20  # MinHash work block (shingles x permutations x 8 B): stays in L2
+_BLOCK_BYTES = 1 << 22  # MinHash block (permutations x shingles x 8 B): measured sweet spot
 _WINDOW = 16  # in an LSH bucket, compare each row with this many predecessors (and the first)
 _VERIFY_PAIRS = 16_384  # candidate pairs verified per numpy step (bounds memory)
 
@@ -109,6 +109,8 @@ def _word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     NFKC runs only on rows with non-ASCII characters (it is the identity on ASCII and the
     slowest step otherwise). Only distinct words are hashed in Python.
     """
+    if not isinstance(texts, pl.Series):
+        raise TypeError(f"texts must be a polars Series, got {type(texts).__name__}")
     if texts.dtype == pl.Null or isinstance(texts.dtype, (pl.Categorical, pl.Enum)):
         texts = texts.cast(pl.String)
     if texts.dtype != pl.String:
@@ -137,43 +139,42 @@ def _word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 def _shingle_keys(lengths: np.ndarray, word_hashes: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """32-bit keys (held in uint64) of every row's word n-grams, rows contiguous; and counts.
 
-    A row with ``0 < length < ngram`` words gets a single shingle of all its words. The
-    combine ``h = mix(h * K + word)`` is position-aware, so reordered words differ.
+    A shingle's key is ``mix(sum_j word_j * K**(n-1-j))``: the polynomial makes it
+    position-aware (reordered words differ) at two array passes per word, and the final
+    SplitMix64 spreads it before the top 32 bits are kept. A row with ``0 < length < ngram``
+    words gets one shingle of all its words.
     """
     counts = np.where(lengths >= ngram, lengths - ngram + 1, np.minimum(lengths, 1))
-    word_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    long_rows = lengths >= ngram
     total_words = len(word_hashes)
-
-    # Full n-grams: every word position is a potential start; slices avoid gathers.
+    row_ends = np.cumsum(lengths)
+    # Every word position starts a candidate n-gram; slices instead of gathers keep it cheap.
     h = np.zeros(total_words, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for j in range(min(ngram, total_words)):
             m = total_words - j
-            h[:m] = _mix(h[:m] * _COMBINE + word_hashes[j:])
-    # Starts of full n-grams: positions p with p - row_start <= length - ngram in long rows.
-    full_counts = np.where(long_rows, counts, 0)
-    row_of = np.repeat(np.arange(len(lengths)), full_counts)
-    offset = np.arange(len(row_of)) - np.repeat(np.cumsum(full_counts) - full_counts, full_counts)
-    full = h[word_starts[row_of] + offset]
+            h[:m] *= _COMBINE
+            h[:m] += word_hashes[j:]
+    # A position starts a full n-gram when at least ngram words of its row remain.
+    remaining = np.repeat(row_ends, lengths) - np.arange(total_words)
+    keys = h[remaining >= ngram]
 
-    short_rows = np.flatnonzero(~long_rows & (lengths > 0))
-    if len(short_rows) == 0:
-        return full >> _SHIFT32, counts
-    short = np.zeros(len(short_rows), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(ngram - 1):
-            live = lengths[short_rows] > j
-            pos = word_starts[short_rows[live]] + j
-            short[live] = _mix(short[live] * _COMBINE + word_hashes[pos])
-    # Interleave short-row keys into row order: each short row owns one slot.
-    keys = np.empty(int(counts.sum()), dtype=np.uint64)
-    slot = np.cumsum(counts) - counts
-    is_short = np.zeros(len(keys), dtype=bool)
-    is_short[slot[short_rows]] = True
-    keys[is_short] = short
-    keys[~is_short] = full
-    return keys >> _SHIFT32, counts
+    short_rows = np.flatnonzero((lengths > 0) & (lengths < ngram))
+    if len(short_rows):
+        starts = row_ends[short_rows] - lengths[short_rows]
+        short = np.zeros(len(short_rows), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(ngram - 1):
+                live = lengths[short_rows] > j
+                short[live] = short[live] * _COMBINE + word_hashes[starts[live] + j]
+        # Each short row owns one slot in row order; long rows' keys fill the rest in order.
+        slots = np.cumsum(counts) - counts
+        is_short = np.zeros(int(counts.sum()), dtype=bool)
+        is_short[slots[short_rows]] = True
+        merged = np.empty(len(is_short), dtype=np.uint64)
+        merged[is_short] = short
+        merged[~is_short] = keys
+        keys = merged
+    return _mix(keys) >> _SHIFT32, counts
 
 
 def _hash_params(permutations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +202,8 @@ def _minhash(keys: np.ndarray, counts: np.ndarray, permutations: int, seed: int)
     signatures = np.empty((n_rows, permutations), dtype=np.uint32)
 
     def work(block_ids: range) -> list[tuple[int, np.ndarray]]:
-        buf = np.empty((block, permutations), dtype=np.uint64)
+        # (permutations x block) so reduceat reduces contiguous runs, its fast path.
+        buf = np.empty((permutations, block), dtype=np.uint64)
         carried: list[tuple[int, np.ndarray]] = []
         for i in block_ids:
             lo = int(cuts[i])
@@ -209,11 +211,11 @@ def _minhash(keys: np.ndarray, counts: np.ndarray, permutations: int, seed: int)
             first = int(np.searchsorted(row_starts, lo, side="right")) - 1
             last = int(np.searchsorted(row_starts, hi, side="left"))  # rows first..last-1
             seg = np.maximum(row_starts[first:last], lo) - lo
-            out = buf[: hi - lo]
+            out = buf[:, : hi - lo]
             with np.errstate(over="ignore"):
-                np.multiply(keys[lo:hi, None], a, out=out)
-                out += b
-            mins = (np.minimum.reduceat(out, seg, axis=0) >> _SHIFT32).astype(np.uint32)
+                np.multiply(a[:, None], keys[lo:hi], out=out)
+                out += b[:, None]
+            mins = (np.minimum.reduceat(out, seg, axis=1) >> _SHIFT32).astype(np.uint32).T
             if row_starts[first] < lo:  # continues a row owned by an earlier block
                 carried.append((first, mins[0]))
                 signatures[first + 1: last] = mins[1:]

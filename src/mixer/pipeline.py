@@ -8,7 +8,9 @@ a thin layer over these calls.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 from collections import Counter
 import sys
 from collections.abc import Callable
@@ -77,7 +79,7 @@ class Mixture:
     def write(self, out: str | Path | None = None, *, force: bool = False, log: Log = _quiet) -> Path:
         """Write data files, ``manifest.json`` and (if any) ``rejects.jsonl``; all or nothing."""
         out_dir = Path(out).expanduser().resolve() if out else self.recipe.output.dir
-        _refuse_inside_inputs(out_dir, self.manifest)
+        check_not_inside_inputs(out_dir, self.recipe)
         with writers.staged(out_dir, force) as stage:
             log(f"writing {out_dir}")
             output = self.recipe.output
@@ -106,10 +108,26 @@ class Mixture:
         return out_dir
 
 
-def _refuse_inside_inputs(out_dir: Path, manifest: dict[str, Any]) -> None:
-    for name, entry in manifest["sources"].items():
-        for item in entry["inputs"]:
-            _refuse_path(out_dir, Path(item["path"]), name)
+def write_index(root: Path, recipe_path: str | Path) -> Path:
+    """The top-level manifest of a staged build: each mixture folder found under ``root`` with its
+    manifest's hash, format and totals. Written atomically (temp file, then rename)."""
+    stages = {}
+    for manifest_path in sorted(root.glob("*/manifest.json")):
+        blob = manifest_path.read_bytes()
+        manifest = json.loads(blob)
+        stages[manifest_path.parent.name] = {
+            "path": f"{manifest_path.parent.name}/",
+            "manifest_sha256": hashlib.sha256(blob).hexdigest(),
+            "format": (manifest.get("export") or {}).get("format", "canonical"),
+            "recipe_sha256": manifest["recipe"]["sha256"],
+            "totals": manifest["totals"],
+        }
+    index = {"recipe": str(recipe_path), "mixtures": stages}
+    target = root / "manifest.json"
+    tmp = root / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
 
 
 def check_not_inside_inputs(out_dir: Path, recipe: Recipe) -> None:
@@ -130,10 +148,13 @@ def _refuse_path(out_dir: Path, path: Path, name: str) -> None:
 
 
 def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None,
-          *, log: Log = _quiet) -> Mixture:
-    """Build the mixture a recipe describes, in memory. Nothing is written."""
+          *, mixture: str | None = None, log: Log = _quiet) -> Mixture:
+    """Build the mixture a recipe describes, in memory. Nothing is written.
+
+    For a staged recipe, ``mixture`` names which ``[mixtures.NAME]`` to build.
+    """
     if not isinstance(recipe, Recipe):
-        recipe = recipe_mod.load(recipe, overrides)
+        recipe = recipe_mod.load(recipe, overrides, mixture)
     elif overrides:
         raise TypeError("overrides apply to a recipe path; pass them to recipe.load instead")
     enc = tokens.encoding(recipe.tokenizer)
@@ -262,3 +283,48 @@ def _combine(parts: dict[str, pl.DataFrame], recipe: Recipe) -> pl.DataFrame:
     frames = [f for f in parts.values() if f.height]
     combined = pl.concat(frames) if frames else schema.empty()
     return mix.shuffle(combined, recipe.seed)
+
+
+def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = "auto", kind: str | None = None,
+            on_error: str = "fail", force: bool = False, strict: bool = False, chat_template: str | None = None,
+            shard_rows: int = 250_000, log: Log = _quiet) -> tuple[Path, dict[str, Any]]:
+    """Convert a dataset between formats with the same adapters and rules as a build, no mixing.
+
+    Returns the output folder and its manifest (rows read, rejected and exported, with reasons).
+    """
+    out_dir = Path(out).expanduser().resolve()
+    path = str(source) if str(source).startswith(recipe_mod.HUB_PREFIX) else str(Path(source).expanduser().resolve())
+    recipe = recipe_mod.from_dict({
+        "name": out_dir.name, "unit": "examples",
+        "sources": {"input": {"path": path, "format": from_format, "on_error": on_error, "examples": 1,
+                              **({"kind": kind} if kind else {})}},
+        "output": {"format": to, "shard_rows": shard_rows, "strict": strict,
+                   **({"chat_template": chat_template} if chat_template else {})},
+    }, base_dir=Path.cwd())
+    check_not_inside_inputs(out_dir, recipe)
+    from mixer.writers import check_target
+
+    check_target(out_dir, force)
+    log(f"reading {path}")
+    try:
+        frame, report = read_source(recipe.sources[0])
+    except DataError as exc:
+        raise DataError(str(exc).replace('set sources.input.on_error = "skip"', "pass --skip-bad")) from None
+    splits = {"train": frame}
+    exported = _export(splits, recipe, Path.cwd())
+    manifest: dict[str, Any] = {
+        "converted": {"from": report.format, "to": recipe.output.format},
+        "inputs": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in report.inputs],
+        "rows_read": report.rows_read, "rows_rejected": report.rows_rejected,
+        "rejected_reasons": dict(sorted(report.rejected.items())), "repairs": dict(sorted(report.repairs.items())),
+        "versions": manifest_mod.versions(), "outputs": [], "rejects_file": None,
+    }
+    if exported:
+        ex = exported["train"]
+        manifest["export"] = {"format": recipe.output.format, "rows": {"train": len(ex.rows)},
+                              "rejected": {"train": dict(sorted(ex.reasons.items()))}}
+        if ex.rejects and strict:
+            raise DataError(f"--strict: {len(ex.rejects)} rows cannot be written as {to}: "
+                            + "; ".join(f"{n} x {r}" for r, n in ex.reasons.most_common(5)))
+    mixture = Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=report.rejects, exported=exported)
+    return mixture.write(out_dir, force=force, log=log), manifest

@@ -7,6 +7,7 @@ table before validation, so they are checked exactly like the file.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -91,6 +92,7 @@ class Recipe:
     decontaminate: DecontaminateSpec | None
     path: Path | None
     resolved: dict[str, Any]  # the table after overrides, as validated (for the manifest)
+    staged: bool = False  # one of several [mixtures.NAME] of a staged recipe
 
     @property
     def sha256(self) -> str:
@@ -108,9 +110,7 @@ class Recipe:
 # --------------------------------------------------------------------------- loading
 
 
-def load(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
-    """Read, override and validate a recipe file."""
-    path = Path(path)
+def _read_table(path: Path) -> dict[str, Any]:
     try:
         raw_text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -118,10 +118,31 @@ def load(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) 
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: cannot read recipe: {exc}") from None
     try:
-        table = tomllib.loads(raw_text)
+        return tomllib.loads(raw_text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: TOML syntax error: {exc}") from None
-    return from_dict(table, base_dir=path.resolve().parent, overrides=overrides, origin=str(path))
+
+
+def load(path: str | Path, overrides: dict[str, Any] | list[str] | None = None,
+         mixture: str | None = None) -> Recipe:
+    """Read, override and validate a recipe file (one mixture of a staged recipe with ``mixture``)."""
+    stages = load_all(path, overrides)
+    if mixture is None:
+        if len(stages) > 1:
+            raise RecipeError(f"{path} defines mixtures {', '.join(stages)}: build them all, or pick one "
+                              "(mixer build --only NAME, mixer.build(..., mixture=NAME))")
+        return next(iter(stages.values()))
+    if mixture not in stages:
+        raise RecipeError(f"{path}: no mixture {mixture!r}{_suggest(mixture, list(stages))}")
+    return stages[mixture]
+
+
+def load_all(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Recipe]:
+    """Every mixture a recipe file defines, by name: one for a plain recipe, one per
+    ``[mixtures.NAME]`` table for a staged recipe."""
+    path = Path(path)
+    return stages_from_dict(_read_table(path), base_dir=path.resolve().parent, overrides=overrides,
+                            origin=str(path))
 
 
 def from_dict(
@@ -131,12 +152,75 @@ def from_dict(
     overrides: dict[str, Any] | list[str] | None = None,
     origin: str = "<recipe>",
 ) -> Recipe:
-    """Validate a recipe given as a dict (what ``load`` does after parsing TOML)."""
+    """Validate a single-mixture recipe given as a dict (what ``load`` does after parsing TOML)."""
+    stages = stages_from_dict(table, base_dir=base_dir, overrides=overrides, origin=origin)
+    if len(stages) > 1:
+        raise RecipeError(f"{origin} defines mixtures {', '.join(stages)}; use stages_from_dict")
+    return next(iter(stages.values()))
+
+
+def stages_from_dict(
+    table: dict[str, Any],
+    *,
+    base_dir: Path | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+    origin: str = "<recipe>",
+) -> dict[str, Recipe]:
     table = json.loads(json.dumps(table, default=str))  # deep copy, plain types only
     base_dir = base_dir or Path.cwd()
     for key, value in _parse_overrides(overrides).items():
         _apply_override(table, key, value, origin)
-    return _Validator(origin, base_dir).recipe(table)
+    if "mixtures" not in table:
+        recipe = _Validator(origin, base_dir).recipe(table)
+        return {recipe.name: recipe}
+    table.setdefault("name", Path(origin).stem if origin.endswith(".toml") else "mixtures")
+    return {name: _Validator(f"{origin} [mixtures.{name}]", base_dir).recipe(stage, stage_of=table)
+            for name, stage in _expand(table, origin).items()}
+
+
+_BUDGET_KEYS = ("weight", "tokens", "examples")
+
+
+def _expand(table: dict[str, Any], origin: str) -> dict[str, dict[str, Any]]:
+    """Turn a staged recipe into one plain table per mixture.
+
+    A mixture inherits every top-level setting, may override any of them, and lists the shared
+    sources it uses under ``[mixtures.NAME.sources.SOURCE]`` with its own budget and options,
+    which replace the shared ones key by key (a budget replaces any shared budget).
+    """
+    mixtures = table.pop("mixtures")
+    if not isinstance(mixtures, dict) or not mixtures:
+        raise RecipeError(f"{origin}: mixtures: expected [mixtures.NAME] tables")
+    shared = table.pop("sources", {}) or {}
+    stages = {}
+    for name, spec in mixtures.items():
+        if not isinstance(spec, dict):
+            raise RecipeError(f"{origin}: mixtures.{name}: expected a table")
+        unknown = set(spec) - (_TOP_KEYS - {"name"})
+        if unknown:
+            key = sorted(unknown)[0]
+            raise RecipeError(f"{origin}: mixtures.{name}.{key}: unknown key{_suggest(key, sorted(_TOP_KEYS))}")
+        uses = spec.get("sources")
+        if not isinstance(uses, dict) or not uses:
+            raise RecipeError(f"{origin}: mixtures.{name}.sources: list the sources this mixture takes, "
+                              f"e.g. [mixtures.{name}.sources.SOURCE] with weight = 1")
+        sources = {}
+        for src, local in uses.items():
+            if src not in shared:
+                raise RecipeError(f"{origin}: mixtures.{name}.sources.{src}: no source {src!r} in [sources]"
+                                  f"{_suggest(src, list(shared))}")
+            local = local if isinstance(local, dict) else {}
+            base = dict(shared[src])
+            if any(k in local for k in _BUDGET_KEYS):
+                for k in _BUDGET_KEYS:
+                    base.pop(k, None)
+            sources[src] = {**base, **local}
+        output = {**(table.get("output") or {}), **(spec.get("output") or {})}
+        output.pop("dir", None)
+        stage = {**table, **{k: v for k, v in spec.items() if k not in ("sources", "output")},
+                 "name": name, "sources": sources, "output": output}
+        stages[name] = stage
+    return stages
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -194,7 +278,7 @@ def _suggest(word: str, options: list[str]) -> str:
 
 _TOP_KEYS = {
     "name", "seed", "unit", "total", "tokenizer", "validation", "temperature", "rebalance",
-    "sources", "output", "dedup", "decontaminate",
+    "sources", "output", "dedup", "decontaminate", "mixtures",
 }
 _DEDUP_KEYS = {"exact", "key", "scope", "near"}
 _NEAR_KEYS = {"threshold", "ngram", "permutations", "bands"}
@@ -260,8 +344,8 @@ class _Validator:
             raise self.fail(where, f"expected a whole number > 0, got {value!r}")
         return int(value)
 
-    def recipe(self, table: dict[str, Any]) -> Recipe:
-        self.unknown(table, _TOP_KEYS, "")
+    def recipe(self, table: dict[str, Any], stage_of: dict[str, Any] | None = None) -> Recipe:
+        self.unknown(table, _TOP_KEYS - {"mixtures"}, "")
         name = self.typed(table, "name", "name", (str,), "a string",
                           Path(self.origin).stem if self.origin.endswith(".toml") else "mixture")
         seed = self.typed(table, "seed", "seed", (int,), "an integer", 0)
@@ -283,13 +367,17 @@ class _Validator:
         )
         self.check_budgets(sources, total, temperature)
         output = self.output(self.typed(table, "output", "output", (dict,), "a table", {}), name)
+        if stage_of is not None:  # a stage writes into its own folder under the recipe's output
+            root = self.output(dict(stage_of.get("output") or {}, format="canonical"), stage_of.get("name", "mixture"))
+            output = dataclasses.replace(output, dir=root.dir / name)
         dedup = self.dedup(self.typed(table, "dedup", "dedup", (dict,), "a table", {}))
         decon = self.decontaminate(table.get("decontaminate"))
         return Recipe(
             name=name, seed=seed, unit=unit, total=total, tokenizer=tokenizer,
             validation=validation, temperature=temperature, rebalance=rebalance,
             sources=sources, output=output, dedup=dedup, decontaminate=decon,
-            path=None if self.origin.startswith("<") else Path(self.origin), resolved=table,
+            path=None if self.origin.startswith("<") else Path(self.origin.split(" [mixtures.")[0]), resolved=table,
+            staged=stage_of is not None,
         )
 
     def source(self, name: str, spec: Any, tempered: bool) -> Source:

@@ -91,8 +91,10 @@ def write_rows(splits: dict[str, list[dict[str, Any]]], folder: Path, suffix: st
             path = folder / rel
             if suffix == "parquet":
                 import datasets
+                import pyarrow.parquet as pq
 
-                datasets.Dataset.from_list(part, features=features).to_parquet(str(path))
+                table = datasets.Dataset.from_list(part, features=features).data.table  # carries the features
+                pq.write_table(table, path, compression="zstd")
             else:
                 with path.open("w", encoding="utf-8") as fh:
                     for row in part:

@@ -104,7 +104,7 @@ def tool_spec(spec: Any, where: str = "tools") -> str:
 
 def _tools(value: Any) -> list[str]:
     value = _maybe_json(value, "tools")
-    if value is None:
+    if value is None or value == "":
         return []
     if not isinstance(value, list):
         raise RowError("tools must be a list of tool specs")

@@ -86,6 +86,10 @@ def locate(source: Source) -> list[Path]:
         return [path]
     if is_hf_disk_dataset(path):
         return sorted(p for p in path.rglob("*") if p.is_file())
+    split_files = sorted(p for p in (path / "data").glob(f"{source.split}-*") if _suffix(p) in SUFFIXES) \
+        if (path / "data").is_dir() else []
+    if split_files:  # the Hugging Face layout (e.g. a mixer output): data/{split}-*.{parquet,jsonl}
+        return split_files
     files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p) in SUFFIXES
                    and not p.name.startswith(".") and p.name not in ("SOURCE.md", "README.md"))
     if not files:
