@@ -20,7 +20,7 @@ from mixer.errors import RecipeError
 from mixer.specs import DecontaminateSpec, DedupSpec, NearDup
 
 UNITS = ("tokens", "examples")
-FORMATS = ("auto", "openai", "sharegpt", "alpaca", "hh-rlhf", "document")
+FORMATS = ("auto", "canonical", "openai", "sharegpt", "alpaca", "hh-rlhf", "document")
 OUTPUT_FORMATS = ("canonical", "parquet", "jsonl", "trl", "llama-factory", "openai", "torchtune", "text", "prompt")
 HUB_PREFIX = "hf://"
 

@@ -74,6 +74,7 @@ def _tool_calls(calls: Any, where: str) -> str | None:
         raise RowError(f"{where}: tool_calls must be a list")
     out = []
     for call in calls:
+        call = _maybe_json(call, f"{where}.tool_calls")  # datasets' Json values arrive as strings
         if not isinstance(call, dict):
             raise RowError(f"{where}: each tool call must be an object")
         fn = call.get("function", call)
@@ -244,6 +245,18 @@ def hh_rlhf(record: dict[str, Any], source: Source) -> Row:
     return _finish_chat([], turns, [], {"repairs": repairs} if repairs else {})
 
 
+def canonical(record: dict[str, Any], source: Source) -> Row:
+    """mixer's own rows (a canonical output read back): kind, system, turns and tools as stored."""
+    if record.get("kind") == "document":
+        return document({**record, source.text_field: record.get("text")}, source)
+    row = openai({"messages": record.get("messages"), "tools": record.get("tools")}, source)
+    if record.get("system") is not None:
+        if not isinstance(record["system"], str):
+            raise RowError("system must be a string")
+        row["system"] = record["system"] if row["system"] is None else f"{record['system']}\n\n{row['system']}"
+    return row
+
+
 def document(record: dict[str, Any], source: Source) -> Row:
     """A plain document: the ``text_field`` column becomes ``text``; ``title`` is kept in meta."""
     text = record.get(source.text_field)
@@ -256,12 +269,14 @@ def document(record: dict[str, Any], source: Source) -> Row:
 
 
 ADAPTERS: dict[str, Callable[[dict[str, Any], Source], Row]] = {
-    "openai": openai, "sharegpt": sharegpt, "alpaca": alpaca, "hh-rlhf": hh_rlhf, "document": document,
+    "canonical": canonical, "openai": openai, "sharegpt": sharegpt, "alpaca": alpaca, "hh-rlhf": hh_rlhf, "document": document,
 }
 
 
 def detect(columns: set[str], source: Source) -> str | None:
     """Pick the adapter from the columns of the first records; None when nothing fits."""
+    if {"id", "source", "kind", "system", "messages", "tools", "text", "meta"} <= columns:
+        return "canonical"
     if source.kind == "document":
         return "document"
     if "messages" in columns:

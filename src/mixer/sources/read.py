@@ -93,7 +93,7 @@ def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
     fmt = _choose_format(source, head)
     if source.kind == "chat" and fmt == "document":
         raise RecipeError(f"sources.{source.name}: kind = \"chat\" but format = \"document\"")
-    if source.kind == "document" and fmt != "document":
+    if source.kind == "document" and fmt not in ("document", "canonical"):
         raise RecipeError(f"sources.{source.name}: kind = \"document\" but format = {fmt!r}")
     adapt = ADAPTERS[fmt]
     report = ReadReport(source=source.name, format=fmt, inputs=inputs)
