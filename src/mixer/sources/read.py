@@ -19,7 +19,7 @@ from mixer.errors import DataError, RecipeError
 from mixer.rng import content_hash
 from mixer.recipe import Source
 from mixer.sources.adapters import ADAPTERS, RowError, detect, rename
-from mixer.sources.files import InputFile, Located, Unreadable, read
+from mixer.sources.files import InputFile, Located, Unreadable, fingerprint, locate, read
 
 _DETECT_SAMPLE = 64
 _MAX_REJECT_EXAMPLES = 10_000
@@ -85,6 +85,9 @@ def _choose_format(source: Source, head: list[Located]) -> str:
 
 def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
     """Read, adapt and identify every record of ``source``."""
+    fast = _canonical_parquet(source)
+    if fast is not None:
+        return fast
     inputs, records = read(source)
     head = list(islice(records, _DETECT_SAMPLE))
     if not head:
@@ -139,6 +142,35 @@ def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
         {**cols, "source": [source.name] * len(cols["id"]), "n_tokens": [0] * len(cols["id"])},
         schema={name: schema.SCHEMA[name] for name in (*cols, "source", "n_tokens")},
     ).select(schema.COLUMNS)
+    return schema.check(frame, f"reading source {source.name!r}"), report
+
+
+def _canonical_parquet(source: Source) -> tuple[pl.DataFrame, ReadReport] | None:
+    """Canonical rows written by mixer as Parquet are read whole, without the per-record adapters.
+
+    Ids keep their content hash (it is computed the same way) under this source's name.
+    """
+    if source.is_hub or source.format not in ("auto", "canonical") or source.fields:
+        return None
+    import pyarrow.parquet as pq
+
+    files = locate(source)
+    if not all(p.name.endswith(".parquet") for p in files):
+        return None
+    try:
+        if set(pq.read_schema(files[0]).names) < set(schema.COLUMNS):
+            return None
+        frame = pl.read_parquet(files, columns=list(schema.COLUMNS))
+    except Exception:  # unreadable or not canonical after all: the general path reports it
+        return None
+    if frame.schema != schema.SCHEMA:
+        return None
+    frame = frame.with_columns(
+        id=pl.lit(f"{source.name}/") + pl.col("id").str.split("/").list.last(),
+        source=pl.lit(source.name),
+    )
+    report = ReadReport(source=source.name, format="canonical", inputs=[fingerprint(p) for p in files],
+                        rows_read=frame.height)
     return schema.check(frame, f"reading source {source.name!r}"), report
 
 

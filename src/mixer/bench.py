@@ -1,0 +1,303 @@
+"""Benchmarks: mixer side by side with what a user would otherwise write, in the same run.
+
+Each measurement runs in a fresh Python process so its peak RSS is its own. Workloads are
+canonical rows scaled from the real HH-RLHF slice (perturbed so every row is distinct) or,
+without it, from mixer's example chats; they are written once to Parquet and reused.
+
+- ``augment``: ``system_prompt`` + ``tools`` in memory (no I/O, no tokenization), against the
+  same augmentation as a plain Python loop and as ``datasets.map(batched=True)`` with
+  ``num_proc`` 1 and 2;
+- ``tokens``: mixer's token counting against tiktoken's own batch encoding of the same texts;
+- ``build``: a full ``mixer build`` of a three-source recipe (augmentation, dedup, Parquet
+  output) against the I/O floor (pyarrow read and write of the same data) plus token counting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mixer import schema
+
+AUGMENT = (
+    {"type": "system_prompt", "p": 0.8},
+    {"type": "tools", "p": 0.6, "count": [1, 6]},
+)
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+def _seed_rows(hh: Path | None) -> pl.DataFrame:
+    from mixer.recipe import Source
+    from mixer.sources.read import read_source
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "data" / "harmless_chats.jsonl"
+    path = hh if hh is not None and hh.exists() else examples
+    return read_source(Source(name="bench", path=str(path), format="hh-rlhf" if path != examples else "auto"))[0]
+
+
+def workload(rows: int, cache: Path, hh: Path | None = None) -> Path:
+    """Canonical rows scaled to ``rows``, cached as Parquet: the k-th copy of a seed row has
+    a marker word appended to its first user turn, so all rows are distinct."""
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"workload-{rows}.parquet"
+    if path.exists():
+        return path
+    seed = _seed_rows(hh)
+    copies = -(-rows // seed.height)
+    frames = []
+    for k in range(copies):
+        marker = f" (variant {k})" if k else ""
+        frame = seed.with_columns(
+            messages=pl.col("messages").list.eval(
+                pl.when(pl.int_range(pl.len()) == 0)
+                .then(pl.element().struct.with_fields(pl.field("content") + marker))
+                .otherwise(pl.element())
+            ),
+            id=pl.col("id") + f".{k}" if k else pl.col("id"),
+        )
+        frames.append(frame)
+    pl.concat(frames).head(rows).write_parquet(path)
+    return path
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _baseline_pools() -> tuple[list[str], list[dict[str, Any]]]:
+    from mixer.pools import builtin_records
+    from mixer.pools.prompts import load_bank
+
+    prompts = load_bank("builtin", seed=0, position=0).texts
+    tools = [{"type": "function", "function": r["function"]} for r in builtin_records("tools")]
+    return prompts, tools
+
+
+def _words(text: str) -> set[str]:
+    import re
+
+    return {w[:5] for w in re.findall(r"[a-z][a-z0-9]{2,}", text.lower())}
+
+
+def augment_row(row: dict[str, Any], prompts: list[str], tools: list[dict[str, Any]],
+                tool_words: list[set[str]]) -> dict[str, Any]:
+    """The same augmentation as mixer's transforms, written the way a user would: per row."""
+    rng = random.Random(row["id"])
+    if row["system"] is None and rng.random() < 0.8:
+        row["system"] = rng.choice(prompts)
+    if rng.random() < 0.6:
+        user = _words(" ".join(m["content"] for m in row["messages"] if m["role"] == "user"))
+        want, names, attached = rng.randint(1, 6), set(), list(row["tools"])
+        for _ in range(30):
+            if len(attached) - len(row["tools"]) >= want:
+                break
+            i = rng.randrange(len(tools))
+            name = tools[i]["function"]["name"]
+            if name in names or tool_words[i] & user:
+                continue
+            names.add(name)
+            attached.append(json.dumps(tools[i]))
+        row["tools"] = attached
+    return row
+
+
+# --------------------------------------------------------------------------- one measurement
+
+
+def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement in this process; returns seconds, rows, tokens and peak RSS."""
+    frame = pl.read_parquet(path)
+    out: dict[str, Any] = {"rows": frame.height}
+    if kind == "augment":
+        from mixer import transforms
+
+        if method == "mixer":
+            start = time.perf_counter()
+            transforms.apply(frame, AUGMENT, seed=0, source="bench")
+        else:
+            prompts, tools = _baseline_pools()
+            words = [_words(f"{t['function']['name']} {t['function']['description']}") for t in tools]
+            if method == "python":
+                rows = frame.to_dicts()
+                start = time.perf_counter()
+                [augment_row(r, prompts, tools, words) for r in rows]
+            else:
+                import datasets
+
+                datasets.disable_progress_bars()
+                ds = datasets.Dataset(frame.to_arrow())
+                nproc = int(method.rsplit("-", 1)[1])
+
+                def batch(b: dict[str, list]) -> dict[str, list]:
+                    keys = list(b)
+                    rows = [augment_row(dict(zip(keys, vals)), prompts, tools, words) for vals in zip(*b.values())]
+                    return {k: [r[k] for r in rows] for k in keys}
+
+                start = time.perf_counter()
+                ds.map(batch, batched=True, num_proc=nproc if nproc > 1 else None, load_from_cache_file=False)
+    elif kind == "tokens":
+        from mixer import tokens
+
+        enc = tokens.encoding("cl100k_base")
+        augmented = frame
+        if method == "mixer":
+            start = time.perf_counter()
+            counted = tokens.count(augmented, enc)
+            out["tokens"] = int(counted.get_column("n_tokens").sum())
+        else:
+            texts = _all_texts(augmented)
+            if method == "tiktoken-distinct":
+                texts = list(dict.fromkeys(texts))
+            start = time.perf_counter()
+            out["tokens"] = sum(len(t) for t in enc.encode_ordinary_batch(texts))
+    elif kind == "io":
+        import pyarrow.parquet as pq
+
+        start = time.perf_counter()
+        table = pq.read_table(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            pq.write_table(table, Path(tmp) / "out.parquet", compression="zstd")
+    elif kind == "build":
+        from mixer import pipeline
+
+        start = time.perf_counter()
+        mixture = pipeline.build(extra["recipe"])
+        with tempfile.TemporaryDirectory() as tmp:
+            mixture.write(Path(tmp) / "out")
+        out["rows"] = mixture.manifest["totals"]["train"]["rows"]
+    else:
+        raise ValueError(kind)
+    out["seconds"] = time.perf_counter() - start
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def _all_texts(frame: pl.DataFrame) -> list[str]:
+    """Every string mixer's token count covers, one per occurrence (what a per-row loop encodes)."""
+    turns = frame.select(pl.col("messages")).explode("messages").unnest("messages")
+    parts = [turns.get_column("content"), turns.get_column("tool_calls"), frame.get_column("system"),
+             frame.select(pl.col("tools").explode()).to_series(), frame.get_column("text")]
+    return [t for s in parts for t in s.drop_nulls().to_list()]
+
+
+def run_one(kind: str, method: str, path: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One measurement in a fresh process (its own peak RSS)."""
+    code = ("import json, sys; from pathlib import Path; from mixer.bench import _measure; "
+            "print(json.dumps(_measure(sys.argv[1], sys.argv[2], Path(sys.argv[3]), json.loads(sys.argv[4]))))")
+    proc = subprocess.run([sys.executable, "-c", code, kind, method, str(path), json.dumps(extra or {})],
+                          capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark {kind}/{method} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- suites
+
+
+def _build_recipe(path: Path, folder: Path) -> Path:
+    """Three sources cut from the workload, one augmented, dedup on, canonical Parquet output."""
+    frame = pl.read_parquet(path)
+    third = frame.height // 3
+    for i, name in enumerate(("harmless", "advice", "extra")):
+        frame.slice(i * third, third).write_parquet(folder / f"{name}.parquet")
+    recipe = folder / "bench.toml"
+    recipe.write_text(f"""
+name = "bench"
+unit = "examples"
+[sources.harmless]
+path = "harmless.parquet"
+examples = {third}
+[[sources.harmless.transforms]]
+type = "system_prompt"
+p = 0.8
+[[sources.harmless.transforms]]
+type = "tools"
+p = 0.6
+count = [1, 6]
+[sources.advice]
+path = "advice.parquet"
+examples = {third}
+[sources.extra]
+path = "extra.parquet"
+examples = {third}
+""")
+    return recipe
+
+
+def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = True,
+          log: Any = print) -> list[dict[str, Any]]:
+    """Every workload at every size; returns one result row per (workload, size, method)."""
+    results = []
+    for n in sizes:
+        path = workload(n, cache, hh)
+        log(f"{n:,} rows: {path}")
+        methods = ["mixer"] + (["python", "datasets-map-1", "datasets-map-2"] if baselines else [])
+        if n > 200_000 and baselines:
+            methods = ["mixer", "python", "datasets-map-2"]  # num_proc=1 adds nothing new at scale
+        for method in methods:
+            results.append({"workload": "augment", "size": n, "method": method, **run_one("augment", method, path)})
+        for method in ["mixer", "tiktoken-distinct", "tiktoken-all"]:
+            results.append({"workload": "tokens", "size": n, "method": method, **run_one("tokens", method, path)})
+        results.append({"workload": "io-floor", "size": n, "method": "pyarrow", **run_one("io", "pyarrow", path)})
+        with tempfile.TemporaryDirectory() as tmp:
+            recipe = _build_recipe(path, Path(tmp))
+            results.append({"workload": "build", "size": n, "method": "mixer",
+                            **run_one("build", "mixer", path, {"recipe": str(recipe)})})
+        for r in results[-len(methods) - 5:]:
+            log(f"  {r['workload']:>9} {r['method']:>17}: {r['rows'] / r['seconds']:>12,.0f} rows/s  "
+                f"{r['peak_rss_mb']:>7,.0f} MB")
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """A Markdown table with rates, peak RSS and ratios against the baselines of the same run."""
+    def find(workload: str, size: int, method: str) -> dict[str, Any] | None:
+        return next((r for r in results if (r["workload"], r["size"], r["method"]) == (workload, size, method)), None)
+
+    lines = ["| workload | rows | method | seconds | rows/s | tokens/s | peak RSS MB | mixer vs this |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        rate = r["rows"] / r["seconds"]
+        tok = f"{r['tokens'] / r['seconds']:,.0f}" if r.get("tokens") else ""
+        mine = find(r["workload"], r["size"], "mixer")
+        ratio = ""
+        if mine is not None and r["method"] != "mixer":
+            ratio = f"{r['seconds'] / mine['seconds']:.1f}x faster" if r["seconds"] >= mine["seconds"] \
+                else f"{mine['seconds'] / r['seconds']:.2f}x slower"
+        lines.append(f"| {r['workload']} | {r['size']:,} | {r['method']} | {r['seconds']:.2f} | {rate:,.0f} | {tok} | "
+                     f"{r['peak_rss_mb']:,.0f} | {ratio} |")
+    sizes = sorted({r["size"] for r in results})
+    for n in sizes:
+        build, io, tok = find("build", n, "mixer"), find("io-floor", n, "pyarrow"), find("tokens", n, "mixer")
+        if build and io and tok:
+            floor = io["seconds"] + tok["seconds"]
+            lines.append(f"\nfull build, {n:,} rows: {build['seconds']:.1f} s = {build['seconds'] / floor:.1f}x "
+                         f"(I/O floor {io['seconds']:.1f} s + token counting {tok['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    from mixer.manifest import versions
+
+    v = versions()
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}; "
+            f"Python {v['python']}, polars {v['polars']}, pyarrow {v['pyarrow']}, tiktoken {v['tiktoken']}, "
+            f"datasets {v['datasets']}, numpy {v['numpy']}")
