@@ -18,6 +18,7 @@ from mixer import schema, transforms
 from mixer.errors import RecipeError
 from mixer.recipe import Source
 from mixer.sources.read import read_source
+from mixer.pools.catalog import _normalize
 from mixer.transforms.tools import _stems
 
 
@@ -201,8 +202,8 @@ def test_relevance_guard_never_attaches_a_queries_own_tool(tmp_path: Path) -> No
                                                               {"role": "assistant", "content": "ok"}]} for q in items])
     frame = read(rows)
     out = transforms.tools(frame, catalog=str(tmp_path / "catalog.jsonl"), p=1.0, count=(60, 60), seed=11)
-    spec_text = {n: f"{n} {s['function']['description']} {json.dumps(s['function']['parameters'])}"
-                 for n, s in catalog.items()}
+    # what the guard reads of a tool: name, description, parameter names, descriptions, enums
+    spec_text = {n: f"{n} {_normalize(n, s)[3]}" for n, s in catalog.items()}
     attached_own, lexical = 0, 0
     for q, tools in zip(items, out.get_column("tools").to_list()):
         own = q["tools"][0]["function"]["name"]

@@ -69,8 +69,7 @@ class _Guard:
     def __init__(self, catalog: Catalog) -> None:
         stems = [_stems(f"{name} {about}") for name, about in zip(catalog.names, catalog.about)]
         vocab = sorted({s for st in stems for s in st})
-        self.vocab = pl.DataFrame({"w": vocab, "v": np.arange(len(vocab), dtype=np.int64)},
-                                  schema={"w": pl.String, "v": pl.Int64})
+        self.stems = vocab
         self.words = max(1, (len(stems) + 63) // 64)
         index = {s: i for i, s in enumerate(vocab)}
         self.postings = np.zeros((max(1, len(vocab)), self.words), dtype=np.uint64)
@@ -78,25 +77,78 @@ class _Guard:
             for s in st:
                 self.postings[index[s], t >> 6] |= np.uint64(1) << np.uint64(t & 63)
 
-    def relevant(self, user_text: pl.Series, cand: np.ndarray) -> np.ndarray:
-        """(rows x K) mask of candidates relevant to their row's user turns."""
-        hits = (
-            pl.DataFrame({"t": user_text}).with_row_index("row")
-            .select("row", pl.col("t").str.to_lowercase().str.extract_all(r"[a-z][a-z0-9]{2,}").alias("w"))
-            .explode("w").drop_nulls("w")
-            .filter(~pl.col("w").is_in(list(_STOP)))
-            .select("row", pl.col("w").str.head(_STEM))
-            .unique()
-            .join(self.vocab, on="w", how="inner")
-            .sort("row")
-        )
-        rel = np.zeros((len(cand), self.words), dtype=np.uint64)
-        if hits.height:
-            rows = hits.get_column("row").to_numpy().astype(np.int64)
-            starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
-            rel[rows[starts]] = np.bitwise_or.reduceat(self.postings[hits.get_column("v").to_numpy()], starts, axis=0)
-        r = np.arange(len(cand))[:, None]
-        return ((rel[r, cand >> 6] >> (cand & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
+    def row_sets(self, user_text: pl.Series) -> np.ndarray:
+        """Per row, the bitset of catalog tools relevant to its user turns.
+
+        The row's stems are found with one Aho-Corasick pass over its lower-cased user text
+        (``str.extract_many``): a stem counts wherever it occurs, which can only flag more tools,
+        never fewer, than matching word starts.
+        """
+        found = user_text.str.to_lowercase().str.extract_many(self.stems, overlapping=True)
+        lengths = found.list.len().to_numpy().astype(np.int64)
+        ids = found.explode().drop_nulls().replace_strict(self.stems, np.arange(len(self.stems)),
+                                                         return_dtype=pl.Int64).to_numpy()
+        rel = np.zeros((len(user_text), self.words), dtype=np.uint64)
+        if len(ids):
+            rows = np.flatnonzero(lengths)
+            starts = np.concatenate(([0], np.cumsum(lengths[rows])[:-1])).astype(np.int64)
+            rel[rows] = np.bitwise_or.reduceat(self.postings[ids], starts, axis=0)
+        return rel
+
+
+def _lookup(rel: np.ndarray, row: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Bit ``cand`` of ``rel[row]``, elementwise (row broadcast against cand's columns)."""
+    return ((rel[row, cand >> 6] >> (cand & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
+
+
+class _Picker:
+    """Draws each row's tools: candidates in draw order, filtered, first ``want`` kept.
+
+    Rows left short after the filters (the guard skipped many candidates) get further rounds
+    of fresh draws, so counts stay within ``count`` whenever the catalog allows.
+    """
+
+    def __init__(self, cdf: np.ndarray, name_of: np.ndarray, n_names: int, taken: np.ndarray,
+                 seed: int, position: int) -> None:
+        self.cdf, self.name_of, self.n_names, self.taken = cdf, name_of, n_names, taken
+        self.seed, self.position = seed, position
+
+    def _draw(self, keys: np.ndarray, reps: np.ndarray, first: int, width: int) -> np.ndarray:
+        cand = np.empty((len(keys), width), dtype=np.int64)
+        for j in range(width):
+            salt = rng.salt(self.seed, self.position, "tools.pick", first + j)
+            cand[:, j] = pick(self.cdf, rng.uniform(rng.draw(keys, salt, reps)))
+        return cand
+
+    def _keep(self, cand: np.ndarray, local: np.ndarray, offset: int, want: np.ndarray,
+              rel: np.ndarray | None) -> np.ndarray:
+        nid = self.name_of[cand]
+        keep = np.ones(cand.shape, dtype=bool)
+        if rel is not None:
+            keep &= ~_lookup(rel, local[:, None], cand)
+        if len(self.taken):  # rows that already carry tools: never a second tool of the same name
+            codes = (local[:, None] + offset) * self.n_names + nid
+            keep &= ~np.isin(codes, self.taken)
+        for j in range(1, cand.shape[1]):  # a name may appear once per row: first surviving slot wins
+            keep[:, j] &= ~((nid[:, :j] == nid[:, j : j + 1]) & keep[:, :j]).any(axis=1)
+        return keep & (np.cumsum(keep, axis=1) <= want[:, None])
+
+    def rows(self, keys: np.ndarray, reps: np.ndarray, want: np.ndarray, offset: int,
+             rel: np.ndarray | None, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat picked catalog indices (rows in order, draw order within a row) and counts."""
+        local = np.arange(len(keys))
+        cand = self._draw(keys, reps, 0, width)
+        keep = self._keep(cand, local, offset, want, rel)
+        for round_ in range(1, 4):
+            short = np.flatnonzero(keep.sum(axis=1) < want)
+            if not len(short):
+                break
+            more = np.concatenate([cand[short], self._draw(keys[short], reps[short], round_ * width, width)], axis=1)
+            more_keep = self._keep(more, short, offset, want[short], rel)
+            cand = np.concatenate([cand, np.full((len(keys), width), -1, dtype=np.int64)], axis=1)
+            keep = np.concatenate([keep, np.zeros((len(keys), width), dtype=bool)], axis=1)
+            cand[short], keep[short] = more, more_keep
+        return cand[keep], keep.sum(axis=1)
 
 
 def _count_option(count: Any) -> tuple[int, int]:
@@ -161,39 +213,23 @@ def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, coun
     u_count = rng.uniform(rng.draw(keys, rng.salt(seed, position, "tools.count"), reps))
     want = np.minimum(lo + np.floor(u_count * (hi - lo + 1)).astype(np.int64), hi)
 
-    # Candidate matrix: K independent draws per row, more than needed to survive the filters.
-    k = 2 * hi + 6
-    cdf = np.cumsum(cat.probs)
-    cand = np.empty((m, k), dtype=np.int64)
-    for j in range(k):
-        cand[:, j] = pick(cdf, rng.uniform(rng.draw(keys, rng.salt(seed, position, "tools.pick", j), reps)))
-
     names_unique = {name: i for i, name in enumerate(dict.fromkeys(cat.names))}
     name_of = np.array([names_unique[name] for name in cat.names], dtype=np.int64)
-    nid = name_of[cand]
-    keep = np.ones((m, k), dtype=bool)
-    sub = frame.select("messages", "tools")[rows]
-    if guard:
-        g = _Guard(cat)
-        user = _user_text(sub)
-        for start in range(0, m, _chunk):
-            sl = slice(start, start + _chunk)
-            keep[sl] &= ~g.relevant(user[sl], cand[sl])
-    existing = _existing_names(sub, names_unique)
-    if existing.height:  # rows that already carry tools: never attach a second tool of the same name
-        clash = (
-            pl.DataFrame({"row": np.repeat(np.arange(m, dtype=np.int64), k), "nid": nid.ravel()})
-            .with_row_index("i")
-            .join(existing.select(pl.col("row").cast(pl.Int64), "nid"), on=["row", "nid"], how="semi")
-        )
-        keep.ravel()[clash.get_column("i").to_numpy()] = False
-    for j in range(1, k):  # a name may appear once per row: keep its first surviving slot
-        dup = ((nid[:, :j] == nid[:, j : j + 1]) & keep[:, :j]).any(axis=1)
-        keep[:, j] &= ~dup
-    keep &= np.cumsum(keep, axis=1) <= want[:, None]
+    g = _Guard(cat) if guard else None
+    user = _user_text(frame).gather(rows) if guard else None  # string views: cheap to gather
+    existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}), names_unique)
+    taken = np.sort(existing.get_column("row").to_numpy().astype(np.int64) * len(names_unique)
+                    + existing.get_column("nid").to_numpy())
+    pick_from = _Picker(np.cumsum(cat.probs), name_of, len(names_unique), taken, seed, position)
     counts = np.zeros(n, dtype=np.int64)
-    counts[rows] = keep.sum(axis=1)
-    picked = cand[keep]  # row-major with rows ascending: each row's tools in draw order
+    parts = []
+    for start in range(0, m, _chunk):  # chunks bound memory; results do not depend on the chunking
+        sl = slice(start, min(start + _chunk, m))
+        rel = g.row_sets(user[sl]) if g is not None else None
+        picked_chunk, counts_chunk = pick_from.rows(keys[sl], reps[sl], want[sl], start, rel, 2 * hi + 6)
+        parts.append(picked_chunk)
+        counts[rows[sl]] = counts_chunk
+    picked = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     out = frame
     if render in ("field", "both"):
