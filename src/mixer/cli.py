@@ -153,6 +153,29 @@ def convert(source: str, out: Path, to: str, from_format: str, kind: str | None,
                f"{manifest['rows_rejected']:,} unreadable, {rejected:,} not representable, {rows:,} written to {written}")
 
 
+@main.command()
+@click.option("--sizes", default="10k,100k", show_default=True, help="Comma-separated row counts (k, M suffixes).")
+@click.option("--hh", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="An HH-RLHF folder to scale (default: mixer's example chats).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path(".mixer-bench"),
+              show_default=True, help="Where generated workloads are kept.")
+@click.option("--no-baselines", is_flag=True, help="Measure mixer only.")
+@_friendly
+def bench(sizes: str, hh: Path | None, cache: Path, no_baselines: bool) -> None:
+    """Measure augmentation, token counting and a full build on this machine, side by side
+    with a plain Python loop, datasets.map, tiktoken and the pyarrow I/O floor."""
+    from mixer import bench as bench_mod
+
+    def size(text: str) -> int:
+        text = text.strip().lower()
+        scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+
+    results = bench_mod.suite([size(s) for s in sizes.split(",")], cache, hh, baselines=not no_baselines,
+                              log=lambda msg: click.echo(msg, err=True))
+    click.echo(f"{bench_mod.machine()}\n\n{bench_mod.table(results)}")
+
+
 _POOLS = ("system_prompts", "tools", "requests", "generated-tools")
 
 

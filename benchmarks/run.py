@@ -1,0 +1,48 @@
+"""Run the benchmark suite and write benchmarks/RESULTS.md.
+
+    python benchmarks/run.py --sizes 10k,100k,1M
+
+Workloads are cached in benchmarks/.cache (git-ignored). Uses ../shared/data's HH-RLHF slice
+when present, else mixer's example chats. Every figure and its baselines come from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from mixer import bench
+
+HERE = Path(__file__).resolve().parent
+HH = HERE.parent.parent / "shared" / "data" / "hh_rlhf_harmless_base"
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower().replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10k,100k,1M", help="comma-separated row counts, e.g. 10k,100k,1M")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--no-baselines", action="store_true", help="mixer only (faster)")
+    args = parser.parse_args()
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = bench.suite(sizes, HERE / ".cache", HH if HH.exists() else None, baselines=not args.no_baselines)
+    command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    text = (f"# Benchmark results\n\nRun {started} on {bench.machine()}.\n\nCommand: `{command.strip()}`\n\n"
+            f"Workload: {'HH-RLHF harmless-base slice' if HH.exists() else 'example chats'}, scaled with "
+            "distinct variants. Each measurement ran in a fresh process; peak RSS is that process's.\n\n"
+            + bench.table(results) + "\n")
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The benchmark harness runs end to end on a small workload (a smoke test, not a benchmark)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mixer import bench
+from mixer.cli import main
+
+
+def test_workloads_are_distinct_rows_at_the_requested_size(tmp_path: Path) -> None:
+    import polars as pl
+
+    frame = pl.read_parquet(bench.workload(500, tmp_path, None))
+    assert frame.height == 500 and frame.get_column("id").n_unique() == 500
+    firsts = frame.select(pl.col("messages").list.first().struct.field("content")).to_series()
+    assert firsts.n_unique() == 500
+
+
+def test_bench_command_prints_rates_and_ratios_for_1k_rows(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["bench", "--sizes", "1k", "--cache", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for needle in ("| augment | 1,000 | mixer", "datasets-map-2", "tiktoken-distinct", "io-floor", "full build, 1,000 rows"):
+        assert needle in result.output
