@@ -1,6 +1,6 @@
 """Near-duplicate clusters of text rows: MinHash signatures + LSH banding, vectorized.
 
-Pipeline, each step over whole columns (no per-row Python):
+Pipeline, each step over whole columns of a chunk of rows (no per-row Python):
 
 1. Normalize (NFKC, lowercase) and split into words (``\\w+`` runs, so whitespace and
    punctuation differences vanish).
@@ -9,8 +9,8 @@ Pipeline, each step over whole columns (no per-row Python):
    Polars/numpy versions (``pl.Expr.hash`` is not).
 3. MinHash with ``permutations`` hash functions from the multiply-add-shift family
    ``h(x) = (a*x + b) >> 32`` on 32-bit shingle keys (2-independent; one multiply and one add
-   per entry, which is what makes classic MinHash fast enough), computed in cache-sized
-   blocks, spread over threads.
+   per entry, which is what makes classic MinHash fast enough), computed in fixed-size
+   blocks spread over threads.
 4. LSH: rows sharing any band are candidates; a candidate pair is kept when the fraction of
    equal signature entries (the Jaccard estimate) reaches ``threshold``; kept pairs are merged
    by a vectorized union-find whose roots are the smallest row index.
@@ -42,6 +42,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _COMBINE = np.uint64(0x100000001B3)  # odd multiplier making the n-gram combine order-aware
 _SHIFT32 = np.uint64(32)
 
+_CHUNK_BYTES = 1 << 25  # text processed per pass; bounds the word/shingle arrays in memory
 _BLOCK_BYTES = 1 << 22  # MinHash block (permutations x shingles x 8 B): measured sweet spot
 _WINDOW = 16  # in an LSH bucket, compare each row with this many predecessors (and the first)
 _VERIFY_PAIRS = 16_384  # candidate pairs verified per numpy step (bounds memory)
@@ -58,17 +59,22 @@ def near_duplicate_clusters(texts: pl.Series, *, threshold: float = 0.8, ngram: 
     whatever the thread count.
     """
     _validate(threshold, ngram, permutations, bands)
+    texts = _as_strings(texts)
     n = len(texts)
     cluster = np.arange(n, dtype=np.int64)
-    if n == 0:
+    row_parts: list[np.ndarray] = []
+    signature_parts: list[np.ndarray] = []
+    for lo, hi in _row_chunks(texts):  # bounded memory: only signatures outlive a chunk
+        lengths, word_hashes = _word_hashes(texts.slice(lo, hi - lo))
+        keys, counts = _shingle_keys(lengths, word_hashes, ngram)
+        rows = np.flatnonzero(counts)  # rows with at least one shingle; the others stay alone
+        if len(rows):
+            row_parts.append(rows + lo)
+            signature_parts.append(_minhash(keys, counts[rows], permutations, seed))
+    if sum(len(r) for r in row_parts) < 2:
         return cluster
-    lengths, word_hashes = _word_hashes(texts)
-    keys, counts = _shingle_keys(lengths, word_hashes, ngram)
-    rows = np.flatnonzero(counts)  # rows with at least one shingle; the others stay alone
-    if len(rows) < 2:
-        return cluster
-    signatures = _minhash(keys, counts[rows], permutations, seed)
-    roots = _lsh_components(signatures, threshold, bands)
+    rows = np.concatenate(row_parts)
+    roots = _lsh_components(np.concatenate(signature_parts), threshold, bands)
     cluster[rows] = rows[roots]  # roots are the smallest member, and rows is increasing
     return cluster
 
@@ -100,7 +106,29 @@ def _mix(z: np.ndarray) -> np.ndarray:
 
 
 def _blake64(data: bytes) -> int:
+    """A stable 64-bit hash of bytes (blake2b; unlike ``hash()``, the same in every process)."""
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def _as_strings(texts: pl.Series) -> pl.Series:
+    """The texts as a String Series named ``t``; anything but text is a caller error."""
+    if not isinstance(texts, pl.Series):
+        raise TypeError(f"texts must be a polars Series, got {type(texts).__name__}")
+    if texts.dtype == pl.Null or isinstance(texts.dtype, (pl.Categorical, pl.Enum)):
+        texts = texts.cast(pl.String)
+    if texts.dtype != pl.String:
+        raise TypeError(f"texts must be a String Series, got {texts.dtype}")
+    return texts.rename("t")
+
+
+def _row_chunks(texts: pl.Series) -> list[tuple[int, int]]:
+    """Consecutive row ranges of about ``_CHUNK_BYTES`` of text each (at least one row)."""
+    if len(texts) == 0:
+        return []
+    ends = np.cumsum(texts.str.len_bytes().fill_null(0).to_numpy().astype(np.int64))
+    cuts = np.searchsorted(ends, np.arange(_CHUNK_BYTES, ends[-1], _CHUNK_BYTES), side="right")
+    bounds = np.unique(np.concatenate(([0], cuts, [len(texts)])))
+    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
 
 def _word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -109,13 +137,6 @@ def _word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     NFKC runs only on rows with non-ASCII characters (it is the identity on ASCII and the
     slowest step otherwise). Only distinct words are hashed in Python.
     """
-    if not isinstance(texts, pl.Series):
-        raise TypeError(f"texts must be a polars Series, got {type(texts).__name__}")
-    if texts.dtype == pl.Null or isinstance(texts.dtype, (pl.Categorical, pl.Enum)):
-        texts = texts.cast(pl.String)
-    if texts.dtype != pl.String:
-        raise TypeError(f"texts must be a String Series, got {texts.dtype}")
-    texts = texts.rename("t")
     non_ascii = texts.str.contains(r"[^\x00-\x7F]").fill_null(False)
     if non_ascii.any():
         idx = non_ascii.arg_true()
@@ -190,7 +211,8 @@ def _minhash(keys: np.ndarray, counts: np.ndarray, permutations: int, seed: int)
     """MinHash signatures, shape (rows, permutations) uint32, for rows with ``counts > 0``.
 
     Shingles are cut into fixed blocks (a long row may span several); each block computes all
-    permutations as one (block x permutations) array, so the work stays in cache. A row's
+    permutations as one (permutations x block) array, so numpy makes few, large calls and
+    ``reduceat`` runs over contiguous memory. A row's
     first block owns its output slot; partial minima of rows continuing from an earlier block
     are merged afterwards, so threads never write the same slot.
     """
@@ -266,7 +288,8 @@ def _bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     new_bucket[1:] = sorted_keys[shared][1:] != sorted_keys[shared][:-1]
     pos = np.arange(len(members))
     start = np.maximum.accumulate(np.where(new_bucket, pos, 0))
-    us, vs = [], []
+    us: list[np.ndarray] = []
+    vs: list[np.ndarray] = []
     for d in range(1, _WINDOW + 1):
         sel = pos - d >= start
         if not sel.any():
