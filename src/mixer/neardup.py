@@ -34,11 +34,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
+from mixer.rng import splitmix64 as _mix
+
 __all__ = ["near_duplicate_clusters"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _COMBINE = np.uint64(0x100000001B3)  # odd multiplier making the n-gram combine order-aware
 _SHIFT32 = np.uint64(32)
 
@@ -91,18 +91,6 @@ def _validate(threshold: float, ngram: int, permutations: int, bands: int) -> No
         raise ValueError(
             f"permutations ({permutations}) must be a multiple of bands ({bands}) "
             "so every band has the same number of signature rows")
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finalizer: a bijective, well-mixed uint64 -> uint64 (stable by definition)."""
-    with np.errstate(over="ignore"):
-        z = z + _GOLDEN
-        z ^= z >> np.uint64(30)
-        z *= _M1
-        z ^= z >> np.uint64(27)
-        z *= _M2
-        z ^= z >> np.uint64(31)
-        return z
 
 
 def _blake64(data: bytes) -> int:

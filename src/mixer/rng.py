@@ -36,10 +36,14 @@ def salt(*parts: object) -> np.uint64:
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """The SplitMix64 finalizer, vectorized: a bijective, well-mixed uint64 -> uint64."""
     with np.errstate(over="ignore"):
-        z = x.astype(np.uint64, copy=True) + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
+        z = np.array(x, dtype=np.uint64, copy=True)  # then in place: no temporaries on big arrays
+        z += _GOLDEN
+        z ^= z >> np.uint64(30)
+        z *= _M1
+        z ^= z >> np.uint64(27)
+        z *= _M2
+        z ^= z >> np.uint64(31)
+        return z
 
 
 def row_keys(ids: pl.Series | Iterable[str]) -> np.ndarray:
