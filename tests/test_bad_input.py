@@ -3,7 +3,6 @@ no traceback, and no output folder."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re

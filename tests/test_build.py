@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import polars as pl
-import pytest
 from click.testing import CliRunner
 
 from conftest import HH, REPO, chats, needs_shared, write_jsonl, write_recipe

@@ -28,7 +28,6 @@ from typing import Any
 
 import polars as pl
 
-from mixer import schema
 
 AUGMENT = (
     {"type": "system_prompt", "p": 0.8},
