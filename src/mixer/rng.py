@@ -54,10 +54,11 @@ def row_keys(ids: pl.Series | Iterable[str]) -> np.ndarray:
     The key ignores the source name, so renaming a source does not change its selection.
     """
     ids = ids if isinstance(ids, pl.Series) else pl.Series(list(ids), dtype=pl.String)
-    tail = ids.str.split("/").list.last().str.split("#").list.first()
-    parts = tail.str.split_exact(".", 1)
-    base = parts.struct.field("field_0").str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
-    occurrence = parts.struct.field("field_1").cast(pl.UInt64).fill_null(0).to_numpy()
+    tail = ids.str.split("/").list.last()  # "hex16", "hex16.k", "hex16#r" or "hex16.k#r"
+    base = tail.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
+    dotted = (tail.str.slice(16, 1) == ".").cast(pl.UInt64)
+    number = tail.str.slice(17).str.split("#").list.first().cast(pl.UInt64, strict=False).fill_null(0)
+    occurrence = (number * dotted).to_numpy()
     with np.errstate(over="ignore"):
         return splitmix64(base ^ splitmix64(occurrence))
 

@@ -19,7 +19,7 @@ from mixer import schema
 from mixer.errors import RecipeError
 from mixer.pools import builtin_records
 from mixer.pools.loading import parse_specs, read_entries
-from mixer.transforms.rows import note, pick, probability, uniforms
+from mixer.transforms.rows import Draws, note, pick, probability, uniforms
 
 TITLE = "{title}"
 
@@ -71,8 +71,9 @@ def documents_to_chat(frame: pl.DataFrame, *, pool: Any = "builtin", p: float = 
     title = frame.select(pl.col("meta").str.json_path_match("$.title")).to_series()
     has_title = title.is_not_null().to_numpy() & bool(titled)
     is_doc = (frame.get_column("kind") == "document").to_numpy()
-    chosen = is_doc & (uniforms(frame, seed, position, "documents_to_chat") < p)
-    u = uniforms(frame, seed, position, "documents_to_chat.pick")
+    draws = Draws(frame, seed, position)
+    chosen = is_doc & (draws.uniform("documents_to_chat") < p)
+    u = draws.uniform("documents_to_chat.pick")
     i_plain = pick(np.linspace(1 / len(plain), 1, len(plain)), u)
     i_title = pick(np.linspace(1 / len(titled), 1, len(titled)), u) if titled else i_plain
     req_plain = pl.Series([t for _, t in plain]).gather(i_plain)

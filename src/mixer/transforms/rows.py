@@ -16,19 +16,36 @@ from mixer import rng
 from mixer.errors import RecipeError
 
 
-def draws(frame: pl.DataFrame, seed: int, position: int, purpose: str) -> np.ndarray:
-    """One uint64 per row for ``purpose``: independent across purposes, positions and repeats."""
-    ids = frame.get_column("id")
-    return rng.draw(rng.row_keys(ids), rng.salt(seed, position, purpose), rng.repeat_index(ids))
+class Draws:
+    """Per-row random draws for one transform: the rows' content keys and repeat indices are
+    parsed from the ids once, then each purpose is one vectorized hash."""
+
+    def __init__(self, frame: pl.DataFrame, seed: int, position: int) -> None:
+        ids = frame.get_column("id")
+        self.keys, self.reps = rng.row_keys(ids), rng.repeat_index(ids)
+        self.seed, self.position = seed, position
+
+    def uniform(self, purpose: str, index: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """Uniforms in [0, 1) for ``purpose`` (and ``index``), for all rows or the given ``rows``."""
+        keys, reps = (self.keys, self.reps) if rows is None else (self.keys[rows], self.reps[rows])
+        parts = (self.seed, self.position, purpose) if index is None else (self.seed, self.position, purpose, index)
+        return rng.uniform(rng.draw(keys, rng.salt(*parts), reps))
 
 
 def uniforms(frame: pl.DataFrame, seed: int, position: int, purpose: str) -> np.ndarray:
-    return rng.uniform(draws(frame, seed, position, purpose))
+    """Uniforms for one purpose (see :class:`Draws` when a transform needs several)."""
+    return Draws(frame, seed, position).uniform(purpose)
 
 
 def pick(probs_cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Indices drawn from a categorical distribution given its CDF and uniforms."""
-    return np.minimum(np.searchsorted(probs_cdf, u, side="right"), len(probs_cdf) - 1)
+    """Indices drawn from a categorical distribution given its CDF and uniforms.
+
+    Equal probabilities (the common case) take a multiply instead of a binary search.
+    """
+    n = len(probs_cdf)
+    if n and np.allclose(probs_cdf, np.arange(1, n + 1) / n, rtol=0, atol=1e-12):
+        return np.minimum((u * n).astype(np.int64), n - 1)
+    return np.minimum(np.searchsorted(probs_cdf, u, side="right"), n - 1)
 
 
 def note(frame: pl.DataFrame, mask: np.ndarray, key: str, values: pl.Series) -> pl.DataFrame:

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from mixer.pools.prompts import load_bank
-from mixer.transforms.rows import choice, note, pick, probability, uniforms
+from mixer.transforms.rows import Draws, choice, note, pick, probability
 
 MODES = ("if_absent", "replace", "prepend", "append")
 
@@ -37,8 +37,9 @@ def system_prompt(frame: pl.DataFrame, *, pool: Any = "builtin", p: float = 1.0,
     eligible = (frame.get_column("kind") == "chat").to_numpy()
     if mode == "if_absent":
         eligible &= frame.get_column("system").is_null().to_numpy()
-    chosen = eligible & (uniforms(frame, seed, position, "system_prompt.apply") < p)
-    idx = pick(np.cumsum(bank.probs), uniforms(frame, seed, position, "system_prompt.pick"))
+    draws = Draws(frame, seed, position)
+    chosen = eligible & (draws.uniform("system_prompt.apply") < p)
+    idx = pick(np.cumsum(bank.probs), draws.uniform("system_prompt.pick"))
     new = pl.Series(bank.texts, dtype=pl.String).gather(idx)
     old = pl.col("system")
     combined = {

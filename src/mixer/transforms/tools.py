@@ -22,7 +22,7 @@ import polars as pl
 from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
-from mixer.transforms.rows import choice, empty_lists, extend_lists, note, pick, probability, uniforms
+from mixer.transforms.rows import Draws, choice, empty_lists, extend_lists, note, pick, probability
 
 RENDERS = ("field", "system", "both")
 
@@ -129,8 +129,15 @@ class _Picker:
         if len(self.taken):  # rows that already carry tools: never a second tool of the same name
             codes = (local[:, None] + offset) * self.n_names + nid
             keep &= ~np.isin(codes, self.taken)
-        for j in range(1, cand.shape[1]):  # a name may appear once per row: first surviving slot wins
-            keep[:, j] &= ~((nid[:, :j] == nid[:, j : j + 1]) & keep[:, :j]).any(axis=1)
+        # A name may appear once per row: the first surviving slot wins. Dropped slots get names
+        # that match nothing; a stable sort puts equal names together in slot order.
+        width = cand.shape[1]
+        live = np.where(keep, nid, -1 - np.arange(width))
+        order = np.argsort(live, axis=1, kind="stable")
+        ordered = np.take_along_axis(live, order, axis=1)
+        repeat = np.zeros_like(keep)
+        repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+        np.put_along_axis(keep, order, np.take_along_axis(keep, order, axis=1) & ~repeat, axis=1)
         return keep & (np.cumsum(keep, axis=1) <= want[:, None])
 
     def rows(self, keys: np.ndarray, reps: np.ndarray, want: np.ndarray, offset: int,
@@ -204,13 +211,12 @@ def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, coun
         return frame
 
     n = frame.height
-    chosen = ((frame.get_column("kind") == "chat").to_numpy()
-              & (uniforms(frame, seed, position, "tools.apply") < p))
+    draws = Draws(frame, seed, position)
+    chosen = (frame.get_column("kind") == "chat").to_numpy() & (draws.uniform("tools.apply") < p)
     rows = np.flatnonzero(chosen)
     m = len(rows)
-    ids = frame.get_column("id").gather(rows)
-    keys, reps = rng.row_keys(ids), rng.repeat_index(ids)
-    u_count = rng.uniform(rng.draw(keys, rng.salt(seed, position, "tools.count"), reps))
+    keys, reps = draws.keys[rows], draws.reps[rows]
+    u_count = draws.uniform("tools.count", rows=rows)
     want = np.minimum(lo + np.floor(u_count * (hi - lo + 1)).astype(np.int64), hi)
 
     names_unique = {name: i for i, name in enumerate(dict.fromkeys(cat.names))}
@@ -236,19 +242,19 @@ def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, coun
         specs = pl.Series(cat.specs, dtype=pl.String).gather(picked)
         out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, specs))
     if render in ("system", "both"):
-        out = out.with_columns(system=_render_block(frame, picked, counts, cat, seed, position, block))
+        out = out.with_columns(system=_render_block(frame, picked, counts, cat, draws, block))
     id_json = pl.Series([json.dumps(i) for i in cat.ids], dtype=pl.String).gather(picked)
     id_lists = extend_lists(empty_lists(n), counts, id_json)
     notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
     return note(out, counts > 0, f"aug.{position}.tools", notes)
 
 
-def _render_block(frame: pl.DataFrame, picked: np.ndarray, counts: np.ndarray, cat: Catalog, seed: int,
-                  position: int, block: int | None) -> pl.Series:
+def _render_block(frame: pl.DataFrame, picked: np.ndarray, counts: np.ndarray, cat: Catalog, draws: Draws,
+                  block: int | None) -> pl.Series:
     """The system column with a tools block appended for rows that got tools."""
     n = frame.height
     which = (np.full(n, block, dtype=np.int64) if block is not None
-             else np.floor(uniforms(frame, seed, position, "tools.block") * len(BLOCKS)).astype(np.int64))
+             else np.floor(draws.uniform("tools.block") * len(BLOCKS)).astype(np.int64))
     rendered = pl.Series([text for _, item, _ in BLOCKS for text in _render_items(cat, item)], dtype=pl.String)
     item_text = rendered.gather(np.repeat(which, counts) * len(cat) + picked)
     item_lists = extend_lists(empty_lists(n), counts, item_text)
