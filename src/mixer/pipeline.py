@@ -186,27 +186,7 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
                              mix.amount(held[name], recipe.unit)), recipe.seed)
         for name in held
     }
-    train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
-    removed_by = {src.name: removed.filter(pl.col("source") == src.name).get_column("bucket") for src in recipe.sources}
-    entries = {}
-    for alloc in allocations:
-        name = alloc.source
-        got = chosen[name]
-        alloc = dataclasses.replace(alloc, selected_rows=got.height, selected_tokens=int(mix.amount(got, "tokens")))
-        entries[name] = manifest_mod.source_entry(
-            reports[name], steps[name], alloc,
-            cleaned={"rows_deduplicated": int((removed_by[name] == "deduplicated").sum()),
-                     "rows_decontaminated": int((removed_by[name] == "decontaminated").sum()),
-                     "rows_flagged_contaminated": flagged.get(name, 0)},
-            split_rows={"train": train[name].height, "validation": held[name].height},
-            tokens_available=int(mix.amount(train[name], "tokens") + mix.amount(held[name], "tokens")),
-            validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
-            realized_share=mix.amount(got, recipe.unit) / train_total if train_total else 0.0,
-            augmented_selected={
-                s.label: int(got.get_column("meta").str.contains(f'"aug.{s.position}.', literal=True).sum())
-                for s in steps[name]
-            },
-        )
+    entries = _source_entries(recipe, reports, steps, allocations, chosen, train, held, val_chosen, removed, flagged)
     splits = {"train": _combine(chosen, recipe)}
     if recipe.validation > 0:
         splits["validation"] = _combine(val_chosen, recipe)
@@ -220,20 +200,55 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
         }
     exported = _export(splits, recipe, base_dir)
     if exported:
-        manifest["export"] = {
-            "format": recipe.output.format,
-            "rows": {name: len(ex.rows) for name, ex in exported.items()},
-            "rejected": {name: dict(sorted(ex.reasons.items())) for name, ex in exported.items()},
-        }
-        rejected = sum(len(ex.rejects) for ex in exported.values())
-        if rejected and recipe.output.strict:
-            reasons = Counter(r for ex in exported.values() for r in ex.reasons.elements())
-            raise DataError(f"--strict: {rejected} rows cannot be written as {recipe.output.format}: "
-                            + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
+        manifest["export"] = _export_summary(exported, recipe)
     manifest_mod.check(manifest)
     rejects = [r for rep in reports.values() for r in rep.rejects]
     return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects, removed=removed,
                    exported=exported)
+
+
+def _source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[str, list[transforms.Step]],
+                    allocations: list[mix.Allocation], chosen: dict[str, pl.DataFrame],
+                    train: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
+                    val_chosen: dict[str, pl.DataFrame], removed: pl.DataFrame,
+                    flagged: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The manifest's per-source accounting, from what each step reported."""
+    train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
+    entries = {}
+    for alloc in allocations:
+        name = alloc.source
+        got = chosen[name]
+        buckets = removed.filter(pl.col("source") == name).get_column("bucket")
+        alloc = dataclasses.replace(alloc, selected_rows=got.height, selected_tokens=int(mix.amount(got, "tokens")))
+        entries[name] = manifest_mod.source_entry(
+            reports[name], steps[name], alloc,
+            cleaned={"rows_deduplicated": int((buckets == "deduplicated").sum()),
+                     "rows_decontaminated": int((buckets == "decontaminated").sum()),
+                     "rows_flagged_contaminated": flagged.get(name, 0)},
+            split_rows={"train": train[name].height, "validation": held[name].height},
+            tokens_available=int(mix.amount(train[name], "tokens") + mix.amount(held[name], "tokens")),
+            validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
+            realized_share=mix.amount(got, recipe.unit) / train_total if train_total else 0.0,
+            augmented_selected={
+                s.label: int(got.get_column("meta").str.contains(f'"aug.{s.position}.', literal=True).sum())
+                for s in steps[name]
+            },
+        )
+    return entries
+
+
+def _export_summary(exported: dict[str, formats.Exported], recipe: Recipe) -> dict[str, Any]:
+    """Rows written and rejected per split; under ``strict`` any rejection fails the build."""
+    rejected = sum(len(ex.rejects) for ex in exported.values())
+    if rejected and recipe.output.strict:
+        reasons = Counter(r for ex in exported.values() for r in ex.reasons.elements())
+        raise DataError(f"--strict: {rejected} rows cannot be written as {recipe.output.format}: "
+                        + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
+    return {
+        "format": recipe.output.format,
+        "rows": {name: len(ex.rows) for name, ex in exported.items()},
+        "rejected": {name: dict(sorted(ex.reasons.items())) for name, ex in exported.items()},
+    }
 
 
 def _export(splits: dict[str, pl.DataFrame], recipe: Recipe, base_dir: Path) -> dict[str, formats.Exported]:
@@ -320,11 +335,6 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
         "versions": manifest_mod.versions(), "outputs": [], "rejects_file": None,
     }
     if exported:
-        ex = exported["train"]
-        manifest["export"] = {"format": recipe.output.format, "rows": {"train": len(ex.rows)},
-                              "rejected": {"train": dict(sorted(ex.reasons.items()))}}
-        if ex.rejects and strict:
-            raise DataError(f"--strict: {len(ex.rejects)} rows cannot be written as {to}: "
-                            + "; ".join(f"{n} x {r}" for r, n in ex.reasons.most_common(5)))
+        manifest["export"] = _export_summary(exported, recipe)
     mixture = Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=report.rejects, exported=exported)
     return mixture.write(out_dir, force=force, log=log), manifest
