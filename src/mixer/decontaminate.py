@@ -18,7 +18,7 @@ from mixer.errors import DataError
 from mixer.recipe import Source
 from mixer.specs import DecontaminateSpec
 from mixer.sources.files import InputFile, Unreadable, read
-from mixer.dedup import _WHO, REMOVED
+from mixer.dedup import REMOVED, removed_rows
 from mixer.text import ngram_hashes, row_text
 from mixer.transforms.rows import note
 
@@ -94,6 +94,6 @@ def decontaminate(frames: dict[str, pl.DataFrame], spec: DecontaminateSpec,
             out[name] = note(frame, flagged, "contaminated", pl.lit('"') + why.fill_null("") + pl.lit('"'))
             continue
         mask = pl.Series(flagged)
-        removed.append(frame.filter(mask).select(*_WHO, bucket=pl.lit("decontaminated"), detail=why.filter(mask)))
+        removed.append(removed_rows(frame.filter(mask), "decontaminated", why.filter(mask)))
         out[name] = frame.filter(~mask)
     return out, (pl.concat(removed) if removed else REMOVED.clear()), counts

@@ -40,8 +40,7 @@ def deduplicate(frames: dict[str, pl.DataFrame], spec: DedupSpec) -> tuple[dict[
     )
     drop = np.zeros(allrows.height, dtype=bool)
     drop[ordered.filter("_dup").get_column("_i").to_numpy()] = True
-    removed = [ordered.filter("_dup").select(*_WHO, bucket=pl.lit("deduplicated"),
-                                              detail=pl.lit("exact duplicate of ") + pl.col("_kept"))]
+    removed = [removed_rows(ordered.filter("_dup"), "deduplicated", pl.lit("exact duplicate of ") + pl.col("_kept"))]
 
     if spec.near is not None:
         from mixer.neardup import near_duplicate_clusters
@@ -55,8 +54,7 @@ def deduplicate(frames: dict[str, pl.DataFrame], spec: DedupSpec) -> tuple[dict[
             dup = cluster != np.arange(len(cluster))
             hit = sub.filter(pl.Series(dup)).with_columns(_kept=sub.get_column("id").gather(cluster[dup]))
             drop[hit.get_column("_i").to_numpy()] = True
-            removed.append(hit.select(*_WHO, bucket=pl.lit("deduplicated"),
-                                      detail=pl.lit("near duplicate of ") + pl.col("_kept")))
+            removed.append(removed_rows(hit, "deduplicated", pl.lit("near duplicate of ") + pl.col("_kept")))
 
     out, start = {}, 0
     for name, frame in frames.items():
@@ -67,5 +65,9 @@ def deduplicate(frames: dict[str, pl.DataFrame], spec: DedupSpec) -> tuple[dict[
 
 REMOVED = pl.DataFrame(schema={"source": pl.String, "id": pl.String, "origin": pl.String, "bucket": pl.String,
                                "detail": pl.String})
-#: the columns that say which row was removed: source, id, and the input file:line
-_WHO = ("source", "id", pl.col("meta").str.json_path_match("$.origin").alias("origin"))
+
+
+def removed_rows(frame: pl.DataFrame, bucket: str, detail: pl.Expr | pl.Series) -> pl.DataFrame:
+    """Records of removed rows (``REMOVED`` schema): source, id, input file:line, bucket, why."""
+    return frame.select("source", "id", pl.col("meta").str.json_path_match("$.origin").alias("origin"),
+                        bucket=pl.lit(bucket), detail=detail)

@@ -132,7 +132,7 @@ def _entries(spec: PoolSpec, seed: int, locale: str) -> list[tuple[str, str, str
 
 def load_catalog(catalog: Any, *, seed: int, locale: str = "en_US", base_dir: Path | None = None) -> Catalog:
     """Expand a ``catalog`` option (``"builtin"``, ``"generated"``, paths, tables) into a Catalog."""
-    specs = parse_specs(catalog, "catalog", base_dir, columns=(), builtins=("builtin", "generated"))
+    specs = parse_specs(catalog, "catalog", base_dir, builtins=("builtin", "generated"))
     ids, names, jsons, about, probs = [], [], [], [], []
     total_weight = sum(s.weight for s in specs)
     for spec in specs:

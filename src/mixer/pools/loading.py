@@ -26,8 +26,7 @@ class PoolSpec:
     count: int | None = None  # for generated pools
 
 
-def parse_specs(value: Any, option: str, base_dir: Path | None, *, columns: tuple[str, ...],
-                builtins: tuple[str, ...]) -> list[PoolSpec]:
+def parse_specs(value: Any, option: str, base_dir: Path | None, *, builtins: tuple[str, ...]) -> list[PoolSpec]:
     """Normalize a pool option into PoolSpecs; paths resolve against ``base_dir``."""
     items = value if isinstance(value, list) else [value]
     if not items:

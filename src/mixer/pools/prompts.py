@@ -53,7 +53,7 @@ def load_bank(pool: Any, *, seed: int, position: int, locale: str = "en_US", var
     """Expand a ``pool`` option into a PromptBank."""
     if isinstance(variants, bool) or not isinstance(variants, int) or variants < 1:
         raise RecipeError(f"variants: expected a whole number >= 1, got {variants!r}")
-    specs = parse_specs(pool, "pool", base_dir, columns=PROMPT_COLUMNS, builtins=("builtin",))
+    specs = parse_specs(pool, "pool", base_dir, builtins=("builtin",))
     fake = templates.faker(locale, seed)
     ids: list[str] = []
     texts: list[str] = []

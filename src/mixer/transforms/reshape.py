@@ -47,7 +47,7 @@ def to_prompt(frame: pl.DataFrame, *, seed: int = 0, position: int = 0, base_dir
 
 def _requests(pool: Any, base_dir: Path | None) -> list[tuple[str, str]]:
     entries: list[tuple[str, str]] = []
-    for spec in parse_specs(pool, "pool", base_dir, columns=("text", "request", "prompt"), builtins=("builtin",)):
+    for spec in parse_specs(pool, "pool", base_dir, builtins=("builtin",)):
         if spec.path is None:
             entries += [(f"builtin:{r['id']}", r["text"]) for r in builtin_records("requests")]
         else:
