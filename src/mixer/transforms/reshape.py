@@ -19,7 +19,7 @@ from mixer import schema
 from mixer.errors import RecipeError
 from mixer.pools import builtin_records
 from mixer.pools.loading import parse_specs, read_entries
-from mixer.transforms.rows import Draws, note, pick, probability, uniforms
+from mixer.transforms.rows import Draws, note, probability, uniforms
 
 TITLE = "{title}"
 
@@ -66,23 +66,22 @@ def documents_to_chat(frame: pl.DataFrame, *, pool: Any = "builtin", p: float = 
     """
     p = probability(p)
     entries = _requests(pool, base_dir)
-    titled = [e for e in entries if TITLE in e[1]]
-    plain = [e for e in entries if TITLE not in e[1]] or entries
+    titled = np.array([k for k, (_, text) in enumerate(entries) if TITLE in text], dtype=np.int64)
+    plain = np.array([k for k, (_, text) in enumerate(entries) if TITLE not in text], dtype=np.int64)
+    plain = plain if len(plain) else np.arange(len(entries))
     title = frame.select(pl.col("meta").str.json_path_match("$.title")).to_series()
-    has_title = title.is_not_null().to_numpy() & bool(titled)
+    has_title = title.is_not_null().to_numpy() & bool(len(titled))
     is_doc = (frame.get_column("kind") == "document").to_numpy()
     draws = Draws(frame, seed, position)
     chosen = is_doc & (draws.uniform("documents_to_chat") < p)
     u = draws.uniform("documents_to_chat.pick")
-    i_plain = pick(np.linspace(1 / len(plain), 1, len(plain)), u)
-    i_title = pick(np.linspace(1 / len(titled), 1, len(titled)), u) if titled else i_plain
-    req_plain = pl.Series([t for _, t in plain]).gather(i_plain)
-    req_title = pl.Series([t for _, t in titled] or [""]).gather(i_title if titled else np.zeros(len(u), dtype=np.int64))
-    request = (
-        pl.when(pl.lit(pl.Series(has_title)))
-        .then(pl.lit(req_title).str.replace_all(TITLE, title.fill_null(""), literal=True))
-        .otherwise(pl.lit(req_plain))
-    )
+
+    def one_of(pool: np.ndarray) -> np.ndarray:
+        return pool[np.minimum((u * len(pool)).astype(np.int64), len(pool) - 1)] if len(pool) else pool
+
+    idx = np.where(has_title, one_of(titled) if len(titled) else 0, one_of(plain))
+    request = pl.Series([text for _, text in entries]).gather(idx).str.replace_all(
+        TITLE, title.fill_null(""), literal=True)
     turns = pl.concat_list([
         pl.struct(role=pl.lit("user"), content=request, tool_calls=pl.lit(None, pl.String),
                   tool_call_id=pl.lit(None, pl.String), name=pl.lit(None, pl.String)),
@@ -95,7 +94,5 @@ def documents_to_chat(frame: pl.DataFrame, *, pool: Any = "builtin", p: float = 
         kind=pl.when(mask).then(pl.lit("chat")).otherwise(pl.col("kind")),
         text=pl.when(mask).then(None).otherwise(pl.col("text")),
     ).with_columns(messages=pl.col("messages").cast(pl.List(schema.MESSAGE)))
-    ids = pl.Series([json.dumps(i) for i, _ in plain]).gather(i_plain)
-    tids = pl.Series([json.dumps(i) for i, _ in titled] or ['""']).gather(i_title if titled else np.zeros(len(u), dtype=np.int64))
-    label = pl.select(pl.when(pl.lit(pl.Series(has_title))).then(pl.lit(tids)).otherwise(pl.lit(ids))).to_series()
+    label = pl.Series([json.dumps(ident) for ident, _ in entries]).gather(idx)
     return note(out, chosen, f"aug.{position}.documents_to_chat", label)
