@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
@@ -85,7 +86,20 @@ def _choose_format(source: Source, head: list[Located]) -> str:
 
 def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
     """Read, adapt and identify every record of ``source``."""
-    fast = _canonical_parquet(source)
+    report, chunks = read_chunks(source)
+    frames = list(chunks)
+    frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+    return frame, report
+
+
+def read_chunks(source: Source, rows: int = 1_000_000) -> tuple[ReadReport, Iterator[pl.DataFrame]]:
+    """Canonical frames of at most ``rows`` rows each, for sources larger than memory.
+
+    The report's counts grow as the chunks are consumed; they are final once the iterator is
+    exhausted. Errors about the source as a whole (missing, empty, unknown format) are raised
+    here, before any chunk.
+    """
+    fast = _canonical_parquet(source, rows)
     if fast is not None:
         return fast
     inputs, records = read(source)
@@ -98,12 +112,16 @@ def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
         raise RecipeError(f"sources.{source.name}: kind = \"chat\" but format = \"document\"")
     if source.kind == "document" and fmt not in ("document", "canonical"):
         raise RecipeError(f"sources.{source.name}: kind = \"document\" but format = {fmt!r}")
-    adapt = ADAPTERS[fmt]
     report = ReadReport(source=source.name, format=fmt, inputs=inputs)
+    return report, _adapted(source, report, _chain(head, records), rows)
 
-    cols: dict[str, list[Any]] = {name: [] for name in ("id", "kind", "system", "messages", "tools", "text", "meta")}
-    seen: Counter[str] = Counter()
-    for item in _chain(head, records):
+
+def _adapted(source: Source, report: ReadReport, records: Iterator[Located], rows: int) -> Iterator[pl.DataFrame]:
+    adapt = ADAPTERS[report.format]
+    seen: Counter[str] = Counter()  # content digests of the whole source: identical copies get .k ids
+    cols = _empty_columns()
+    emitted = False
+    for item in records:
         report.rows_read += 1
         try:
             if isinstance(item.record, Unreadable):
@@ -113,8 +131,8 @@ def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
             reason = str(exc)
             if source.on_error == "fail":
                 raise DataError(
-                    f"{item.file}:{item.line} (source {source.name!r}, format {fmt}): {reason}. Fix the "
-                    f"record, or set sources.{source.name}.on_error = \"skip\" to skip and count such rows"
+                    f"{item.file}:{item.line} (source {source.name!r}, format {report.format}): {reason}. Fix "
+                    f"the record, or set sources.{source.name}.on_error = \"skip\" to skip and count such rows"
                 ) from None
             report.rejected[_reason_key(reason)] += 1
             if len(report.rejects) < _MAX_REJECT_EXAMPLES:
@@ -137,16 +155,28 @@ def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
         for name in ("kind", "system", "messages", "tools", "text"):
             cols[name].append(row[name])
         cols["meta"].append(json.dumps(meta, ensure_ascii=False, sort_keys=True))
+        if len(cols["id"]) >= rows:
+            yield _frame(cols, source)
+            cols, emitted = _empty_columns(), True
+    if cols["id"] or not emitted:
+        yield _frame(cols, source)
 
+
+def _empty_columns() -> dict[str, list[Any]]:
+    return {name: [] for name in ("id", "kind", "system", "messages", "tools", "text", "meta")}
+
+
+def _frame(cols: dict[str, list[Any]], source: Source) -> pl.DataFrame:
     frame = pl.DataFrame(
         {**cols, "source": [source.name] * len(cols["id"]), "n_tokens": [0] * len(cols["id"])},
         schema={name: schema.SCHEMA[name] for name in (*cols, "source", "n_tokens")},
     ).select(schema.COLUMNS)
-    return schema.check(frame, f"reading source {source.name!r}"), report
+    return schema.check(frame, f"reading source {source.name!r}")
 
 
-def _canonical_parquet(source: Source) -> tuple[pl.DataFrame, ReadReport] | None:
-    """Canonical rows written by mixer as Parquet are read whole, without the per-record adapters.
+def _canonical_parquet(source: Source, rows: int) -> tuple[ReadReport, Iterator[pl.DataFrame]] | None:
+    """Canonical rows written by mixer as Parquet are read in batches, without the per-record
+    adapters.
 
     Ids keep their content hash (it is computed the same way) under this source's name.
     """
@@ -158,20 +188,33 @@ def _canonical_parquet(source: Source) -> tuple[pl.DataFrame, ReadReport] | None
     if not all(p.name.endswith(".parquet") for p in files):
         return None
     try:
-        if set(pq.read_schema(files[0]).names) < set(schema.COLUMNS):
-            return None
-        frame = pl.read_parquet(files, columns=list(schema.COLUMNS))
+        for path in files:
+            if set(pq.read_schema(path).names) < set(schema.COLUMNS):
+                return None
+            head = pl.read_parquet(path, columns=list(schema.COLUMNS), n_rows=1)
+            if head.schema != schema.SCHEMA:
+                return None
     except Exception:  # unreadable or not canonical after all: the general path reports it
         return None
-    if frame.schema != schema.SCHEMA:
-        return None
-    frame = frame.with_columns(
-        id=pl.lit(f"{source.name}/") + pl.col("id").str.split("/").list.last(),
-        source=pl.lit(source.name),
-    )
-    report = ReadReport(source=source.name, format="canonical", inputs=[fingerprint(p) for p in files],
-                        rows_read=frame.height)
-    return schema.check(frame, f"reading source {source.name!r}"), report
+    report = ReadReport(source=source.name, format="canonical", inputs=[fingerprint(p) for p in files])
+    return report, _parquet_batches(files, source, report, rows)
+
+
+def _parquet_batches(files: list[Any], source: Source, report: ReadReport, rows: int) -> Iterator[pl.DataFrame]:
+    import pyarrow.parquet as pq
+
+    emitted = False
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(schema.COLUMNS)):
+            frame = pl.from_arrow(batch).with_columns(
+                id=pl.lit(f"{source.name}/") + pl.col("id").str.split("/").list.last(),
+                source=pl.lit(source.name),
+            ).cast(schema.SCHEMA)
+            report.rows_read += frame.height
+            emitted = True
+            yield schema.check(frame, f"reading source {source.name!r}")
+    if not emitted:
+        yield schema.empty()
 
 
 def _reason_key(reason: str) -> str:
