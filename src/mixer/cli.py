@@ -16,6 +16,8 @@ from typing import Any
 import click
 
 from mixer import pipeline
+from mixer.manifest import table as manifest_table
+from mixer.streaming import build_streaming
 from mixer import recipe as recipe_mod
 from mixer.errors import MixerError, RecipeError
 
@@ -64,10 +66,15 @@ def main() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @click.option("--only", multiple=True, metavar="NAME", help="Staged recipes: build only these mixtures. Repeatable.")
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if the output format cannot carry a row.")
+@click.option("--stream", is_flag=True,
+              help="Hold one chunk of rows in memory at a time (for sources larger than memory). Same output; "
+                   "spills to the output's staging folder; not with dedup.near.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=200_000, show_default=True,
+              help="Rows per chunk with --stream; memory grows with it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 @_friendly
 def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], only: tuple[str, ...],
-          strict: bool, quiet: bool) -> None:
+          strict: bool, stream: bool, chunk_rows: int, quiet: bool) -> None:
     """Build the mixture described by RECIPE and write it with a manifest.
 
     The output folder holds data/train-*.parquet (and validation), manifest.json
@@ -96,14 +103,20 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
             pipeline.check_not_inside_inputs(targets[name], r)
     built = {}
     for name, parsed in stages.items():
-        mixture = pipeline.build(parsed, log=log)
+        mixture = None
+        if stream:  # writes as it goes (unless a dry run)
+            written, manifest = build_streaming(parsed, targets[name], force=force, chunk_rows=chunk_rows,
+                                                dry_run=dry_run, log=log)
+        else:
+            mixture = pipeline.build(parsed, log=log)
+            manifest = mixture.manifest
         if staged:
             click.echo(f"\n[{name}]  format: {parsed.output.format}")
-        click.echo(mixture.table())
+        click.echo(manifest_table(manifest))
         if dry_run:
             click.echo(f"dry run: nothing written (would write {targets[name]})")
             continue
-        built[name] = mixture.write(targets[name], force=force, log=log)
+        built[name] = mixture.write(targets[name], force=force, log=log) if mixture else written
         click.echo(f"wrote {built[name]}")
     if staged and built:
         index = pipeline.write_index(next(iter(built.values())).parent, recipe)

@@ -15,6 +15,29 @@ from mixer.specs import DedupSpec
 from mixer.text import row_text, sequence_keys
 
 
+def content_keys(frame: pl.DataFrame, key: str) -> pl.Series:
+    """The exact-dedup key of each row (``_key``): a hash of its normalized token sequence."""
+    text = frame.select(row_text(frame, key)).to_series()
+    return pl.Series("_key", sequence_keys(text))
+
+
+def mark_exact(keyed: pl.DataFrame, spec: DedupSpec) -> pl.DataFrame:
+    """Sort rows with ``id, _prio, _key`` columns into survivor order and mark exact copies.
+
+    Adds ``_dup`` (a later copy) and ``_kept`` (the surviving copy's id). Needs only the keys,
+    so a streaming build runs it on a small table of every row.
+    """
+    group = ["_prio"] if spec.scope == "source" else []
+    ordered = keyed.sort([*group, "_key", "_prio", "id"])
+    first = ordered.select(pl.struct([*group, "_key"]).is_first_distinct()).to_series()
+    if not spec.exact:
+        first = pl.Series(np.ones(ordered.height, dtype=bool))
+    return ordered.with_columns(
+        _dup=~first,
+        _kept=pl.when(first).then(pl.col("id")).otherwise(None).forward_fill(),
+    )
+
+
 def deduplicate(frames: dict[str, pl.DataFrame], spec: DedupSpec) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Remove duplicates; ``frames`` is ordered by recipe priority (first listed wins).
 
@@ -29,15 +52,7 @@ def deduplicate(frames: dict[str, pl.DataFrame], spec: DedupSpec) -> tuple[dict[
     ])
     text = allrows.select(row_text(allrows, spec.key)).to_series()
     allrows = allrows.with_columns(_key=pl.Series(sequence_keys(text)), _text=text).with_row_index("_i")
-    group = ["_prio"] if spec.scope == "source" else []
-    ordered = allrows.select("_i", "id", "source", "meta", "_prio", "_key", "_text").sort([*group, "_key", "_prio", "id"])
-    first = ordered.select(pl.struct([*group, "_key"]).is_first_distinct()).to_series()
-    if not spec.exact:
-        first = pl.Series(np.ones(ordered.height, dtype=bool))
-    ordered = ordered.with_columns(
-        _dup=~first,
-        _kept=pl.when(first).then(pl.col("id")).otherwise(None).forward_fill(),
-    )
+    ordered = mark_exact(allrows.select("_i", "id", "source", "meta", "_prio", "_key", "_text"), spec)
     drop = np.zeros(allrows.height, dtype=bool)
     drop[ordered.filter("_dup").get_column("_i").to_numpy()] = True
     removed = [removed_rows(ordered.filter("_dup"), "deduplicated", pl.lit("exact duplicate of ") + pl.col("_kept"))]

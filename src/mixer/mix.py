@@ -194,10 +194,16 @@ def _shortfall(src: Source, unit: str, want: float, frame: pl.DataFrame, share: 
             f"max_epochs = {src.max_epochs:g} allows at most {src.max_epochs * have:,.0f}")
 
 
+def order(ids: pl.Series, seed: int) -> np.ndarray:
+    """Indices of ``ids`` in the final order: by a seeded hash of (content key, repeat), then id."""
+    if ids.is_empty():
+        return np.zeros(0, dtype=np.int64)
+    draws = rng.draw(rng.row_keys(ids), rng.salt(seed, "order"), rng.repeat_index(ids))
+    return np.lexsort((ids.to_numpy(), draws))
+
+
 def shuffle(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
-    """The final order: a seeded hash of (content key, repeat), independent of thread count."""
+    """The final order of the mixture's rows, independent of thread count and source order."""
     if frame.is_empty():
         return frame
-    ids = frame.get_column("id")
-    draws = rng.draw(rng.row_keys(ids), rng.salt(seed, "order"), rng.repeat_index(ids))
-    return schema.check(frame[np.lexsort((ids.to_numpy(), draws))], "shuffle")
+    return schema.check(frame[order(frame.get_column("id"), seed)], "shuffle")

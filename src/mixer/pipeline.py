@@ -87,25 +87,33 @@ class Mixture:
                 fmt = formats.FORMATS[output.format]
                 files = writers.write_rows({k: v.rows for k, v in self.exported.items()}, stage, fmt.suffix,
                                            output.shard_rows, fmt.features() if fmt.features else None)
-                (stage / "README.md").write_text(
-                    formats.dataset_card(self.recipe.name, fmt, sorted({f.split for f in files})), encoding="utf-8")
-                if output.format == "llama-factory":
-                    info = formats.llama_factory.dataset_info(
-                        self.recipe.name, {f.split: f.path for f in files})
-                    (stage / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
             else:
                 files = writers.write_splits(self.splits, stage, output.file, output.shard_rows)
-            self.manifest["outputs"] = [f.as_dict() for f in files]
             rejects = [r.__dict__ for r in self.rejects] + [r for ex in self.exported.values() for r in ex.rejects]
-            if rejects:
-                writers.write_jsonl(stage / "rejects.jsonl", rejects)
-                self.manifest["rejects_file"] = "rejects.jsonl"
-            if self.removed.height:
-                self.removed.write_ndjson(stage / "removed.jsonl")
-                self.manifest["removed_file"] = "removed.jsonl"
-            (stage / "manifest.json").write_text(
-                json.dumps(self.manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+            finish(stage, self.recipe, self.manifest, files, rejects, self.removed)
         return out_dir
+
+
+def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[writers.OutputFile],
+           rejects: list[dict[str, Any]], removed: pl.DataFrame) -> None:
+    """The files beside the data: dataset card (trainer formats), rejects, removed rows, manifest."""
+    output = recipe.output
+    if output.format != "canonical":
+        fmt = formats.FORMATS[output.format]
+        (stage / "README.md").write_text(
+            formats.dataset_card(recipe.name, fmt, sorted({f.split for f in files})), encoding="utf-8")
+        if output.format == "llama-factory":
+            info = formats.llama_factory.dataset_info(recipe.name, {f.split: f.path for f in files})
+            (stage / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    manifest["outputs"] = [f.as_dict() for f in files]
+    if rejects:
+        writers.write_jsonl(stage / "rejects.jsonl", rejects)
+        manifest["rejects_file"] = "rejects.jsonl"
+    if removed.height:
+        removed.write_ndjson(stage / "removed.jsonl")
+        manifest["removed_file"] = "removed.jsonl"
+    (stage / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
 
 
 def write_index(root: Path, recipe_path: str | Path) -> Path:
@@ -186,7 +194,9 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
                              mix.amount(held[name], recipe.unit)), recipe.seed)
         for name in held
     }
-    entries = _source_entries(recipe, reports, steps, allocations, chosen, train, held, val_chosen, removed, flagged)
+    augmented = {name: augmented_counts(chosen[name], steps[name]) for name in chosen}
+    entries = source_entries(recipe, reports, steps, allocations, chosen, train, held, val_chosen, removed, flagged,
+                             augmented)
     splits = {"train": _combine(chosen, recipe)}
     if recipe.validation > 0:
         splits["validation"] = _combine(val_chosen, recipe)
@@ -194,25 +204,38 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
     totals.setdefault("validation", {"rows": 0, "tokens": 0})
     manifest = manifest_mod.build_manifest(recipe, enc.name, entries, totals)
     if eval_index is not None:
-        manifest["decontamination"] = {
-            "against": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in eval_index.inputs],
-            "eval_texts": eval_index.texts, "eval_ngrams": int(len(eval_index.hashes)),
-        }
+        manifest["decontamination"] = decontamination_summary(eval_index)
     exported = _export(splits, recipe, base_dir)
     if exported:
-        manifest["export"] = _export_summary(exported, recipe)
+        manifest["export"] = export_summary(
+            {k: len(v.rows) for k, v in exported.items()}, {k: v.rejects for k, v in exported.items()}, recipe)
     manifest_mod.check(manifest)
     rejects = [r for rep in reports.values() for r in rep.rejects]
     return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects, removed=removed,
                    exported=exported)
 
 
-def _source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[str, list[transforms.Step]],
-                    allocations: list[mix.Allocation], chosen: dict[str, pl.DataFrame],
-                    train: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
-                    val_chosen: dict[str, pl.DataFrame], removed: pl.DataFrame,
-                    flagged: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """The manifest's per-source accounting, from what each step reported."""
+def decontamination_summary(index: EvalIndex) -> dict[str, Any]:
+    """The manifest's record of what rows were checked against."""
+    return {"against": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in index.inputs],
+            "eval_texts": index.texts, "eval_ngrams": int(len(index.hashes))}
+
+
+def augmented_counts(frame: pl.DataFrame, steps: list[transforms.Step]) -> dict[str, int]:
+    """Rows of ``frame`` each transform step augmented (from the ``aug.N.`` keys in meta)."""
+    meta = frame.get_column("meta")
+    return {s.label: int(meta.str.contains(f'"aug.{s.position}.', literal=True).sum()) for s in steps}
+
+
+def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[str, list[transforms.Step]],
+                   allocations: list[mix.Allocation], chosen: dict[str, pl.DataFrame],
+                   train: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
+                   val_chosen: dict[str, pl.DataFrame], removed: pl.DataFrame,
+                   flagged: dict[str, int], augmented: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+    """The manifest's per-source accounting, from what each step reported.
+
+    Frames need only ``id`` and ``n_tokens``, so a streaming build passes small tables.
+    """
     train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
     entries = {}
     for alloc in allocations:
@@ -229,26 +252,28 @@ def _source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[
             tokens_available=int(mix.amount(train[name], "tokens") + mix.amount(held[name], "tokens")),
             validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
             realized_share=mix.amount(got, recipe.unit) / train_total if train_total else 0.0,
-            augmented_selected={
-                s.label: int(got.get_column("meta").str.contains(f'"aug.{s.position}.', literal=True).sum())
-                for s in steps[name]
-            },
+            augmented_selected=augmented[name],
         )
     return entries
 
 
-def _export_summary(exported: dict[str, formats.Exported], recipe: Recipe) -> dict[str, Any]:
+def export_summary(rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]], recipe: Recipe) -> dict[str, Any]:
     """Rows written and rejected per split; under ``strict`` any rejection fails the build."""
-    rejected = sum(len(ex.rejects) for ex in exported.values())
-    if rejected and recipe.output.strict:
-        reasons = Counter(r for ex in exported.values() for r in ex.reasons.elements())
-        raise DataError(f"--strict: {rejected} rows cannot be written as {recipe.output.format}: "
-                        + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
+    check_strict([r for split in rejects.values() for r in split], recipe)
     return {
         "format": recipe.output.format,
-        "rows": {name: len(ex.rows) for name, ex in exported.items()},
-        "rejected": {name: dict(sorted(ex.reasons.items())) for name, ex in exported.items()},
+        "rows": dict(rows),
+        "rejected": {name: dict(sorted(Counter(r["reason"] for r in split).items()))
+                     for name, split in rejects.items()},
     }
+
+
+def check_strict(rejects: list[dict[str, Any]], recipe: Recipe) -> None:
+    """Under ``strict``, rows the output format cannot carry fail the build (nothing is written)."""
+    if rejects and recipe.output.strict:
+        reasons = Counter(r["reason"] for r in rejects)
+        raise DataError(f"--strict: {len(rejects)} rows cannot be written as {recipe.output.format}: "
+                        + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
 
 
 def _export(splits: dict[str, pl.DataFrame], recipe: Recipe, base_dir: Path) -> dict[str, formats.Exported]:
@@ -256,10 +281,15 @@ def _export(splits: dict[str, pl.DataFrame], recipe: Recipe, base_dir: Path) -> 
     fmt = formats.FORMATS[recipe.output.format]
     if fmt.convert is None:
         return {}
-    options = {}
-    if fmt.name == "text":
-        options["template"] = formats.text.load_template(recipe.output.chat_template, base_dir)
+    options = export_options(recipe, base_dir)
     return {name: formats.export(frame, fmt, **options) for name, frame in splits.items()}
+
+
+def export_options(recipe: Recipe, base_dir: Path) -> dict[str, Any]:
+    """Options of the output format's converter (the chat template of ``text``)."""
+    if recipe.output.format == "text":
+        return {"template": formats.text.load_template(recipe.output.chat_template, base_dir)}
+    return {}
 
 
 def _clean(raw: dict[str, pl.DataFrame], recipe: Recipe, log: Log) -> tuple[
@@ -285,13 +315,20 @@ def _refresh_repeats(chosen: pl.DataFrame, raw: pl.DataFrame, src: Source, seed:
     is_repeat = chosen.get_column("id").str.contains("#", literal=True)
     if not is_repeat.any():
         return chosen
-    repeats = chosen.filter(is_repeat).select("id", pl.col("id").str.replace(r"#\d+$", "").alias("_base"))
+    fresh = reaugment(chosen.get_column("id").filter(is_repeat), raw, src, seed, base_dir, enc)
+    return pl.concat([chosen.filter(~is_repeat), fresh])
+
+
+def reaugment(repeat_ids: pl.Series, raw: pl.DataFrame, src: Source, seed: int, base_dir: Path,
+              enc: Any) -> pl.DataFrame:
+    """Upsampled copies (``...#r`` ids) of rows of ``raw``, transformed afresh and counted."""
+    repeats = pl.DataFrame({"id": repeat_ids}).with_columns(_base=pl.col("id").str.replace(r"#\d+$", ""))
     fresh = (
         repeats.join(raw.rename({"id": "_base"}), on="_base", how="inner", maintain_order="left")
         .drop("_base").select(schema.COLUMNS)
     )
     fresh, _ = transforms.apply(fresh, src.transforms, seed=seed, source=src.name, base_dir=base_dir, encoding=enc)
-    return pl.concat([chosen.filter(~is_repeat), tokens.count(fresh, enc)])
+    return tokens.count(fresh, enc)
 
 
 def _combine(parts: dict[str, pl.DataFrame], recipe: Recipe) -> pl.DataFrame:
@@ -335,6 +372,7 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
         "versions": manifest_mod.versions(), "outputs": [], "rejects_file": None,
     }
     if exported:
-        manifest["export"] = _export_summary(exported, recipe)
+        manifest["export"] = export_summary(
+            {k: len(v.rows) for k, v in exported.items()}, {k: v.rejects for k, v in exported.items()}, recipe)
     mixture = Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=report.rejects, exported=exported)
     return mixture.write(out_dir, force=force, log=log), manifest

@@ -50,11 +50,44 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _shards(total: int, shard_rows: int) -> list[tuple[int, int]]:
-    """(offset, length) of evenly sized shards."""
+def shard_plan(total: int, shard_rows: int) -> list[tuple[int, int]]:
+    """(offset, length) of evenly sized shards of ``total`` rows (none for an empty split)."""
+    if total <= 0:
+        return []
     n = max(1, math.ceil(total / shard_rows))
     size = math.ceil(total / n)
     return [(i * size, min(size, total - i * size)) for i in range(n)]
+
+
+def write_shard(part: pl.DataFrame | list[dict[str, Any]], folder: Path, split: str, index: int, count: int,
+                suffix: str, features: Any = None) -> OutputFile:
+    """Write shard ``index`` of ``count`` of a split as ``folder/data/{split}-0000i-of-0000n.{suffix}``.
+
+    A DataFrame is canonical rows (Parquet or JSON Lines); a list is trainer-format rows, whose
+    Parquet goes through ``datasets`` so its features (e.g. ``Json``) travel with the file.
+    """
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    rel = f"data/{split}-{index:05d}-of-{count:05d}.{suffix}"
+    path = folder / rel
+    if isinstance(part, pl.DataFrame):
+        if suffix == "parquet":
+            part.write_parquet(path, compression="zstd", statistics=True, row_group_size=50_000)
+        else:
+            part.write_ndjson(path)
+        rows = part.height
+    else:
+        if suffix == "parquet":
+            import datasets
+            import pyarrow.parquet as pq
+
+            table = datasets.Dataset.from_list(part, features=features).data.table  # carries the features
+            pq.write_table(table, path, compression="zstd")
+        else:
+            with path.open("w", encoding="utf-8") as fh:
+                for row in part:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        rows = len(part)
+    return OutputFile(rel, split, rows, path.stat().st_size, _sha256(path))
 
 
 def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_rows: int) -> list[OutputFile]:
@@ -64,42 +97,22 @@ def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_
     (folder / "data").mkdir(parents=True, exist_ok=True)
     written: list[OutputFile] = []
     for split, frame in splits.items():
-        shards = _shards(frame.height, shard_rows) if frame.height else []
+        shards = shard_plan(frame.height, shard_rows)
         for i, (offset, length) in enumerate(shards):
-            part = frame.slice(offset, length)
-            rel = f"data/{split}-{i:05d}-of-{len(shards):05d}.{fmt}"
-            path = folder / rel
-            if fmt == "parquet":
-                part.write_parquet(path, compression="zstd", statistics=True, row_group_size=50_000)
-            else:
-                part.write_ndjson(path)
-            written.append(OutputFile(rel, split, part.height, path.stat().st_size, _sha256(path)))
+            written.append(write_shard(frame.slice(offset, length), folder, split, i, len(shards), fmt))
     return written
 
 
 def write_rows(splits: dict[str, list[dict[str, Any]]], folder: Path, suffix: str, shard_rows: int,
                features: Any = None) -> list[OutputFile]:
-    """Write trainer-format rows: Parquet through ``datasets`` (so its features, e.g. ``Json``,
-    travel with the file) or JSON Lines, one object per line."""
+    """Write trainer-format rows as evenly sized shards under ``folder/data``."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
     written: list[OutputFile] = []
     for split, rows in splits.items():
-        shards = _shards(len(rows), shard_rows) if rows else []
+        shards = shard_plan(len(rows), shard_rows)
         for i, (offset, length) in enumerate(shards):
-            part = rows[offset : offset + length]
-            rel = f"data/{split}-{i:05d}-of-{len(shards):05d}.{suffix}"
-            path = folder / rel
-            if suffix == "parquet":
-                import datasets
-                import pyarrow.parquet as pq
-
-                table = datasets.Dataset.from_list(part, features=features).data.table  # carries the features
-                pq.write_table(table, path, compression="zstd")
-            else:
-                with path.open("w", encoding="utf-8") as fh:
-                    for row in part:
-                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            written.append(OutputFile(rel, split, len(part), path.stat().st_size, _sha256(path)))
+            written.append(write_shard(rows[offset : offset + length], folder, split, i, len(shards), suffix,
+                                       features))
     return written
 
 
