@@ -71,7 +71,11 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]], folder: Path, split: 
     path = folder / rel
     if isinstance(part, pl.DataFrame):
         if suffix == "parquet":
-            part.write_parquet(path, compression="zstd", statistics=True, row_group_size=50_000)
+            # through Arrow: Polars sizes pages of gathered rows by the buffers they share, so the
+            # same rows assembled differently (in memory, streamed) would give different bytes
+            import pyarrow.parquet as pq
+
+            pq.write_table(part.to_arrow(), path, compression="zstd", row_group_size=50_000)
         else:
             part.write_ndjson(path)
         rows = part.height
