@@ -22,5 +22,14 @@ def test_workloads_are_distinct_rows_at_the_requested_size(tmp_path: Path) -> No
 def test_bench_command_prints_rates_and_ratios_for_1k_rows(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", "--sizes", "1k", "--cache", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    for needle in ("| augment | 1,000 | mixer", "datasets-map-2", "tiktoken-distinct", "io-floor", "full build, 1,000 rows"):
+    for needle in ("| augment | 1,000 | mixer", "datasets-map-2", "tiktoken-distinct", "io-floor", "full build (mixer), 1,000 rows",
+                   "full build (mixer-stream), 1,000 rows"):
         assert needle in result.output
+
+
+def test_sizes_above_the_in_memory_limit_run_only_the_io_floor_and_the_streaming_build(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    monkeypatch.setattr(bench, "STREAM_ONLY", 500)
+    results = bench.suite([900], tmp_path, None, log=lambda _: None)
+    assert [(r["workload"], r["method"]) for r in results] == [("io-floor", "pyarrow"), ("build", "mixer-stream")]
+    assert results[1]["rows"] == 900 and results[1]["peak_rss_mb"] > 0

@@ -29,6 +29,8 @@ from typing import Any
 import polars as pl
 
 
+STREAM_ONLY = 2_000_000  # above this many rows only the I/O floor and the streaming build run
+
 AUGMENT = (
     {"type": "system_prompt", "p": 0.8},
     {"type": "tools", "p": 0.6, "count": [1, 6]},
@@ -54,21 +56,32 @@ def workload(rows: int, cache: Path, hh: Path | None = None) -> Path:
     path = cache / f"workload-{rows}.parquet"
     if path.exists():
         return path
+    import pyarrow.parquet as pq
+
     seed = _seed_rows(hh)
     copies = -(-rows // seed.height)
-    frames = []
-    for k in range(copies):
-        marker = f" (variant {k})" if k else ""
-        frame = seed.with_columns(
-            messages=pl.col("messages").list.eval(
-                pl.when(pl.int_range(pl.len()) == 0)
-                .then(pl.element().struct.with_fields(pl.field("content") + marker))
-                .otherwise(pl.element())
-            ),
-            id=pl.col("id") + f".{k}" if k else pl.col("id"),
-        )
-        frames.append(frame)
-    pl.concat(frames).head(rows).write_parquet(path)
+    tmp = path.with_suffix(".tmp")
+    writer = None
+    left = rows
+    for start in range(0, copies, 100):  # written in pieces: 10M rows do not fit in memory at once
+        frames = []
+        for k in range(start, min(start + 100, copies)):
+            marker = f" (variant {k})" if k else ""
+            frames.append(seed.with_columns(
+                messages=pl.col("messages").list.eval(
+                    pl.when(pl.int_range(pl.len()) == 0)
+                    .then(pl.element().struct.with_fields(pl.field("content") + marker))
+                    .otherwise(pl.element())
+                ),
+                id=pl.col("id") + f".{k}" if k else pl.col("id"),
+            ))
+        table = pl.concat(frames).head(left).to_arrow()
+        left -= table.num_rows
+        writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+        writer.write_table(table, row_group_size=100_000)
+    assert writer is not None
+    writer.close()
+    tmp.rename(path)
     return path
 
 
@@ -117,8 +130,10 @@ def augment_row(row: dict[str, Any], prompts: list[str], tools: list[dict[str, A
 
 def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in this process; returns seconds, rows, tokens and peak RSS."""
-    frame = pl.read_parquet(path)
-    out: dict[str, Any] = {"rows": frame.height}
+    import pyarrow.parquet as pq
+
+    out: dict[str, Any] = {"rows": pq.ParquetFile(path).metadata.num_rows}
+    frame = pl.read_parquet(path) if kind in ("augment", "tokens") else None  # build and io read for themselves
     if kind == "augment":
         from mixer import transforms
 
@@ -165,17 +180,24 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
         import pyarrow.parquet as pq
 
         start = time.perf_counter()
-        table = pq.read_table(path)
-        with tempfile.TemporaryDirectory() as tmp:
-            pq.write_table(table, Path(tmp) / "out.parquet", compression="zstd")
+        with tempfile.TemporaryDirectory() as tmp:  # batch by batch, as a streaming build reads and writes
+            source = pq.ParquetFile(path)
+            with pq.ParquetWriter(Path(tmp) / "out.parquet", source.schema_arrow, compression="zstd") as writer:
+                for batch in source.iter_batches(batch_size=100_000):
+                    writer.write_batch(batch)
     elif kind == "build":
         from mixer import pipeline
+        from mixer.streaming import build_streaming
 
         start = time.perf_counter()
-        mixture = pipeline.build(extra["recipe"])
         with tempfile.TemporaryDirectory() as tmp:
-            mixture.write(Path(tmp) / "out")
-        out["rows"] = mixture.manifest["totals"]["train"]["rows"]
+            if method == "mixer-stream":
+                manifest = build_streaming(extra["recipe"], Path(tmp) / "out")[1]
+            else:
+                mixture = pipeline.build(extra["recipe"])
+                mixture.write(Path(tmp) / "out")
+                manifest = mixture.manifest
+        out["rows"] = manifest["totals"]["train"]["rows"]
     else:
         raise ValueError(kind)
     out["seconds"] = time.perf_counter() - start
@@ -207,10 +229,11 @@ def run_one(kind: str, method: str, path: Path, extra: dict[str, Any] | None = N
 
 def _build_recipe(path: Path, folder: Path) -> Path:
     """Three sources cut from the workload, one augmented, dedup on, canonical Parquet output."""
-    frame = pl.read_parquet(path)
-    third = frame.height // 3
+    import pyarrow.parquet as pq
+
+    third = pq.ParquetFile(path).metadata.num_rows // 3
     for i, name in enumerate(("harmless", "advice", "extra")):
-        frame.slice(i * third, third).write_parquet(folder / f"{name}.parquet")
+        pl.scan_parquet(path).slice(i * third, third).sink_parquet(folder / f"{name}.parquet")
     recipe = folder / "bench.toml"
     recipe.write_text(f"""
 name = "bench"
@@ -242,6 +265,14 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
     for n in sizes:
         path = workload(n, cache, hh)
         log(f"{n:,} rows: {path}")
+        if n > STREAM_ONLY:  # in-memory workloads and baselines would not fit; the target here is memory
+            with tempfile.TemporaryDirectory() as tmp:
+                recipe = _build_recipe(path, Path(tmp))
+                results.append({"workload": "io-floor", "size": n, "method": "pyarrow", **run_one("io", "pyarrow", path)})
+                results.append({"workload": "build", "size": n, "method": "mixer-stream",
+                                **run_one("build", "mixer-stream", path, {"recipe": str(recipe)})})
+            _log_last(results, 2, log)
+            continue
         methods = ["mixer"] + (["python", "datasets-map-1", "datasets-map-2"] if baselines else [])
         if n > 200_000 and baselines:
             methods = ["mixer", "python", "datasets-map-2"]  # num_proc=1 adds nothing new at scale
@@ -252,12 +283,17 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
         results.append({"workload": "io-floor", "size": n, "method": "pyarrow", **run_one("io", "pyarrow", path)})
         with tempfile.TemporaryDirectory() as tmp:
             recipe = _build_recipe(path, Path(tmp))
-            results.append({"workload": "build", "size": n, "method": "mixer",
-                            **run_one("build", "mixer", path, {"recipe": str(recipe)})})
-        for r in results[-len(methods) - 5:]:
-            log(f"  {r['workload']:>9} {r['method']:>17}: {r['rows'] / r['seconds']:>12,.0f} rows/s  "
-                f"{r['peak_rss_mb']:>7,.0f} MB")
+            for method in ("mixer", "mixer-stream"):
+                results.append({"workload": "build", "size": n, "method": method,
+                                **run_one("build", method, path, {"recipe": str(recipe)})})
+        _log_last(results, len(methods) + 6, log)
     return results
+
+
+def _log_last(results: list[dict[str, Any]], n: int, log: Any) -> None:
+    for r in results[-n:]:
+        log(f"  {r['workload']:>9} {r['method']:>17}: {r['rows'] / r['seconds']:>12,.0f} rows/s  "
+            f"{r['peak_rss_mb']:>7,.0f} MB")
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -272,18 +308,24 @@ def table(results: list[dict[str, Any]]) -> str:
         tok = f"{r['tokens'] / r['seconds']:,.0f}" if r.get("tokens") else ""
         mine = find(r["workload"], r["size"], "mixer")
         ratio = ""
-        if mine is not None and r["method"] != "mixer":
+        if mine is not None and not r["method"].startswith("mixer"):
             ratio = f"{r['seconds'] / mine['seconds']:.1f}x faster" if r["seconds"] >= mine["seconds"] \
                 else f"{mine['seconds'] / r['seconds']:.2f}x slower"
         lines.append(f"| {r['workload']} | {r['size']:,} | {r['method']} | {r['seconds']:.2f} | {rate:,.0f} | {tok} | "
                      f"{r['peak_rss_mb']:,.0f} | {ratio} |")
     sizes = sorted({r["size"] for r in results})
     for n in sizes:
-        build, io, tok = find("build", n, "mixer"), find("io-floor", n, "pyarrow"), find("tokens", n, "mixer")
-        if build and io and tok:
-            floor = io["seconds"] + tok["seconds"]
-            lines.append(f"\nfull build, {n:,} rows: {build['seconds']:.1f} s = {build['seconds'] / floor:.1f}x "
-                         f"(I/O floor {io['seconds']:.1f} s + token counting {tok['seconds']:.1f} s)")
+        io, tok = find("io-floor", n, "pyarrow"), find("tokens", n, "mixer")
+        for method in ("mixer", "mixer-stream"):
+            build = find("build", n, method)
+            if build and io and tok:
+                floor = io["seconds"] + tok["seconds"]
+                lines.append(f"\nfull build ({method}), {n:,} rows: {build['seconds']:.1f} s = "
+                             f"{build['seconds'] / floor:.1f}x (I/O floor {io['seconds']:.1f} s + token counting "
+                             f"{tok['seconds']:.1f} s); peak RSS {build['peak_rss_mb']:,.0f} MB")
+            elif build:
+                lines.append(f"\nfull build ({method}), {n:,} rows: {build['seconds']:.1f} s, "
+                             f"peak RSS {build['peak_rss_mb']:,.0f} MB")
     return "\n".join(lines)
 
 

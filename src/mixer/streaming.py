@@ -159,7 +159,7 @@ def _spill_source(s: _Source, spill: Path, chunk_rows: int, recipe: Recipe, log:
         chunk.write_parquet(_path(spill, s, c, "raw"))
         s.chunks = c + 1
         if keyed:
-            parts.append(chunk.select("id", "source", _prio=pl.lit(s.prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
+            parts.append(chunk.select("id", _prio=pl.lit(s.prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
                                       _key=content_keys(chunk, recipe.dedup.key)))
     return pl.concat(parts) if parts else pl.DataFrame()
 
