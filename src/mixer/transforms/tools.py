@@ -12,7 +12,9 @@ array masks, and the list column is built with Arrow offsets.
 from __future__ import annotations
 
 import json
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +82,14 @@ class _Guard:
     def row_sets(self, user_text: pl.Series) -> np.ndarray:
         """Per row, the bitset of catalog tools relevant to its user turns.
 
-        The row's stems are found with one Aho-Corasick pass over its lower-cased user text
-        (``str.extract_many``): a stem counts wherever it occurs, which can only flag more tools,
-        never fewer, than matching word starts.
+        The row's stems (all ASCII) are found with one case-insensitive Aho-Corasick pass over
+        its user text (``str.extract_many``): a stem counts wherever it occurs, which can only
+        flag more tools, never fewer, than matching word starts.
         """
-        found = user_text.str.to_lowercase().str.extract_many(self.stems, overlapping=True)
+        found = user_text.str.extract_many(self.stems, overlapping=True, ascii_case_insensitive=True)
         lengths = found.list.len().to_numpy().astype(np.int64)
-        ids = found.explode().drop_nulls().replace_strict(self.stems, np.arange(len(self.stems)),
-                                                         return_dtype=pl.Int64).to_numpy()
+        ids = (found.explode().drop_nulls().str.to_lowercase()
+               .replace_strict(self.stems, np.arange(len(self.stems)), return_dtype=pl.Int64).to_numpy())
         rel = np.zeros((len(user_text), self.words), dtype=np.uint64)
         if len(ids):
             rows = np.flatnonzero(lengths)
@@ -141,20 +143,27 @@ class _Picker:
         return keep & (np.cumsum(keep, axis=1) <= want[:, None])
 
     def rows(self, keys: np.ndarray, reps: np.ndarray, want: np.ndarray, offset: int,
-             rel: np.ndarray | None, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Flat picked catalog indices (rows in order, draw order within a row) and counts."""
+             rel: np.ndarray | None, width: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat picked catalog indices (rows in order, draw order within a row) and counts.
+
+        Each row sees the same sequence of candidates whatever ``width``; rows left short draw
+        ``width`` more at a time, up to ``budget`` candidates in all.
+        """
         local = np.arange(len(keys))
         cand = self._draw(keys, reps, 0, width)
         keep = self._keep(cand, local, offset, want, rel)
-        for round_ in range(1, 4):
+        drawn = width
+        while drawn < budget:
             short = np.flatnonzero(keep.sum(axis=1) < want)
             if not len(short):
                 break
-            more = np.concatenate([cand[short], self._draw(keys[short], reps[short], round_ * width, width)], axis=1)
+            step = min(width, budget - drawn)
+            more = np.concatenate([cand[short], self._draw(keys[short], reps[short], drawn, step)], axis=1)
             more_keep = self._keep(more, short, offset, want[short], rel)
-            cand = np.concatenate([cand, np.full((len(keys), width), -1, dtype=np.int64)], axis=1)
-            keep = np.concatenate([keep, np.zeros((len(keys), width), dtype=bool)], axis=1)
+            cand = np.concatenate([cand, np.full((len(keys), step), -1, dtype=np.int64)], axis=1)
+            keep = np.concatenate([keep, np.zeros((len(keys), step), dtype=bool)], axis=1)
             cand[short], keep[short] = more, more_keep
+            drawn += step
         return cand[keep], keep.sum(axis=1)
 
 
@@ -227,15 +236,20 @@ def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, coun
     taken = np.sort(existing.get_column("row").to_numpy().astype(np.int64) * len(names_unique)
                     + existing.get_column("nid").to_numpy())
     pick_from = _Picker(np.cumsum(cat.probs), name_of, len(names_unique), taken, seed, position)
-    counts = np.zeros(n, dtype=np.int64)
-    parts = []
-    for start in range(0, m, _chunk):  # chunks bound memory; results do not depend on the chunking
-        sl = slice(start, min(start + _chunk, m))
+
+    def pick_slice(sl: slice) -> tuple[np.ndarray, np.ndarray]:
         rel = g.row_sets(user[sl]) if g is not None else None
-        picked_chunk, counts_chunk = pick_from.rows(keys[sl], reps[sl], want[sl], start, rel, 2 * hi + 6)
-        parts.append(picked_chunk)
-        counts[rows[sl]] = counts_chunk
-    picked = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return pick_from.rows(keys[sl], reps[sl], want[sl], sl.start, rel, width=hi + 4, budget=8 * hi + 24)
+
+    # Slices bound memory and run on all cores (Polars and numpy release the GIL); results do
+    # not depend on the slicing.
+    slices = [slice(start, min(start + _chunk, m)) for start in range(0, m, _chunk)]
+    with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
+        results = list(pool.map(pick_slice, slices))
+    counts = np.zeros(n, dtype=np.int64)
+    for sl, (_, counts_slice) in zip(slices, results):
+        counts[rows[sl]] = counts_slice
+    picked = np.concatenate([r[0] for r in results]) if results else np.zeros(0, dtype=np.int64)
 
     out = frame
     if render in ("field", "both"):
