@@ -137,9 +137,10 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
     if kind == "augment":
         from mixer import transforms
 
-        if method == "mixer":
+        if method in ("mixer", "mixer-noguard"):  # without the relevance guard: what the rest costs
+            specs = AUGMENT if method == "mixer" else (AUGMENT[0], {**AUGMENT[1], "guard": False})
             start = time.perf_counter()
-            transforms.apply(frame, AUGMENT, seed=0, source="bench")
+            transforms.apply(frame, specs, seed=0, source="bench")
         else:
             prompts, tools = _baseline_pools()
             words = [_words(f"{t['function']['name']} {t['function']['description']}") for t in tools]
@@ -273,9 +274,9 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
                                 **run_one("build", "mixer-stream", path, {"recipe": str(recipe)})})
             _log_last(results, 2, log)
             continue
-        methods = ["mixer"] + (["python", "datasets-map-1", "datasets-map-2"] if baselines else [])
+        methods = ["mixer", "mixer-noguard"] + (["python", "datasets-map-1", "datasets-map-2"] if baselines else [])
         if n > 200_000 and baselines:
-            methods = ["mixer", "python", "datasets-map-2"]  # num_proc=1 adds nothing new at scale
+            methods = ["mixer", "mixer-noguard", "python", "datasets-map-2"]  # num_proc=1 adds nothing new at scale
         for method in methods:
             results.append({"workload": "augment", "size": n, "method": method, **run_one("augment", method, path)})
         for method in ["mixer", "tiktoken-distinct", "tiktoken-all"]:
