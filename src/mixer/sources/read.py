@@ -167,11 +167,16 @@ def _empty_columns() -> dict[str, list[Any]]:
 
 
 def _frame(cols: dict[str, list[Any]], source: Source) -> pl.DataFrame:
-    frame = pl.DataFrame(
-        {**cols, "source": [source.name] * len(cols["id"]), "n_tokens": [0] * len(cols["id"])},
-        schema={name: schema.SCHEMA[name] for name in (*cols, "source", "n_tokens")},
-    ).select(schema.COLUMNS)
-    return schema.check(frame, f"reading source {source.name!r}")
+    """Columns of adapted rows as a canonical frame, converted by Arrow (typed, in C++), not
+    row by row."""
+    import pyarrow as pa
+
+    table = pa.table({name: pa.array(values, type=_ARROW.field(name).type) for name, values in cols.items()})
+    frame = pl.from_arrow(table).with_columns(source=pl.lit(source.name), n_tokens=pl.lit(0, pl.UInt32))
+    return schema.check(frame.select(schema.COLUMNS), f"reading source {source.name!r}")
+
+
+_ARROW = schema.empty().to_arrow().schema
 
 
 def _canonical_parquet(source: Source, rows: int) -> tuple[ReadReport, Iterator[pl.DataFrame]] | None:
