@@ -54,17 +54,22 @@ def row_keys(ids: pl.Series | Iterable[str]) -> np.ndarray:
     The key ignores the source name, so renaming a source does not change its selection.
     """
     ids = ids if isinstance(ids, pl.Series) else pl.Series(list(ids), dtype=pl.String)
-    tail = ids.str.split("/").list.last()  # "hex16", "hex16.k", "hex16#r" or "hex16.k#r"
+    # "hex16", "hex16.k", "hex16#r" or "hex16.k#r": what follows the source name's slash
+    tail = pl.select(pl.lit(ids).str.slice(pl.lit(ids).str.find("/", literal=True).fill_null(-1) + 1)).to_series()
     base = tail.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
-    dotted = (tail.str.slice(16, 1) == ".").cast(pl.UInt64)
-    number = tail.str.slice(17).str.split("#").list.first().cast(pl.UInt64, strict=False).fill_null(0)
-    occurrence = (number * dotted).to_numpy()
+    dotted = tail.str.slice(16, 1) == "."
+    occurrence = np.zeros(len(ids), dtype=np.uint64)
+    if dotted.any():  # most ids have no .k: skip the parse
+        number = tail.str.slice(17).str.split("#").list.first().cast(pl.UInt64, strict=False).fill_null(0)
+        occurrence = (number * dotted.cast(pl.UInt64)).to_numpy()
     with np.errstate(over="ignore"):
         return splitmix64(base ^ splitmix64(occurrence))
 
 
 def repeat_index(ids: pl.Series) -> np.ndarray:
     """The repeat number of each id: 0 for a first copy, r for ``...#r`` (an upsampled copy)."""
+    if not ids.str.contains("#", literal=True).any():
+        return np.zeros(len(ids), dtype=np.uint64)
     suffix = ids.str.split("#").list.get(1, null_on_oob=True)
     return suffix.cast(pl.UInt64).fill_null(0).to_numpy()
 
