@@ -14,6 +14,9 @@ Each distinct string is tokenized once per call: a tool spec or system prompt sh
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import polars as pl
 import tiktoken
@@ -50,11 +53,30 @@ def encoding(name: str) -> tiktoken.Encoding:
         ) from None
 
 
+def encoded_lengths(texts: list[str], enc: tiktoken.Encoding, threads: int | None = None) -> np.ndarray:
+    """Token count of each text, encoding in large slices on all cores.
+
+    tiktoken's ``encode_ordinary_batch`` submits one thread-pool task per string, which costs
+    more than encoding a short chat turn (5x slower than a plain loop, measured here); its
+    encoder releases the GIL, so a plain loop per core over a slice of the texts scales.
+    """
+    threads = threads or min(os.cpu_count() or 1, 8)
+    if threads == 1 or len(texts) < 20_000:
+        return np.fromiter((len(enc.encode_ordinary(t)) for t in texts), dtype=np.uint32, count=len(texts))
+    bounds = np.linspace(0, len(texts), threads + 1).astype(int)
+
+    def part(i: int) -> np.ndarray:
+        lo, hi = bounds[i], bounds[i + 1]
+        return np.fromiter((len(enc.encode_ordinary(t)) for t in texts[lo:hi]), dtype=np.uint32, count=hi - lo)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return np.concatenate(list(pool.map(part, range(threads))))
+
+
 def lengths(texts: pl.Series, enc: tiktoken.Encoding) -> pl.Series:
     """Token count of each string (nulls count 0); each distinct string is encoded once."""
     uniq = texts.drop_nulls().unique(maintain_order=True)
-    counts = np.fromiter((len(t) for t in enc.encode_ordinary_batch(uniq.to_list())), dtype=np.uint32,
-                         count=len(uniq))
+    counts = encoded_lengths(uniq.to_list(), enc)
     table = pl.DataFrame({"s": uniq, "n": counts})
     return (
         pl.DataFrame({"s": texts}).join(table, on="s", how="left", maintain_order="left", nulls_equal=False)
