@@ -18,6 +18,17 @@ from mixer import bench
 
 HERE = Path(__file__).resolve().parent
 HH = HERE.parent.parent / "shared" / "data" / "hh_rlhf_harmless_base"
+LEGEND = """Methods:
+- augment: `mixer` = `system_prompt` (p 0.8) + `tools` (p 0.6, 1-6 tools, relevance guard on), in memory;
+  `mixer-noguard` the same with `guard = false`; `python` the same augmentation (guard as word-set
+  overlap) as a plain loop over dicts; `datasets-map-N` that loop as `datasets.map(batched=True, num_proc=N)`.
+- tokens: `mixer` = `mixer.tokens.count` on every row (distinct strings encoded once);
+  `tiktoken-loop` the bare encoder on one core over the same distinct texts; `tiktoken-distinct`
+  tiktoken's `encode_ordinary_batch` over those texts; `tiktoken-all` that call over every occurrence.
+- io-floor: pyarrow reads and writes the workload batch by batch (zstd), nothing else.
+- build: three sources cut from the workload (one augmented), exact dedup, canonical Parquet out;
+  `mixer` in memory (`pipeline.build(...).write(...)`), `mixer-stream` chunk by chunk (`mixer build --stream`).
+"""
 
 
 def parse_size(text: str) -> int:
@@ -39,7 +50,7 @@ def main() -> None:
     text = (f"# Benchmark results\n\nRun {started} on {bench.machine()}.\n\nCommand: `{command.strip()}`\n\n"
             f"Workload: {'HH-RLHF harmless-base slice' if HH.exists() else 'example chats'}, scaled with "
             "distinct variants. Each measurement ran in a fresh process; peak RSS is that process's.\n\n"
-            + bench.table(results) + "\n")
+            + LEGEND + "\n" + bench.table(results) + "\n")
     args.out.write_text(text, encoding="utf-8")
     print(text)
 

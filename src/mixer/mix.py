@@ -56,9 +56,8 @@ def ranked(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
     """``frame`` in selection order: by a seeded hash of each row's content key."""
     if frame.is_empty():
         return frame
-    draws = rng.draw(rng.row_keys(frame.get_column("id")), rng.salt(seed, "select"))
-    order = np.lexsort((frame.get_column("id").to_numpy(), draws))
-    return frame[order]
+    ids = frame.get_column("id")
+    return frame[_by_draw(rng.draw(rng.row_keys(ids), rng.salt(seed, "select")), ids)]
 
 
 def select(frame: pl.DataFrame, unit: str, target: float, seed: int) -> pl.DataFrame:
@@ -198,8 +197,19 @@ def order(ids: pl.Series, seed: int) -> np.ndarray:
     """Indices of ``ids`` in the final order: by a seeded hash of (content key, repeat), then id."""
     if ids.is_empty():
         return np.zeros(0, dtype=np.int64)
-    draws = rng.draw(rng.row_keys(ids), rng.salt(seed, "order"), rng.repeat_index(ids))
-    return np.lexsort((ids.to_numpy(), draws))
+    return _by_draw(rng.draw(rng.row_keys(ids), rng.salt(seed, "order"), rng.repeat_index(ids)), ids)
+
+
+def _by_draw(draws: np.ndarray, ids: pl.Series) -> np.ndarray:
+    """Indices sorting rows by draw, ties (identical content in two sources) by id.
+
+    A Polars sort: ids never become Python strings (10M of them would take gigabytes).
+    UTF-8 byte order is code point order, so this is the order ``sorted`` gives.
+    """
+    return (
+        pl.DataFrame({"d": draws, "id": ids}).with_row_index("i").sort(["d", "id"], maintain_order=True)
+        .get_column("i").to_numpy()
+    )
 
 
 def shuffle(frame: pl.DataFrame, seed: int) -> pl.DataFrame:

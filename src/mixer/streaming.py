@@ -40,7 +40,8 @@ from mixer.recipe import Recipe, Source
 from mixer.sources.read import ReadReport, read_chunks
 from mixer.split import split
 
-SKINNY = {"id": pl.String, "n_tokens": pl.UInt32, "_chunk": pl.UInt32}
+SKINNY = {"id": pl.String, "n_tokens": pl.UInt32, "_chunk": pl.UInt32}  # per row, for selection
+SIZES = {"n_tokens": pl.UInt32}  # per selected row, for the accounting
 
 
 @dataclass
@@ -91,8 +92,7 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
     spill.mkdir()
     sources = [_Source(src, prio) for prio, src in enumerate(recipe.sources)]
 
-    keys = [_spill_source(s, spill, chunk_rows, recipe, log) for s in sources]
-    dups = _duplicates(keys, recipe)
+    dups = _duplicates([_spill_source(s, spill, chunk_rows, recipe, log) for s in sources], recipe)
     index = build_index(recipe.decontaminate) if recipe.decontaminate is not None else None
     removed_parts: list[pl.DataFrame] = []
     for s in sources:
@@ -101,8 +101,10 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
             removed_parts += _prepare_chunk(s, c, spill, dups, index, recipe, base_dir, enc)
     removed = _order_removed(removed_parts, dups)
 
-    train = {s.src.name: _concat_skinny(s.train) for s in sources}
-    held = {s.src.name: _concat_skinny(s.held) for s in sources}
+    train = {s.src.name: _concat(s.train, SKINNY) for s in sources}
+    held = {s.src.name: _concat(s.held, SKINNY) for s in sources}
+    for s in sources:
+        s.train, s.held = [], []
     chosen, allocations = mix.allocate(recipe, train)
     val_chosen = {
         name: mix.select(held[name], recipe.unit,
@@ -111,6 +113,10 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
         for name in held
     }
     plans = {"train": _plan(chosen, recipe, sources), "validation": _plan(val_chosen, recipe, sources)}
+    del chosen, val_chosen
+    # from here on the accounting needs only sizes: drop the ids
+    train = {name: f.select("n_tokens") for name, f in train.items()}
+    held = {name: f.select("n_tokens") for name, f in held.items()}
 
     log("gathering the selected rows")
     final: dict[str, list[pl.DataFrame]] = {s.src.name: [] for s in sources}
@@ -121,12 +127,12 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
             rows = _gather(s, c, spill, plans, recipe, base_dir, enc)
             name = s.src.name
             for split_name, part in rows.items():
-                (final if split_name == "train" else final_val)[name].append(part.select("id", "n_tokens"))
+                (final if split_name == "train" else final_val)[name].append(part.select("n_tokens"))
                 if split_name == "train":
                     for label, n in augmented_counts(part, s.steps).items():
                         augmented[name][label] += n
-    chosen = {name: _concat_skinny(parts) for name, parts in final.items()}
-    val_chosen = {name: _concat_skinny(parts) for name, parts in final_val.items()}
+    chosen = {name: _concat(parts, SIZES) for name, parts in final.items()}
+    val_chosen = {name: _concat(parts, SIZES) for name, parts in final_val.items()}
 
     entries = source_entries(
         recipe, {s.src.name: s.report for s in sources}, {s.src.name: s.steps for s in sources},  # type: ignore[misc]
@@ -225,7 +231,8 @@ def _plan(chosen: dict[str, pl.DataFrame], recipe: Recipe, sources: list[_Source
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     offsets = np.array([o for o, _ in writers.shard_plan(combined.height, recipe.output.shard_rows)], dtype=np.int64)
-    return combined.with_columns(
+    return combined.select(
+        "id", "_prio", "_chunk",
         _pos=pl.Series(position),
         _shard=pl.Series(np.searchsorted(offsets, position, side="right") - 1 if len(offsets) else position),
     )
@@ -301,8 +308,8 @@ def _path(spill: Path, s: _Source, c: int, kind: str) -> Path:
     return spill / f"{s.prio}-{c}.{kind}.parquet"
 
 
-def _concat_skinny(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    return pl.concat(parts) if parts else pl.DataFrame(schema=SKINNY)
+def _concat(parts: list[pl.DataFrame], columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.concat(parts) if parts else pl.DataFrame(schema=columns)
 
 
 def _total(frames: dict[str, pl.DataFrame]) -> dict[str, int]:
