@@ -59,16 +59,16 @@ def tokens(texts: pl.Series, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sequence_keys(texts: pl.Series, seed: int = 0) -> np.ndarray:
-    """One uint64 per text identifying its token sequence (so spacing and case do not matter)."""
-    rows, hashes = tokens(texts, seed)
-    keys = np.zeros(len(texts), dtype=np.uint64)
-    if len(rows):
-        starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
-        position = np.arange(len(rows)) - np.repeat(starts, np.diff(np.append(starts, len(rows))))
-        with np.errstate(over="ignore"):
-            powers = _powers(int(position.max()) + 1)
-            keys[rows[starts]] = np.add.reduceat(hashes * powers[position], starts)
-    return keys
+    """One uint64 per text identifying its token sequence (so spacing and case do not matter).
+
+    The hash of the normalized text with runs of spaces made single and the ends trimmed:
+    two texts get the same string exactly when their whitespace-separated tokens are equal.
+    Literal passes (each halves the longest run) instead of a regex, which is 5x slower here.
+    """
+    norm = normalize(texts)
+    while norm.str.contains("  ", literal=True).any():
+        norm = norm.str.replace_all("  ", " ", literal=True)
+    return norm.str.strip_chars(" ").hash(seed=seed).to_numpy()
 
 
 def ngram_hashes(texts: pl.Series, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
