@@ -96,8 +96,8 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
     index = build_index(recipe.decontaminate) if recipe.decontaminate is not None else None
     removed_parts: list[pl.DataFrame] = []
     for s in sources:
-        log(f"cleaning, augmenting and counting {s.src.name}")
         for c in range(s.chunks):
+            log(f"cleaning, augmenting and counting {s.src.name}: chunk {c + 1} of {s.chunks}")
             removed_parts += _prepare_chunk(s, c, spill, dups, index, recipe, base_dir, enc)
     removed = _order_removed(removed_parts, dups)
 
@@ -162,6 +162,7 @@ def _spill_source(s: _Source, spill: Path, chunk_rows: int, recipe: Recipe, log:
     keyed = recipe.dedup.exact
     parts = []
     for c, chunk in enumerate(chunks):
+        log(f"  {s.src.name}: read chunk {c + 1} ({s.report.rows_read:,} records so far)")  # type: ignore[union-attr]
         chunk.write_parquet(_path(spill, s, c, "raw"))
         s.chunks = c + 1
         if keyed:
