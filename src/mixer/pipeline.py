@@ -234,7 +234,7 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
                    flagged: dict[str, int], augmented: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
     """The manifest's per-source accounting, from what each step reported.
 
-    Frames need only ``id`` and ``n_tokens``, so a streaming build passes small tables.
+    Frames need only ``n_tokens`` (sizes and token sums), so a streaming build passes small tables.
     """
     train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
     entries = {}
@@ -259,21 +259,16 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
 
 def export_summary(rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]], recipe: Recipe) -> dict[str, Any]:
     """Rows written and rejected per split; under ``strict`` any rejection fails the build."""
-    check_strict([r for split in rejects.values() for r in split], recipe)
+    reasons = Counter(r["reason"] for split in rejects.values() for r in split)
+    if reasons and recipe.output.strict:
+        raise DataError(f"--strict: {reasons.total()} rows cannot be written as {recipe.output.format}: "
+                        + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
     return {
         "format": recipe.output.format,
         "rows": dict(rows),
         "rejected": {name: dict(sorted(Counter(r["reason"] for r in split).items()))
                      for name, split in rejects.items()},
     }
-
-
-def check_strict(rejects: list[dict[str, Any]], recipe: Recipe) -> None:
-    """Under ``strict``, rows the output format cannot carry fail the build (nothing is written)."""
-    if rejects and recipe.output.strict:
-        reasons = Counter(r["reason"] for r in rejects)
-        raise DataError(f"--strict: {len(rejects)} rows cannot be written as {recipe.output.format}: "
-                        + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
 
 
 def _export(splits: dict[str, pl.DataFrame], recipe: Recipe, base_dir: Path) -> dict[str, formats.Exported]:

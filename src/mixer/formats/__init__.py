@@ -19,7 +19,6 @@ manifest and writes them to ``rejects.jsonl`` (or fails under ``--strict``).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,10 +56,6 @@ class Exported:
 
     rows: list[dict[str, Any]]
     rejects: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def reasons(self) -> Counter[str]:
-        return Counter(r["reason"] for r in self.rejects)
 
 
 def export(frame: pl.DataFrame, fmt: Format, **options: Any) -> Exported:
