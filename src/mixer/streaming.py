@@ -119,21 +119,7 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
     held = {name: f.select("n_tokens") for name, f in held.items()}
 
     log("gathering the selected rows")
-    final: dict[str, list[pl.DataFrame]] = {s.src.name: [] for s in sources}
-    final_val: dict[str, list[pl.DataFrame]] = {s.src.name: [] for s in sources}
-    augmented: dict[str, dict[str, int]] = {s.src.name: {st.label: 0 for st in s.steps} for s in sources}
-    for s in sources:
-        for c in range(s.chunks):
-            rows = _gather(s, c, spill, plans, recipe, base_dir, enc)
-            name = s.src.name
-            for split_name, part in rows.items():
-                (final if split_name == "train" else final_val)[name].append(part.select("n_tokens"))
-                if split_name == "train":
-                    for label, n in augmented_counts(part, s.steps).items():
-                        augmented[name][label] += n
-    chosen = {name: _concat(parts, SIZES) for name, parts in final.items()}
-    val_chosen = {name: _concat(parts, SIZES) for name, parts in final_val.items()}
-
+    chosen, val_chosen, augmented = _gather_all(sources, spill, plans, recipe, base_dir, enc)
     entries = source_entries(
         recipe, {s.src.name: s.report for s in sources}, {s.src.name: s.steps for s in sources},  # type: ignore[misc]
         allocations, chosen, train, held, val_chosen, removed, {s.src.name: s.flagged for s in sources}, augmented)
@@ -237,6 +223,29 @@ def _plan(chosen: dict[str, pl.DataFrame], recipe: Recipe, sources: list[_Source
         _pos=pl.Series(position),
         _shard=pl.Series(np.searchsorted(offsets, position, side="right") - 1 if len(offsets) else position),
     )
+
+
+def _gather_all(sources: list[_Source], spill: Path, plans: dict[str, pl.DataFrame], recipe: Recipe,
+                base_dir: Path, enc: Any) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame],
+                                                   dict[str, dict[str, int]]]:
+    """Pass 5 over every chunk; returns the sizes of the selected rows (train, validation) per
+    source and how many selected train rows each transform step augmented."""
+    sizes: dict[str, dict[str, list[pl.DataFrame]]] = {"train": {}, "validation": {}}
+    augmented: dict[str, dict[str, int]] = {}
+    for s in sources:
+        name = s.src.name
+        augmented[name] = {st.label: 0 for st in s.steps}
+        for split_name in sizes:
+            sizes[split_name][name] = []
+        for c in range(s.chunks):
+            for split_name, part in _gather(s, c, spill, plans, recipe, base_dir, enc).items():
+                sizes[split_name][name].append(part.select("n_tokens"))
+                if split_name == "train":
+                    for label, n in augmented_counts(part, s.steps).items():
+                        augmented[name][label] += n
+    train, validation = ({name: _concat(parts, SIZES) for name, parts in sizes[k].items()}
+                         for k in ("train", "validation"))
+    return train, validation, augmented
 
 
 def _gather(s: _Source, c: int, spill: Path, plans: dict[str, pl.DataFrame], recipe: Recipe, base_dir: Path,
