@@ -69,7 +69,7 @@ def main() -> None:
 @click.option("--stream", is_flag=True,
               help="Hold one chunk of rows in memory at a time (for sources larger than memory). Same output; "
                    "spills to the output's staging folder; not with dedup.near.")
-@click.option("--chunk-rows", type=click.IntRange(min=1), default=200_000, show_default=True,
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Rows per chunk with --stream; memory grows with it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 @_friendly

@@ -59,7 +59,7 @@ class _Source:
 
 
 def build_streaming(recipe: str | Path | Recipe, out: str | Path | None = None, *, force: bool = False,
-                    chunk_rows: int = 200_000, dry_run: bool = False,
+                    chunk_rows: int = 100_000, dry_run: bool = False,
                     log: Log = _quiet) -> tuple[Path, dict[str, Any]]:
     """Build and write the mixture a recipe describes, holding one chunk of rows at a time.
 
