@@ -294,7 +294,8 @@ def _write_shards(plans: dict[str, pl.DataFrame], spill: Path, recipe: Recipe, b
         shards = writers.shard_plan(plan.height, output.shard_rows)
         for i in range(len(shards)):
             pieces = sorted((spill / "out" / split_name / f"{i:05d}").glob("*.parquet"))
-            frame = schema.check(pl.read_parquet(pieces).sort("_pos").select(schema.COLUMNS), "streaming write")
+            frame = pl.read_parquet(pieces).rechunk().sort("_pos").select(schema.COLUMNS)
+            frame = schema.check(frame, "streaming write")
             if fmt.convert is None:
                 part: pl.DataFrame | list[dict[str, Any]] = frame
             else:

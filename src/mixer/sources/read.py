@@ -210,11 +210,12 @@ def _parquet_batches(files: list[Any], source: Source, report: ReadReport, rows:
 
     emitted = False
     for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(schema.COLUMNS)):
-            frame = pl.from_arrow(batch).with_columns(
+        total = pq.ParquetFile(path).metadata.num_rows
+        for offset in range(0, total, rows):  # Polars' own reader, the slice pushed down to row groups
+            frame = pl.scan_parquet(path).select(schema.COLUMNS).slice(offset, rows).collect().with_columns(
                 id=pl.lit(f"{source.name}/") + pl.col("id").str.split("/").list.last(),
                 source=pl.lit(source.name),
-            ).cast(schema.SCHEMA)
+            )
             report.rows_read += frame.height
             emitted = True
             yield schema.check(frame, f"reading source {source.name!r}")
