@@ -77,9 +77,3 @@ def test_encoding_missing_offline_says_how_to_get_it() -> None:
 
 def test_model_names_resolve_to_their_encoding() -> None:
     assert tokens.encoding("gpt-4").name.startswith("cl100k_base")
-
-
-def test_counts_split_across_threads_match_a_plain_loop(enc) -> None:
-    texts = [f"turn {i} " + "word " * (i % 50) + "é🙂" * (i % 3) for i in range(25_000)]
-    threaded = tokens.encoded_lengths(texts, enc, threads=3)
-    assert threaded.tolist() == [len(enc.encode_ordinary(t)) for t in texts]
