@@ -99,7 +99,7 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
         for c in range(s.chunks):
             log(f"cleaning, augmenting and counting {s.src.name}: chunk {c + 1} of {s.chunks}")
             removed_parts += _prepare_chunk(s, c, spill, dups, index, recipe, base_dir, enc)
-    removed = _order_removed(removed_parts, dups)
+    removed = _order_removed(removed_parts)
 
     train = {s.src.name: _concat(s.train, SKINNY) for s in sources}
     held = {s.src.name: _concat(s.held, SKINNY) for s in sources}
@@ -158,7 +158,8 @@ def _spill_source(s: _Source, spill: Path, chunk_rows: int, recipe: Recipe, log:
 
 
 def _duplicates(keys: list[pl.DataFrame], recipe: Recipe) -> pl.DataFrame:
-    """Pass 2: the exact copies across all sources (``id, source, _prio, _chunk, _kept, _order``)."""
+    """Pass 2: the exact copies across all sources: ``id, _prio, _chunk``, the surviving copy's
+    id ``_kept`` and ``_order``, their position in the in-memory build's removed list."""
     keys = [k for k in keys if k.height]
     if not recipe.dedup.exact or not keys:
         return pl.DataFrame(schema={"id": pl.String, "_prio": pl.UInt32, "_chunk": pl.UInt32, "_kept": pl.String,
@@ -201,7 +202,7 @@ def _prepare_chunk(s: _Source, c: int, spill: Path, dups: pl.DataFrame, index: E
     return removed
 
 
-def _order_removed(parts: list[pl.DataFrame], dups: pl.DataFrame) -> pl.DataFrame:
+def _order_removed(parts: list[pl.DataFrame]) -> pl.DataFrame:
     """Removed rows in the in-memory build's order: duplicates in key order, then decontaminated."""
     if not parts:
         return REMOVED.clear()
