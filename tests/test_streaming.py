@@ -187,3 +187,25 @@ type = "tools"
 p = 1.0
 """)
     assert_same_output(recipe, tmp_path, chunk_rows=chunk_rows)
+
+
+def test_token_budget_with_repeats_and_validation_matches_in_memory(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(30))
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "tokens"
+total = 12000
+validation = 0.3
+[sources.a]
+path = "a.jsonl"
+weight = 1
+max_epochs = 4
+[[sources.a.transforms]]
+type = "system_prompt"
+p = 0.5
+[[sources.a.transforms]]
+type = "tools"
+p = 0.7
+count = [1, 4]
+""")
+    m = assert_same_output(recipe, tmp_path, chunk_rows=7)
+    assert m["sources"]["a"]["repeat_factor"] > 1 and m["totals"]["validation"]["rows"] > 0

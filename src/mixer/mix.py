@@ -140,6 +140,19 @@ def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame]) -> tuple[dict[str,
     return chosen, allocations
 
 
+def select_validation(chosen: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
+                      recipe: Recipe) -> dict[str, pl.DataFrame]:
+    """Each source's validation rows: ``validation / (1 - validation)`` of its train selection (as
+    selected, before repeats are re-augmented), at most all its held-out rows, never repeated."""
+    v = recipe.validation
+    return {
+        name: select(held[name], recipe.unit,
+                     min(amount(chosen[name], recipe.unit) * v / (1 - v), amount(held[name], recipe.unit)),
+                     recipe.seed)
+        for name in held
+    }
+
+
 def _weighted_targets(recipe: Recipe, weighted: list[Source], frames: dict[str, pl.DataFrame],
                       remaining: float) -> tuple[dict[str, float], set[str]]:
     unit = recipe.unit

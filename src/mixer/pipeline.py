@@ -185,15 +185,10 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
         train[src.name], held[src.name] = split(frame, recipe.validation, recipe.seed)
 
     chosen, allocations = mix.allocate(recipe, train)
+    val_chosen = mix.select_validation(chosen, held, recipe)
     for src in recipe.sources:
         if src.transforms:
             chosen[src.name] = _refresh_repeats(chosen[src.name], raw[src.name], src, recipe.seed, base_dir, enc)
-    val_chosen = {
-        name: mix.select(held[name], recipe.unit,
-                         min(mix.amount(chosen[name], recipe.unit) * recipe.validation / (1 - recipe.validation),
-                             mix.amount(held[name], recipe.unit)), recipe.seed)
-        for name in held
-    }
     augmented = {name: augmented_counts(chosen[name], steps[name]) for name in chosen}
     entries = source_entries(recipe, reports, steps, allocations, chosen, train, held, val_chosen, removed, flagged,
                              augmented)

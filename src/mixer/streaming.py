@@ -106,12 +106,7 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
     for s in sources:
         s.train, s.held = [], []
     chosen, allocations = mix.allocate(recipe, train)
-    val_chosen = {
-        name: mix.select(held[name], recipe.unit,
-                         min(mix.amount(chosen[name], recipe.unit) * recipe.validation / (1 - recipe.validation),
-                             mix.amount(held[name], recipe.unit)), recipe.seed)
-        for name in held
-    }
+    val_chosen = mix.select_validation(chosen, held, recipe)
     plans = {"train": _plan(chosen, recipe, sources), "validation": _plan(val_chosen, recipe, sources)}
     del chosen, val_chosen
     # from here on the accounting needs only sizes: drop the ids
