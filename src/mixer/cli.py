@@ -61,7 +61,7 @@ def main() -> None:
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: output.dir from the recipe, else ./out/NAME).")
-@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--force", is_flag=True, help="Replace the output folder if a previous mixer build wrote it (never any other folder).")
 @click.option("--dry-run", is_flag=True, help="Read, count and plan; print the table; write nothing.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @click.option("--only", multiple=True, metavar="NAME", help="Staged recipes: build only these mixtures. Repeatable.")
@@ -99,8 +99,8 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
         from mixer.writers import check_target
 
         for name, r in stages.items():
-            check_target(targets[name], force)
             pipeline.check_not_inside_inputs(targets[name], r)
+            check_target(targets[name], force)
     built = {}
     for name, parsed in stages.items():
         mixture = None
@@ -148,7 +148,7 @@ def validate(recipe: Path, sets: tuple[str, ...]) -> None:
 @click.option("--skip-bad", is_flag=True, help="Skip and count unreadable records instead of failing.")
 @click.option("--chat-template", help="For --to text: chatml, a .jinja file or a tokenizer_config.json.")
 @click.option("--strict", is_flag=True, help="Fail if the target format cannot carry a row.")
-@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--force", is_flag=True, help="Replace OUT if a previous mixer build or conversion wrote it.")
 @_friendly
 def convert(source: str, out: Path, to: str, from_format: str, kind: str | None, skip_bad: bool,
             chat_template: str | None, strict: bool, force: bool) -> None:

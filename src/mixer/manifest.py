@@ -10,7 +10,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from mixer import pools
+from mixer import pools, writers
 from mixer.mix import Allocation
 from mixer.recipe import Recipe
 from mixer.sources.read import ReadReport
@@ -69,6 +69,7 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
 def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[str, Any]],
                    totals: dict[str, dict[str, int]]) -> dict[str, Any]:
     return {
+        writers.MARKER: versions()["mixer"],
         "name": recipe.name,
         "recipe": {"path": str(recipe.path) if recipe.path else None, "sha256": recipe.sha256,
                    "resolved": recipe.resolved},

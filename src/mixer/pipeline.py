@@ -130,7 +130,7 @@ def write_index(root: Path, recipe_path: str | Path) -> Path:
             "recipe_sha256": manifest["recipe"]["sha256"],
             "totals": manifest["totals"],
         }
-    index = {"recipe": str(recipe_path), "mixtures": stages}
+    index = {writers.MARKER: manifest_mod.versions()["mixer"], "recipe": str(recipe_path), "mixtures": stages}
     target = root / "manifest.json"
     tmp = root / ".manifest.json.tmp"
     tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
@@ -355,6 +355,7 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
     splits = {"train": frame}
     exported = _export(splits, recipe, Path.cwd())
     manifest: dict[str, Any] = {
+        writers.MARKER: manifest_mod.versions()["mixer"],
         "converted": {"from": report.format, "to": recipe.output.format},
         "inputs": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in report.inputs],
         "rows_read": report.rows_read, "rows_rejected": report.rows_rejected,

@@ -127,13 +127,64 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+MARKER = "mixer"  # top-level manifest key that says mixer wrote the folder (its value: mixer's version)
+# what a mixer output folder holds; anything else in it is someone else's and never replaced
+OWN_ENTRIES = frozenset({"data", "manifest.json", "README.md", "rejects.jsonl", "removed.jsonl",
+                         "dataset_info.json", "report.html"})
+
+
+def foreign_entries(out_dir: Path) -> list[str] | None:
+    """Entries of an existing ``out_dir`` that mixer did not write: ``None`` when it is not a mixer
+    output at all (no manifest.json carrying mixer's marker), ``[]`` when everything in it is ours.
+
+    A staged build's top folder owns the mixture folders its manifest lists.
+    """
+    manifest_path = out_dir / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    versions = manifest.get("versions")
+    if MARKER not in manifest and not (isinstance(versions, dict) and MARKER in versions):  # before the marker
+        return None
+    own = set(OWN_ENTRIES)
+    if isinstance(manifest.get("mixtures"), dict):
+        own |= set(manifest["mixtures"])
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in out_dir.iterdir()
+                  if p.name not in own or (p.name == "data" and not p.is_dir()))
+
+
+def _describe(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return shown or "nothing"
+
+
 def check_target(out_dir: Path, force: bool) -> None:
-    """Refuse to overwrite an existing output unless ``force``; check the parent is writable."""
+    """Refuse to write over anything that is not ours; check the parent is writable.
+
+    An empty folder is written into. ``force`` replaces a folder only when a previous mixer
+    build or conversion wrote it (its manifest.json carries mixer's marker) and it holds
+    nothing else: ``--force`` must never delete a repository, a dataset or notes someone keeps.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir} exists and is not a folder; remove it or choose another --out")
-    if out_dir.exists() and not force:
-        raise OutputError(f"{out_dir} already exists; pass --force to replace it, or choose "
-                          "another folder with --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in out_dir.iterdir())
+        foreign = foreign_entries(out_dir)
+        if foreign is None:
+            raise OutputError(
+                f"{out_dir} exists and was not written by mixer (it holds {_describe(entries)}; no "
+                f"manifest.json from a mixer build); nothing was touched. Choose another --out"
+                + (" (--force replaces only folders mixer wrote)" if force else ""))
+        if foreign:
+            raise OutputError(
+                f"{out_dir} holds a mixer output but also {_describe(foreign)}, which mixer did not "
+                "write; nothing was touched. Move those elsewhere or choose another --out")
+        if not force:
+            raise OutputError(f"{out_dir} already exists; pass --force to replace it, or choose "
+                              "another folder with --out")
     probe = out_dir.parent
     while not probe.exists():
         probe = probe.parent
@@ -180,6 +231,7 @@ def staged(out_dir: Path, force: bool) -> Iterator[Path]:
     os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the output should not be
     try:
         yield stage
+        check_target(out_dir, force)  # again: the folder may have changed during a long build
         if out_dir.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             os.replace(out_dir, trash / "old")
