@@ -11,7 +11,7 @@ from importlib import metadata
 from typing import Any
 
 from mixer import pools, writers
-from mixer.mix import Allocation
+from mixer.mix import VALIDATION_RULE, Allocation
 from mixer.recipe import Recipe
 from mixer.sources.read import ReadReport
 from mixer.transforms import Step
@@ -63,6 +63,7 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
         "repeat_factor": alloc.epochs,
         "validation_rows_selected": validation["rows"],
         "validation_tokens_selected": validation["tokens"],
+        "validation_rows_not_written": split_rows["validation"] - validation["rows"],
     }
 
 
@@ -77,6 +78,7 @@ def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[s
         "unit": recipe.unit,
         "total": recipe.total,
         "validation": recipe.validation,
+        "validation_rule": VALIDATION_RULE if recipe.validation > 0 else None,
         "pools": {"builtin_sha256": pools.version()},
         "tokenizer": {"name": recipe.tokenizer, "resolved": encoding_name,
                       "counting": "chat: content + tool-call JSON + 4 per turn (system counts as a "
@@ -100,6 +102,8 @@ def check(manifest: dict[str, Any]) -> None:
             raise AssertionError(f"manifest: source {name}: rejected reasons do not add up")
         if entry["rows_available"] != entry["split"]["train"] + entry["split"]["validation"]:
             raise AssertionError(f"manifest: source {name}: available != train + validation")
+        if entry["split"]["validation"] != entry["validation_rows_selected"] + entry["validation_rows_not_written"]:
+            raise AssertionError(f"manifest: source {name}: held out != validation written + not written")
 
 
 def table(manifest: dict[str, Any]) -> str:
@@ -118,6 +122,10 @@ def table(manifest: dict[str, Any]) -> str:
         lines.append("  ".join(cells).rstrip())
         if i == 0 or i == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
-    if t["validation"]["rows"]:
-        lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens")
+    held = sum(e["split"]["validation"] for e in manifest["sources"].values())
+    if held:
+        unused = sum(e["validation_rows_not_written"] for e in manifest["sources"].values())
+        note = (f"of {held:,} held out; {unused:,} not written, beyond each source's share" if unused
+                else "every held-out row")
+        lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens ({note})")
     return "\n".join(lines)

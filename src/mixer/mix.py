@@ -140,17 +140,28 @@ def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame]) -> tuple[dict[str,
     return chosen, allocations
 
 
+VALIDATION_RULE = ("each source's held-out rows (a seeded hash of the content, before upsampling) are never "
+                   "trained on; the validation split takes from them validation/(1 - validation) of what the "
+                   "source contributes to train, in the recipe's unit, at least one row when the source has "
+                   "held-out rows and is selected, never repeated; the rest are held out and not written")
+
+
 def select_validation(chosen: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
                       recipe: Recipe) -> dict[str, pl.DataFrame]:
-    """Each source's validation rows: ``validation / (1 - validation)`` of its train selection (as
-    selected, before repeats are re-augmented), at most all its held-out rows, never repeated."""
+    """Each source's validation rows, by :data:`VALIDATION_RULE`: the source's share of the
+    mixture carries over to validation, so the validation loss measures the same mixture.
+
+    Budgeted on the train selection as selected (before repeats are re-augmented).
+    """
     v = recipe.validation
-    return {
-        name: select(held[name], recipe.unit,
-                     min(amount(chosen[name], recipe.unit) * v / (1 - v), amount(held[name], recipe.unit)),
-                     recipe.seed)
-        for name in held
-    }
+    picked = {}
+    for name in held:
+        target = min(amount(chosen[name], recipe.unit) * v / (1 - v), amount(held[name], recipe.unit))
+        rows = select(held[name], recipe.unit, target, recipe.seed)
+        if rows.is_empty() and held[name].height and chosen[name].height:
+            rows = ranked(held[name], recipe.seed).head(1)  # a selected source is never absent from validation
+        picked[name] = rows
+    return picked
 
 
 def _weighted_targets(recipe: Recipe, weighted: list[Source], frames: dict[str, pl.DataFrame],
