@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 HH = SHARED / "hh_rlhf_harmless_base"
 TOOL_SPECS = SHARED / "tool_specs"
-EXAMPLES = REPO / "examples" / "data"
+EXAMPLES = REPO / "src" / "mixer" / "examples"
 
 needs_shared = pytest.mark.skipif(
     not (SHARED / "hh_rlhf_harmless_base" / "test.jsonl.gz").exists(),

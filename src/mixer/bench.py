@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,11 @@ def _seed_rows(hh: Path | None) -> pl.DataFrame:
     from mixer.recipe import Source
     from mixer.sources.read import read_source
 
-    examples = Path(__file__).resolve().parents[2] / "examples" / "data" / "harmless_chats.jsonl"
-    path = hh if hh is not None and hh.exists() else examples
-    return read_source(Source(name="bench", path=str(path), format="hh-rlhf" if path != examples else "auto"))[0]
+    if hh is not None and hh.exists():
+        return read_source(Source(name="bench", path=str(hh), format="hh-rlhf"))[0]
+    # the example chats ship inside the package, so an installed wheel benchmarks the same rows
+    with resources.as_file(resources.files("mixer") / "examples" / "harmless_chats.jsonl") as examples:
+        return read_source(Source(name="bench", path=str(examples), format="auto"))[0]
 
 
 def workload(rows: int, cache: Path, hh: Path | None = None) -> Path:
