@@ -251,5 +251,31 @@ def preview(recipe: Path, source_name: str, count: int, width: int, sets: tuple[
     click.echo(render_preview(recipe_mod.load(recipe, list(sets)), source_name, count, width))
 
 
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-t", "--template", required=True,
+              help="A .jinja file, a tokenizer_config.json, a tokenizer folder, or chatml.")
+@click.option("-n", "sample", type=click.IntRange(min=1), help="Audit a seeded sample of N rows (default: all).")
+@click.option("--split", default="train", show_default=True, help="Which split to audit.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any row would train differently from what the recipe asked.")
+@_friendly
+def audit(out: Path, template: str, sample: int | None, split: str, seed: int, as_json: bool, strict: bool) -> None:
+    """Render OUT's rows with a chat template, as the trainer will, and report where system
+    prompts and tools land, text the template injects, double-encoded tool-call arguments,
+    template errors, and rendered/trainable tokens, per source."""
+    import json
+
+    from mixer import audit as audit_mod
+
+    result = audit_mod.audit(out, template, split=split, sample=sample, seed=seed)
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else audit_mod.table(result))
+    if strict and result.total.problems:
+        click.echo(f"error: --strict: {result.total.problems:,} rows would train differently from what the "
+                   "recipe asked", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()
