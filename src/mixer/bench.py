@@ -169,9 +169,9 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
     elif kind == "tokens":
         from mixer import tokens
 
-        enc = tokens.encoding("cl100k_base")
+        enc = tokens.encoding(extra["tokenizer"] if method == "mixer-model-tokenizer" else "cl100k_base")
         augmented = frame
-        if method == "mixer":
+        if method in ("mixer", "mixer-model-tokenizer"):
             start = time.perf_counter()
             counted = tokens.count(augmented, enc)
             out["tokens"] = int(counted.get_column("n_tokens").sum())
@@ -213,6 +213,24 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
     return out
 
 
+def model_tokenizer(path: Path, cache: Path) -> Path | None:
+    """A 32k byte-level BPE trained on the workload's first 20k rows, standing in for a model's
+    ``tokenizer.json`` (no Hub here); ``None`` without the tokenizers package."""
+    try:
+        from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    except ImportError:
+        return None
+    target = cache / "bpe-32k-tokenizer.json"
+    if not target.exists():
+        texts = _all_texts(pl.read_parquet(path, n_rows=20_000))
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel()
+        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=32_000, special_tokens=["[UNK]"],
+                                                           show_progress=False))
+        tok.save(str(target))
+    return target
+
+
 def _all_texts(frame: pl.DataFrame) -> list[str]:
     """Every string mixer's token count covers, one per occurrence (what a per-row loop encodes)."""
     turns = frame.select(pl.col("messages")).explode("messages").unnest("messages")
@@ -225,8 +243,9 @@ def run_one(kind: str, method: str, path: Path, extra: dict[str, Any] | None = N
     """One measurement in a fresh process (its own peak RSS)."""
     code = ("import json, sys; from pathlib import Path; from mixer.bench import _measure; "
             "print(json.dumps(_measure(sys.argv[1], sys.argv[2], Path(sys.argv[3]), json.loads(sys.argv[4]))))")
+    parallel = "true" if method == "mixer-model-tokenizer" else "false"  # a model tokenizer encodes on every core
     proc = subprocess.run([sys.executable, "-c", code, kind, method, str(path), json.dumps(extra or {})],
-                          capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+                          capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": parallel})
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark {kind}/{method} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -289,6 +308,10 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
             results.append({"workload": "augment", "size": n, "method": method, **run_one("augment", method, path)})
         for method in ["mixer", "tiktoken-loop", "tiktoken-distinct"] + (["tiktoken-all"] if n <= 200_000 else []):
             results.append({"workload": "tokens", "size": n, "method": method, **run_one("tokens", method, path)})
+        tokenizer = model_tokenizer(path, cache)
+        if tokenizer is not None:  # budgets in a model's own tokens (tokenizer = "tokenizer.json")
+            results.append({"workload": "tokens", "size": n, "method": "mixer-model-tokenizer",
+                            **run_one("tokens", "mixer-model-tokenizer", path, {"tokenizer": str(tokenizer)})})
         results.append({"workload": "io-floor", "size": n, "method": "pyarrow", **run_one("io", "pyarrow", path)})
         with tempfile.TemporaryDirectory() as tmp:
             recipe = _build_recipe(path, Path(tmp))
@@ -325,6 +348,10 @@ def table(results: list[dict[str, Any]]) -> str:
     sizes = sorted({r["size"] for r in results})
     for n in sizes:
         io, tok = find("io-floor", n, "pyarrow"), find("tokens", n, "mixer")
+        model = find("tokens", n, "mixer-model-tokenizer")
+        if model and tok:
+            lines.append(f"\ntoken counting with a model's tokenizer.json (32k BPE), {n:,} rows: {model['seconds']:.2f} s "
+                         f"= {model['seconds'] / tok['seconds']:.2f}x the tiktoken count ({tok['seconds']:.2f} s)")
         for method in ("mixer", "mixer-stream"):
             build = find("build", n, method)
             if build and io and tok:

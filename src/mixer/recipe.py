@@ -351,8 +351,10 @@ class _Validator:
         seed = self.typed(table, "seed", "seed", (int,), "an integer", 0)
         unit = self.choice(table, "unit", "unit", UNITS, "tokens")
         total = self.number(table, "total", "total", strict=True)
-        tokenizer = self.typed(table, "tokenizer", "tokenizer", (str,), "an encoding name",
-                               "cl100k_base")
+        tokenizer = self.typed(table, "tokenizer", "tokenizer", (str,),
+                               "a tiktoken encoding name, or the path of a model's tokenizer.json", "cl100k_base")
+        if tokenizer.endswith(".json") or "/" in tokenizer:  # a model's tokenizer, relative to the recipe
+            tokenizer = str(self.base_dir / Path(tokenizer).expanduser())
         validation = self.number(table, "validation", "validation", default=0.0)
         if validation >= 1.0:
             raise self.fail("validation", f"expected a fraction in [0, 1), got {validation!r}")
