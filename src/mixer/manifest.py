@@ -7,6 +7,7 @@ manifest. ``check`` asserts the accounting identities the manifest promises.
 from __future__ import annotations
 
 import platform
+from collections import Counter
 from importlib import metadata
 from typing import Any
 
@@ -106,15 +107,92 @@ def check(manifest: dict[str, Any]) -> None:
             raise AssertionError(f"manifest: source {name}: held out != validation written + not written")
 
 
+SHARE_TOLERANCE = 0.005  # a source's share moved more than this by export rejects is called out
+
+
+def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]],
+                 sources: dict[str, dict[str, Any]], unit: str) -> dict[str, Any]:
+    """What export wrote, per split and per source: rows written, rejects by reason, and each
+    source's share of the mixture as written (in the recipe unit).
+
+    ``rejects`` are the format's reject records (``source``, ``reason``, ``n_tokens``);
+    ``sources`` the manifest's per-source entries (what selection took).
+    """
+    by_source: dict[str, dict[str, Any]] = {}
+    lost = {name: 0.0 for name in sources}
+    for split, records in rejects.items():
+        for r in records:
+            entry = by_source.setdefault(r["source"], {"rejected": {}})
+            per_split = entry["rejected"].setdefault(split, {})
+            per_split[r["reason"]] = per_split.get(r["reason"], 0) + 1
+            if split == "train" and r["source"] in lost:
+                lost[r["source"]] += r.get("n_tokens", 0) if unit == "tokens" else 1
+    selected = {name: float(e["tokens_selected"] if unit == "tokens" else e["rows_selected"])
+                for name, e in sources.items()}
+    written_total = sum(selected.values()) - sum(lost.values())
+    out_sources = {}
+    for name, e in sources.items():
+        rejected = by_source.get(name, {"rejected": {}})["rejected"]
+        out_sources[name] = {
+            "rows_written": {"train": e["rows_selected"] - sum(rejected.get("train", {}).values()),
+                             "validation": e["validation_rows_selected"] - sum(rejected.get("validation", {}).values())},
+            "rejected": {split: dict(sorted(reasons.items())) for split, reasons in sorted(rejected.items())},
+            "realized_share_written": (selected[name] - lost[name]) / written_total if written_total > 0 else 0.0,
+        }
+    return {
+        "format": fmt,
+        "rows": dict(rows),
+        "rejected": {split: dict(sorted(Counter(r["reason"] for r in records).items()))
+                     for split, records in rejects.items()},
+        "sources": out_sources,
+    }
+
+
+def warnings(manifest: dict[str, Any]) -> list[str]:
+    """Lines a person must see: rows export could not write, and shares export moved."""
+    export = manifest.get("export")
+    if not export or "sources" not in export:
+        return []
+    lines = []
+    for split, reasons in export["rejected"].items():
+        for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]:
+            who = [f"{name}: {e['rejected'][split][reason]:,}" for name, e in export["sources"].items()
+                   if reason in e["rejected"].get(split, {})]
+            lines.append(f"warning: {n:,} {split} rows not written as {export['format']}: {reason} "
+                         f"({', '.join(who)}; see rejects.jsonl)")
+        if len(reasons) > 5:
+            rest = sum(sorted(reasons.values(), reverse=True)[5:])
+            lines.append(f"warning: {rest:,} more {split} rows not written, for {len(reasons) - 5} other reasons "
+                         "(manifest.json export.rejected)")
+    for name, e in export["sources"].items():
+        before, after = manifest["sources"][name]["realized_share"], e["realized_share_written"]
+        if abs(after - before) > SHARE_TOLERANCE:
+            target = manifest["sources"][name]["target_share"]
+            own = sum(e["rejected"].get("train", {}).values())
+            why = f"export rejected {own:,} of its rows" if own else "export rejected other sources' rows"
+            lines.append(f"warning: source {name!r} is {after:.1%} of the mixture as written, {before:.1%} as "
+                         f"selected (target {target:.1%}): {why}")
+    return lines
+
+
 def table(manifest: dict[str, Any]) -> str:
     """The human-readable summary ``mixer build`` ends with."""
+    export = (manifest.get("export") or {}).get("sources")
     header = ("source", "available", "selected", "tokens", "target", "realized", "epochs")
+    if export:
+        header += ("written", "as written")
     rows = [header]
     for name, e in manifest["sources"].items():
-        rows.append((name, f"{e['split']['train']:,}", f"{e['rows_selected']:,}", f"{e['tokens_selected']:,}",
-                     f"{e['target_share']:.1%}", f"{e['realized_share']:.1%}", f"{e['repeat_factor']:.2f}"))
+        row = (name, f"{e['split']['train']:,}", f"{e['rows_selected']:,}", f"{e['tokens_selected']:,}",
+               f"{e['target_share']:.1%}", f"{e['realized_share']:.1%}", f"{e['repeat_factor']:.2f}")
+        if export:
+            row += (f"{export[name]['rows_written']['train']:,}", f"{export[name]['realized_share_written']:.1%}")
+        rows.append(row)
     t = manifest["totals"]
-    rows.append(("total", "", f"{t['train']['rows']:,}", f"{t['train']['tokens']:,}", "", "", ""))
+    total = ("total", "", f"{t['train']['rows']:,}", f"{t['train']['tokens']:,}", "", "", "")
+    if export:
+        total += (f"{manifest['export']['rows'].get('train', 0):,}", "")
+    rows.append(total)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = []
     for i, row in enumerate(rows):
@@ -128,4 +206,5 @@ def table(manifest: dict[str, Any]) -> str:
         note = (f"of {held:,} held out; {unused:,} not written, beyond each source's share" if unused
                 else "every held-out row")
         lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens ({note})")
+    lines += warnings(manifest)
     return "\n".join(lines)

@@ -203,7 +203,8 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
     exported = _export(splits, recipe, base_dir)
     if exported:
         manifest["export"] = export_summary(
-            {k: len(v.rows) for k, v in exported.items()}, {k: v.rejects for k, v in exported.items()}, recipe)
+            {k: len(v.rows) for k, v in exported.items()}, {k: v.rejects for k, v in exported.items()}, recipe,
+            manifest["sources"])
     manifest_mod.check(manifest)
     rejects = [r for rep in reports.values() for r in rep.rejects]
     return Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=rejects, removed=removed,
@@ -252,18 +253,18 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
     return entries
 
 
-def export_summary(rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]], recipe: Recipe) -> dict[str, Any]:
-    """Rows written and rejected per split; under ``strict`` any rejection fails the build."""
+def export_summary(rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]], recipe: Recipe,
+                   sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Rows written and rejected per split (and per source, given the manifest's source entries);
+    under ``strict`` any rejection fails the build."""
     reasons = Counter(r["reason"] for split in rejects.values() for r in split)
     if reasons and recipe.output.strict:
         raise DataError(f"--strict: {reasons.total()} rows cannot be written as {recipe.output.format}: "
                         + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
-    return {
-        "format": recipe.output.format,
-        "rows": dict(rows),
-        "rejected": {name: dict(sorted(Counter(r["reason"] for r in split).items()))
-                     for name, split in rejects.items()},
-    }
+    summary = manifest_mod.export_entry(recipe.output.format, rows, rejects, sources or {}, recipe.unit)
+    if sources is None:
+        del summary["sources"]
+    return summary
 
 
 def _export(splits: dict[str, pl.DataFrame], recipe: Recipe, base_dir: Path) -> dict[str, formats.Exported]:

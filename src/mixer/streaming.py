@@ -127,7 +127,7 @@ def _run(recipe: Recipe, stage: Path, chunk_rows: int, log: Log, *, write: bool)
     if recipe.output.format != "canonical":
         manifest["export"] = export_summary(
             {split_name: sum(f.rows for f in files if f.split == split_name) for split_name in export_rejects},
-            export_rejects, recipe)
+            export_rejects, recipe, manifest["sources"])
     manifest_mod.check(manifest)
     shutil.rmtree(spill)
     if write:

@@ -67,7 +67,7 @@ def export(frame: pl.DataFrame, fmt: Format, **options: Any) -> Exported:
             out.rows.append(fmt.convert(row, **options))
         except Unrepresentable as exc:
             out.rejects.append({"source": row["source"], "id": row["id"], "stage": f"export:{fmt.name}",
-                                "reason": str(exc)})
+                                "reason": str(exc), "n_tokens": row["n_tokens"]})
     return out
 
 
