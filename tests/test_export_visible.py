@@ -59,3 +59,34 @@ def test_streaming_build_shows_the_same_table(tmp_path: Path) -> None:
     stream = CliRunner().invoke(main, ["build", str(r), "--out", str(tmp_path / "s"), "-q", "--stream"])
     assert memory.exit_code == stream.exit_code == 0
     assert memory.output.replace(str(tmp_path / "m"), "OUT") == stream.output.replace(str(tmp_path / "s"), "OUT")
+
+
+def test_convert_of_a_build_output_converts_every_split(tmp_path: Path) -> None:
+    import datasets
+
+    write_jsonl(tmp_path / "a.jsonl", chats(200, "a"))
+    r = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 100\nvalidation = 0.2\n'
+                                          '[sources.a]\npath = "a.jsonl"\nweight = 1\n')
+    assert CliRunner().invoke(main, ["build", str(r), "--out", str(tmp_path / "built"), "-q"]).exit_code == 0
+    built = json.loads((tmp_path / "built" / "manifest.json").read_text())["totals"]
+    assert built["validation"]["rows"] > 0
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "built"), str(tmp_path / "new"), "--to", "openai"])
+    assert result.exit_code == 0, result.output
+    assert f"validation: canonical -> openai: {built['validation']['rows']} read" in result.output
+    loaded = datasets.load_dataset(str(tmp_path / "new"))
+    assert {k: v.num_rows for k, v in loaded.items()} == {"train": built["train"]["rows"],
+                                                          "validation": built["validation"]["rows"]}
+
+
+def test_convert_of_a_saved_datasetdict_converts_every_split(tmp_path: Path) -> None:
+    import datasets
+
+    rows = chats(12)
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows[:8]),
+                          "test": datasets.Dataset.from_list(rows[8:])}).save_to_disk(str(tmp_path / "dd"))
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "dd"), str(tmp_path / "out"), "--to", "trl"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["splits"] == {"train": {"rows_read": 8, "rows_rejected": 0},
+                                  "test": {"rows_read": 4, "rows_rejected": 0}}
+    assert manifest["export"]["rows"] == {"train": 8, "test": 4}

@@ -160,10 +160,14 @@ def convert(source: str, out: Path, to: str, from_format: str, kind: str | None,
     written, manifest = pipeline.convert(source, out, to, from_format=from_format, kind=kind,
                                          on_error="skip" if skip_bad else "fail", force=force, strict=strict,
                                          chat_template=chat_template)
-    rows = (manifest.get("export") or {}).get("rows", {}).get("train", manifest["rows_read"] - manifest["rows_rejected"])
-    rejected = sum((manifest.get("export") or {}).get("rejected", {}).get("train", {}).values())
-    click.echo(f"{manifest['converted']['from']} -> {manifest['converted']['to']}: {manifest['rows_read']:,} read, "
-               f"{manifest['rows_rejected']:,} unreadable, {rejected:,} not representable, {rows:,} written to {written}")
+    export = manifest.get("export") or {}
+    for split, counts in manifest["splits"].items():
+        rows = export.get("rows", {}).get(split, counts["rows_read"] - counts["rows_rejected"])
+        rejected = sum(export.get("rejected", {}).get(split, {}).values())
+        click.echo(f"{split}: {manifest['converted']['from']} -> {manifest['converted']['to']}: "
+                   f"{counts['rows_read']:,} read, {counts['rows_rejected']:,} unreadable, {rejected:,} not "
+                   f"representable, {rows:,} written")
+    click.echo(f"wrote {written}")
 
 
 @main.command()

@@ -333,38 +333,56 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
             shard_rows: int = 250_000, log: Log = _quiet) -> tuple[Path, dict[str, Any]]:
     """Convert a dataset between formats with the same adapters and rules as a build, no mixing.
 
-    Returns the output folder and its manifest (rows read, rejected and exported, with reasons).
+    Every split of ``source`` is converted (a mixer output's train and validation, a
+    ``save_to_disk`` DatasetDict's splits). Returns the output folder and its manifest (rows
+    read, rejected and exported per split, with reasons).
     """
-    out_dir = Path(out).expanduser().resolve()
-    path = str(source) if str(source).startswith(recipe_mod.HUB_PREFIX) else str(Path(source).expanduser().resolve())
-    recipe = recipe_mod.from_dict({
-        "name": out_dir.name, "unit": "examples",
-        "sources": {"input": {"path": path, "format": from_format, "on_error": on_error, "examples": 1,
-                              **({"kind": kind} if kind else {})}},
-        "output": {"format": to, "shard_rows": shard_rows, "strict": strict,
-                   **({"chat_template": chat_template} if chat_template else {})},
-    }, base_dir=Path.cwd())
-    check_not_inside_inputs(out_dir, recipe)
+    from mixer.sources.files import splits as local_splits
     from mixer.writers import check_target
 
+    out_dir = Path(out).expanduser().resolve()
+    hub = str(source).startswith(recipe_mod.HUB_PREFIX)
+    path = str(source) if hub else str(Path(source).expanduser().resolve())
+    names = ["train"] if hub else local_splits(path)
+    recipes = {name: recipe_mod.from_dict({
+        "name": out_dir.name, "unit": "examples",
+        "sources": {"input": {"path": path, "format": from_format, "on_error": on_error, "examples": 1,
+                              "split": name, **({"kind": kind} if kind else {})}},
+        "output": {"format": to, "shard_rows": shard_rows, "strict": strict,
+                   **({"chat_template": chat_template} if chat_template else {})},
+    }, base_dir=Path.cwd()) for name in names}
+    recipe = recipes[names[0]]
+    check_not_inside_inputs(out_dir, recipe)
     check_target(out_dir, force)
-    log(f"reading {path}")
-    try:
-        frame, report = read_source(recipe.sources[0])
-    except DataError as exc:
-        raise DataError(str(exc).replace('set sources.input.on_error = "skip"', "pass --skip-bad")) from None
-    splits = {"train": frame}
-    exported = _export(splits, recipe, Path.cwd())
+    frames: dict[str, pl.DataFrame] = {}
+    reports: dict[str, ReadReport] = {}
+    for name in names:
+        log(f"reading {path} ({name})")
+        try:
+            frames[name], reports[name] = read_source(recipes[name].sources[0])
+        except DataError as exc:
+            raise DataError(str(exc).replace('set sources.input.on_error = "skip"', "pass --skip-bad")) from None
+    exported = _export(frames, recipe, Path.cwd())
+    rejected: Counter[str] = Counter()
+    repairs: Counter[str] = Counter()
+    for report in reports.values():
+        rejected.update(report.rejected)
+        repairs.update(report.repairs)
+    first = reports[names[0]]
     manifest: dict[str, Any] = {
         writers.MARKER: manifest_mod.versions()["mixer"],
-        "converted": {"from": report.format, "to": recipe.output.format},
-        "inputs": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in report.inputs],
-        "rows_read": report.rows_read, "rows_rejected": report.rows_rejected,
-        "rejected_reasons": dict(sorted(report.rejected.items())), "repairs": dict(sorted(report.repairs.items())),
+        "converted": {"from": first.format, "to": recipe.output.format},
+        "inputs": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256}
+                   for f in {f.path: f for r in reports.values() for f in r.inputs}.values()],
+        "rows_read": sum(r.rows_read for r in reports.values()),
+        "rows_rejected": sum(r.rows_rejected for r in reports.values()),
+        "rejected_reasons": dict(sorted(rejected.items())), "repairs": dict(sorted(repairs.items())),
+        "splits": {name: {"rows_read": r.rows_read, "rows_rejected": r.rows_rejected} for name, r in reports.items()},
         "versions": manifest_mod.versions(), "outputs": [], "rejects_file": None,
     }
     if exported:
         manifest["export"] = export_summary(
             {k: len(v.rows) for k, v in exported.items()}, {k: v.rejects for k, v in exported.items()}, recipe)
-    mixture = Mixture(recipe=recipe, splits=splits, manifest=manifest, rejects=report.rejects, exported=exported)
+    rejects = [r for report in reports.values() for r in report.rejects]
+    mixture = Mixture(recipe=recipe, splits=frames, manifest=manifest, rejects=rejects, exported=exported)
     return mixture.write(out_dir, force=force, log=log), manifest

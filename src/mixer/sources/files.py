@@ -98,6 +98,23 @@ def locate(source: Source) -> list[Path]:
     return files
 
 
+def splits(raw: str) -> list[str]:
+    """The splits a local dataset holds: ``data/{split}-*`` files (the Hugging Face layout, e.g. a
+    mixer output) or a ``save_to_disk`` DatasetDict's; ``["train"]`` for anything else."""
+    path = Path(raw)
+    found: set[str] = set()
+    if (path / "dataset_dict.json").is_file():
+        try:
+            found = set(json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", []))
+        except (OSError, ValueError):
+            found = set()
+    elif path.is_dir() and (path / "data").is_dir():
+        found = {p.name.split("-", 1)[0] for p in (path / "data").iterdir()
+                 if p.is_file() and "-" in p.name and _suffix(p) in SUFFIXES}
+    order = {"train": 0, "validation": 1, "test": 2}
+    return sorted(found, key=lambda s: (order.get(s, 3), s)) or ["train"]
+
+
 def is_hf_disk_dataset(path: Path) -> bool:
     """A folder written by ``datasets`` ``save_to_disk`` (a Dataset or a DatasetDict)."""
     return path.is_dir() and any((path / marker).exists() for marker in _HF_DISK_MARKERS)
