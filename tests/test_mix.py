@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -123,3 +124,22 @@ def test_shares_within_a_point_on_real_hh_rlhf(tmp_path: Path) -> None:
     paths = {"hh": str(HH), **make(tmp_path, {"x": 400})}
     m = build(paths, {"hh": {"weight": 0.8}, "x": {"weight": 0.2, "max_epochs": 3}}, total=100_000)
     assert abs(m.manifest["sources"]["hh"]["realized_share"] - 0.8) <= 0.01
+
+
+def test_token_target_holds_for_repeats_sized_by_their_own_augmentation() -> None:
+    from mixer import mix
+
+    frame = pl.DataFrame({"id": [f"s/{i:016x}" for i in range(20)], "n_tokens": [100] * 20},
+                         schema={"id": pl.String, "n_tokens": pl.UInt32})
+    calls = []
+
+    def resize(rows: pl.DataFrame, r: int):  # each repeat draws bigger augmentations: 250 tokens a row
+        calls.append(r)
+        return np.full(rows.height, 250, dtype=np.uint32)
+
+    plain = mix.select(frame, "tokens", 4000, seed=1)
+    sized = mix.select(frame, "tokens", 4000, seed=1, resize=resize)
+    # without sizes, selection believes 20 rows x 2 = 40 rows make 4,000 tokens; written, they would be 7,000
+    assert plain.height == 40 and int(plain["n_tokens"].sum()) == 4000
+    assert abs(int(sized["n_tokens"].sum()) - 4000) <= 250 and calls == [1]
+    assert sized.height == 20 + 8 and sized.filter(pl.col("id").str.ends_with("#1"))["n_tokens"].to_list() == [250] * 8

@@ -12,6 +12,7 @@ it fresh draws.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,39 +61,66 @@ def ranked(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
     return _gather(frame, _by_draw(rng.draw(rng.row_keys(ids), rng.salt(seed, "select")), ids))
 
 
-def select(frame: pl.DataFrame, unit: str, target: float, seed: int) -> pl.DataFrame:
+Resize = Callable[[pl.DataFrame, int], np.ndarray]
+"""``resize(rows, r)``: token counts of repeat ``r`` of ``rows`` (ids without ``#r``), re-augmented
+as they will be written, aligned with ``rows``. Given for sources whose transforms draw afresh
+for each repeat, so a token target holds for what is written, not for the first copies."""
+
+
+def select(frame: pl.DataFrame, unit: str, target: float, seed: int, resize: Resize | None = None) -> pl.DataFrame:
     """Take ``target`` (rows or tokens) from ``frame``: whole repeats, then a ranked prefix.
 
-    The prefix is the one whose size is closest to the remainder, so a token target is met
-    within one row.
+    The rows are walked in rank order, once per repeat, and the prefix whose size is closest to
+    the target is taken, so a token target is met within one row. With ``resize``, repeat
+    ``r >= 1`` is sized by its own re-augmented token counts (and its ``n_tokens`` is set to them).
     """
     if target <= 0 or frame.is_empty():
         return frame.clear()
     order = ranked(frame, seed)
-    sizes = order.get_column("n_tokens").to_numpy().astype(np.float64) if unit == "tokens" \
+    first = order.get_column("n_tokens").to_numpy().astype(np.float64) if unit == "tokens" \
         else np.ones(order.height)
-    total = sizes.sum()
-    if total <= 0:
+    if first.sum() <= 0:
         return frame.clear()
-    whole = int((target + _EPS) // total)
-    rest = target - whole * total
-    cum = np.concatenate(([0.0], np.cumsum(sizes)))  # cum[m] = size of the first m rows
-    m = min(int(np.searchsorted(cum, rest - _EPS, side="left")), len(sizes))
-    if m > 0 and abs(cum[m - 1] - rest) <= abs(cum[m] - rest):
-        m -= 1  # one row fewer is at least as close to the remainder
-    copies = [_repeat(order, r) for r in range(whole)]
-    if m:
-        copies.append(_repeat(order.head(m), whole))
+    copies: list[pl.DataFrame] = []
+    taken, r = 0.0, 0
+    while True:
+        if r == 0 or resize is None or unit != "tokens":
+            sizes, counts = first, None
+        else:
+            counts = resize(order, r)
+            sizes = counts.astype(np.float64)
+        rest = target - taken
+        total = sizes.sum()
+        if total > 0 and rest >= total - _EPS:
+            copies.append(_repeat(order, r, counts))
+            taken += total
+            r += 1
+            continue
+        cum = np.concatenate(([0.0], np.cumsum(sizes)))  # cum[m] = size of the first m rows
+        m = min(int(np.searchsorted(cum, rest - _EPS, side="left")), len(sizes))
+        if m > 0 and abs(cum[m - 1] - rest) <= abs(cum[m] - rest):
+            m -= 1  # one row fewer is at least as close to the remainder
+        if m:
+            copies.append(_repeat(order.head(m), r, None if counts is None else counts[:m]))
+        break
     return pl.concat(copies) if copies else frame.clear()
 
 
-def _repeat(frame: pl.DataFrame, r: int) -> pl.DataFrame:
-    return frame if r == 0 else frame.with_columns(pl.col("id") + f"#{r}")
+def _repeat(frame: pl.DataFrame, r: int, counts: np.ndarray | None = None) -> pl.DataFrame:
+    if r == 0:
+        return frame
+    out = frame.with_columns(pl.col("id") + f"#{r}")
+    return out if counts is None else out.with_columns(n_tokens=pl.Series(counts, dtype=pl.UInt32))
 
 
-def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], list[Allocation]]:
+def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame],
+             resize: dict[str, Resize] | None = None) -> tuple[dict[str, pl.DataFrame], list[Allocation]]:
     """Per-source targets and selections for the train split, failing before anything is written
-    when a target cannot be met under the ``max_epochs`` caps (unless ``rebalance = true``)."""
+    when a target cannot be met under the ``max_epochs`` caps (unless ``rebalance = true``).
+
+    ``resize`` sizes re-augmented repeats per source (see :data:`Resize`); caps are checked on
+    the first copies."""
+    resize = resize or {}
     unit = recipe.unit
     chosen: dict[str, pl.DataFrame] = {}
     plans: dict[str, tuple[str, float, float, bool]] = {}  # name -> (unit, target, share, rebalanced)
@@ -110,7 +138,7 @@ def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame]) -> tuple[dict[str,
         raise DataError("cannot meet absolute budgets:\n" + "\n".join(short))
     for src in absolute:
         src_unit, want, _, _ = plans[src.name]
-        chosen[src.name] = select(frames[src.name], src_unit, want, recipe.seed)
+        chosen[src.name] = select(frames[src.name], src_unit, want, recipe.seed, resize.get(src.name))
     used = sum(amount(chosen[s.name], unit) for s in absolute)
 
     if weighted:
@@ -122,7 +150,7 @@ def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame]) -> tuple[dict[str,
         targets, rebalanced = _weighted_targets(recipe, weighted, frames, max(remaining, 0.0))
         for src in weighted:
             plans[src.name] = (unit, targets[src.name], 0.0, src.name in rebalanced)
-            chosen[src.name] = select(frames[src.name], unit, targets[src.name], recipe.seed)
+            chosen[src.name] = select(frames[src.name], unit, targets[src.name], recipe.seed, resize.get(src.name))
 
     total = recipe.total if recipe.total else sum(amount(f, unit) for f in chosen.values())
     allocations = []
