@@ -241,6 +241,35 @@ def pools_show(name: str, count: int, seed: int) -> None:
             click.echo(f"{record['id']}{style}\n  {text}" + ("" if text == record["text"] else f"\n  template: {record['text']}"))
 
 
+@pools.command("import")
+@click.argument("source", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--from", "from_format", required=True,
+              type=click.Choice(["openai", "anthropic", "bfcl", "xlam", "toolace", "glaive"]),
+              help="How IN holds its tools: OpenAI or Anthropic tool JSON, BFCL function docs, APIGen/xLAM rows "
+                   "(tools as a JSON string), ToolACE or glaive rows (tools inside the system prompt).")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The catalog to write (JSON Lines, one OpenAI tool spec a line).")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@_friendly
+def pools_import(source: Path, from_format: str, out: Path, force: bool) -> None:
+    """Import tool specs from IN into a catalog file for the tools transform
+    (catalog = "OUT"), each checked as JSON Schema; skipped specs are counted by reason."""
+    from mixer.errors import DataError
+    from mixer.pools.importers import import_specs, write_catalog
+
+    if out.exists() and not force:
+        raise DataError(f"{out} already exists; pass --force to replace it")
+    result = import_specs(source, from_format)
+    if not result.specs:
+        raise DataError(f"{source}: no usable {from_format} tool specs ({result.read:,} found, all skipped"
+                        + (f": {result.skipped.most_common(1)[0][0]}" if result.skipped else "") + ")")
+    write_catalog(result.specs, out)
+    click.echo(f"{source}: {result.read:,} specs found, {len(result.specs):,} written to {out}, "
+               f"{sum(result.skipped.values()):,} skipped")
+    for reason, n in result.skipped.most_common():
+        click.echo(f"  skipped {n:,}: {reason} (first at {result.example[reason]})")
+
+
 @main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--source", "source_name", required=True, help="Which recipe source to preview.")
