@@ -285,6 +285,30 @@ def preview(recipe: Path, source_name: str, count: int, width: int, sets: tuple[
 
 
 @main.command()
+@click.argument("a", type=click.Path(exists=True, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@_friendly
+def diff(a: Path, b: Path, as_json: bool) -> None:
+    """Compare two built mixtures (output folders or their manifest.json): per source rows,
+    tokens and shares, rows added and removed, changed inputs, transforms and settings.
+    Exits 0 when both wrote identical files, 1 when they differ."""
+    import dataclasses
+    import json
+
+    from mixer import diff as diff_mod
+
+    result = diff_mod.diff(a, b)
+    if as_json:
+        click.echo(json.dumps({"identical": result.identical, "files_differ": result.files_differ,
+                               "settings": result.settings,
+                               "sources": [dataclasses.asdict(s) for s in result.sources]}, indent=2, default=str))
+    else:
+        click.echo(diff_mod.table(result))
+    sys.exit(0 if result.identical else 1)
+
+
+@main.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-t", "--template", required=True,
               help="A .jinja file, a tokenizer_config.json, a tokenizer folder, or chatml.")
