@@ -65,6 +65,8 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Read, count and plan; print the table; write nothing.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @click.option("--only", multiple=True, metavar="NAME", help="Staged recipes: build only these mixtures. Repeatable.")
+@click.option("--weights", "weights_file", metavar="FILE[:ROW]",
+              help="Source weights from a JSON object or a sweep's ratios.csv row (fitted weights fed back).")
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if the output format cannot carry a row.")
 @click.option("--stream", is_flag=True,
               help="Hold one chunk of rows in memory at a time (for sources larger than memory). Same output; "
@@ -74,7 +76,7 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 @_friendly
 def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], only: tuple[str, ...],
-          strict: bool, stream: bool, chunk_rows: int, quiet: bool) -> None:
+          weights_file: str | None, strict: bool, stream: bool, chunk_rows: int, quiet: bool) -> None:
     """Build the mixture described by RECIPE and write it with a manifest.
 
     The output folder holds data/train-*.parquet (and validation), manifest.json
@@ -86,7 +88,17 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
     that links them.
     """
     log = pipeline.stderr_log(quiet)
-    stages = recipe_mod.load_all(recipe, list(sets) + (["output.strict=true"] if strict else []))
+    overrides = list(sets) + (["output.strict=true"] if strict else [])
+    if weights_file:
+        from mixer.weights import as_overrides, read_weights
+
+        base = recipe_mod.load_all(recipe, overrides)
+        if len(base) > 1:
+            raise RecipeError("--weights applies to a single mixture; for a staged recipe set "
+                              "--set mixtures.NAME.sources.SOURCE.weight=W")
+        names = [s.name for s in next(iter(base.values())).sources]
+        overrides += as_overrides(read_weights(weights_file), names)
+    stages = recipe_mod.load_all(recipe, overrides)
     if only:
         unknown = [name for name in only if name not in stages]
         if unknown:
