@@ -113,14 +113,16 @@ def _repeat(frame: pl.DataFrame, r: int, counts: np.ndarray | None = None) -> pl
     return out if counts is None else out.with_columns(n_tokens=pl.Series(counts, dtype=pl.UInt32))
 
 
-def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame],
-             resize: dict[str, Resize] | None = None) -> tuple[dict[str, pl.DataFrame], list[Allocation]]:
+def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame], resize: dict[str, Resize] | None = None,
+             losses: dict[str, dict[str, int]] | None = None) -> tuple[dict[str, pl.DataFrame], list[Allocation]]:
     """Per-source targets and selections for the train split, failing before anything is written
     when a target cannot be met under the ``max_epochs`` caps (unless ``rebalance = true``).
 
     ``resize`` sizes re-augmented repeats per source (see :data:`Resize`); caps are checked on
-    the first copies."""
+    the first copies. ``losses`` (per source: rows read, and rows each cleaning step removed)
+    lets a shortfall say where the rows went."""
     resize = resize or {}
+    losses = losses or {}
     unit = recipe.unit
     chosen: dict[str, pl.DataFrame] = {}
     plans: dict[str, tuple[str, float, float, bool]] = {}  # name -> (unit, target, share, rebalanced)
@@ -132,7 +134,7 @@ def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame],
         src_unit, want = src.budget  # type: ignore[misc]
         cap = src.max_epochs * amount(frames[src.name], src_unit)
         if want > cap + _EPS:
-            short.append(_shortfall(src, src_unit, want, frames[src.name]))
+            short.append(_shortfall(src, src_unit, want, frames[src.name], None, losses.get(src.name)))
         plans[src.name] = (src_unit, want, 0.0, False)
     if short:
         raise DataError("cannot meet absolute budgets:\n" + "\n".join(short))
@@ -147,7 +149,7 @@ def allocate(recipe: Recipe, frames: dict[str, pl.DataFrame],
         if remaining < -_EPS:
             raise DataError(f"absolute budgets already take {used:,.0f} {unit}, more than total = "
                             f"{recipe.total:,.0f}; raise total or lower the tokens/examples budgets")
-        targets, rebalanced = _weighted_targets(recipe, weighted, frames, max(remaining, 0.0))
+        targets, rebalanced = _weighted_targets(recipe, weighted, frames, max(remaining, 0.0), losses)
         for src in weighted:
             plans[src.name] = (unit, targets[src.name], 0.0, src.name in rebalanced)
             chosen[src.name] = select(frames[src.name], unit, targets[src.name], recipe.seed, resize.get(src.name))
@@ -193,7 +195,7 @@ def select_validation(chosen: dict[str, pl.DataFrame], held: dict[str, pl.DataFr
 
 
 def _weighted_targets(recipe: Recipe, weighted: list[Source], frames: dict[str, pl.DataFrame],
-                      remaining: float) -> tuple[dict[str, float], set[str]]:
+                      remaining: float, losses: dict[str, dict[str, int]]) -> tuple[dict[str, float], set[str]]:
     unit = recipe.unit
     avail = {s.name: amount(frames[s.name], unit) for s in weighted}
     raw = {}
@@ -210,7 +212,8 @@ def _weighted_targets(recipe: Recipe, weighted: list[Source], frames: dict[str, 
     if not over:
         return targets, set()
     if not recipe.rebalance:
-        lines = [_shortfall(s, unit, targets[s.name], frames[s.name], share[s.name]) for s in over]
+        lines = [_shortfall(s, unit, targets[s.name], frames[s.name], share[s.name], losses.get(s.name))
+                 for s in over]
         raise DataError(
             "cannot meet the mixture's targets under the max_epochs caps:\n" + "\n".join(lines)
             + "\nLower those weights, raise their max_epochs, lower total, or set rebalance = true "
@@ -238,11 +241,18 @@ def _weighted_targets(recipe: Recipe, weighted: list[Source], frames: dict[str, 
     return targets, capped
 
 
-def _shortfall(src: Source, unit: str, want: float, frame: pl.DataFrame, share: float | None = None) -> str:
+def _shortfall(src: Source, unit: str, want: float, frame: pl.DataFrame, share: float | None = None,
+               lost: dict[str, int] | None = None) -> str:
     have = amount(frame, unit)
     shared = f" (share {share:.1%})" if share is not None else ""
-    return (f"  source {src.name!r} needs {want:,.0f} {unit}{shared} but has {have:,.0f} available; "
+    line = (f"  source {src.name!r} needs {want:,.0f} {unit}{shared} but has {have:,.0f} available; "
             f"max_epochs = {src.max_epochs:g} allows at most {src.max_epochs * have:,.0f}")
+    removed = {k: v for k, v in (lost or {}).items() if k != "read" and v}
+    if removed:
+        parts = ", ".join(f"{n:,} {why}" for why, n in removed.items())
+        line += (f"\n    of its {lost['read']:,} rows read, {sum(removed.values()):,} were removed before "
+                 f"selection: {parts} (see removed.jsonl and the manifest's accounting)")
+    return line
 
 
 def order(ids: pl.Series, seed: int) -> np.ndarray:
