@@ -125,6 +125,7 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
         if staged:
             click.echo(f"\n[{name}]  format: {parsed.output.format}")
         click.echo(manifest_table(manifest))
+        _warn_notes(manifest)
         if dry_run:
             click.echo(f"dry run: nothing written (would write {targets[name]})")
             continue
@@ -180,6 +181,16 @@ def convert(source: str, out: Path, to: str, from_format: str, kind: str | None,
                    f"{counts['rows_read']:,} read, {counts['rows_rejected']:,} unreadable, {rejected:,} not "
                    f"representable, {rows:,} written")
     click.echo(f"wrote {written}")
+    _warn_notes(manifest)
+
+
+def _warn_notes(manifest: dict[str, Any]) -> None:
+    """What reading noticed but did not stop for (files skipped for their extension)."""
+    notes = list(manifest.get("notes") or [])
+    for entry in (manifest.get("sources") or {}).values():
+        notes += entry.get("notes") or []
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
 
 
 @main.command()

@@ -42,6 +42,8 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
         "rows_rejected": report.rows_rejected,
         "rejected_reasons": dict(sorted(report.rejected.items())),
         "repairs": dict(sorted(report.repairs.items())),
+        **({"formats": report.formats} if len(set(report.formats.values())) > 1 else {}),
+        **({"notes": report.notes} if report.notes else {}),
         **cleaned,
         "rows_filtered": sum(filtered.values()),
         "filtered_by": filtered,

@@ -379,6 +379,7 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
         "rejected_reasons": dict(sorted(rejected.items())), "repairs": dict(sorted(repairs.items())),
         "splits": {name: {"rows_read": r.rows_read, "rows_rejected": r.rows_rejected} for name, r in reports.items()},
         "versions": manifest_mod.versions(), "outputs": [], "rejects_file": None,
+        **({"notes": notes} if (notes := list(dict.fromkeys(n for r in reports.values() for n in r.notes))) else {}),
     }
     if exported:
         manifest["export"] = export_summary(

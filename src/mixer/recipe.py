@@ -20,7 +20,7 @@ from mixer.errors import RecipeError
 from mixer.specs import DecontaminateSpec, DedupSpec, NearDup
 
 UNITS = ("tokens", "examples")
-FORMATS = ("auto", "canonical", "openai", "sharegpt", "alpaca", "hh-rlhf", "document")
+FORMATS = ("auto", "canonical", "openai", "sharegpt", "alpaca", "hh-rlhf", "document", "prompt")
 OUTPUT_FORMATS = ("canonical", "parquet", "jsonl", "trl", "llama-factory", "openai", "torchtune", "text", "prompt")
 HUB_PREFIX = "hf://"
 
@@ -39,6 +39,7 @@ class Source:
     max_epochs: float = 1.0
     side: str = "chosen"
     text_field: str = "text"
+    prompt_field: str = "prompt"
     fields: dict[str, str] = field(default_factory=dict)
     split: str = "train"
     data_dir: str | None = None
@@ -112,7 +113,7 @@ class Recipe:
 
 def _read_table(path: Path) -> dict[str, Any]:
     try:
-        raw_text = path.read_text(encoding="utf-8")
+        raw_text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is accepted
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -285,7 +286,7 @@ _NEAR_KEYS = {"threshold", "ngram", "permutations", "bands"}
 _DECON_KEYS = {"against", "canaries", "ngram", "action"}
 _SOURCE_KEYS = {
     "path", "format", "kind", "weight", "tokens", "examples", "max_epochs", "side",
-    "text_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
+    "text_field", "prompt_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
     "max_record_mb",
 }
 _OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict"}
@@ -427,6 +428,7 @@ class _Validator:
             max_epochs=self.number(spec, "max_epochs", f"{where}.max_epochs", strict=True, default=1.0),
             side=self.choice(spec, "side", f"{where}.side", ("chosen", "rejected"), "chosen"),
             text_field=self.typed(spec, "text_field", f"{where}.text_field", (str,), "a column name", "text"),
+            prompt_field=self.typed(spec, "prompt_field", f"{where}.prompt_field", (str,), "a column name", "prompt"),
             fields=dict(fields),
             split=self.typed(spec, "split", f"{where}.split", (str,), "a split name", "train"),
             data_dir=self.typed(spec, "data_dir", f"{where}.data_dir", (str,), "a folder in the hub repo"),

@@ -118,9 +118,16 @@ def _message(role: str, content: str, tool_calls: str | None = None,
             "tool_call_id": tool_call_id, "name": name}
 
 
+NO_ANSWER = "no assistant turn (kept as a prompt-only row: SFT formats reject it, the prompt format takes it)"
+
+
 def _finish_chat(system_parts: list[str], turns: list[dict[str, Any]], tools: list[str],
-                 meta: dict[str, Any]) -> Row:
-    """Shared checks for every chat format: turns present, non-empty, known roles."""
+                 meta: dict[str, Any], *, prompt: bool = False) -> Row:
+    """Shared checks for every chat format: turns present, non-empty, known roles.
+
+    A conversation without any assistant turn is a prompt, not a demonstration: kept, but named
+    in ``meta["repairs"]`` so the manifest counts it (unless the source was read as prompts).
+    """
     if not turns:
         raise RowError("no conversation turns")
     if not any(t["role"] == "user" for t in turns):
@@ -128,6 +135,8 @@ def _finish_chat(system_parts: list[str], turns: list[dict[str, Any]], tools: li
     for i, turn in enumerate(turns):
         if turn["role"] in ("user", "assistant") and not turn["content"].strip() and not turn["tool_calls"]:
             raise RowError(f"empty {turn['role']} turn at position {i}")
+    if not prompt and not any(t["role"] == "assistant" for t in turns):
+        meta = {**meta, "repairs": [*meta.get("repairs", []), NO_ANSWER]}
     system = "\n\n".join(system_parts) if system_parts else None
     return {"kind": "chat", "system": system, "messages": turns, "tools": tools, "text": None, "meta": meta}
 
@@ -245,6 +254,43 @@ def hh_rlhf(record: dict[str, Any], source: Source) -> Row:
     return _finish_chat([], turns, [], {"repairs": repairs} if repairs else {})
 
 
+_PROMPT_OWN = ("id", "system", "tools")  # columns the prompt format reads itself
+
+
+def prompt(record: dict[str, Any], source: Source) -> Row:
+    """Prompts for RL or evaluation (XSTest-like ``id,prompt,type,label`` CSVs, TRL prompt
+    datasets): the ``prompt_field`` column, a string (one user turn) or a message list not
+    ending in an assistant turn; ``system`` and ``tools`` columns are used; every other column
+    is kept in ``meta["columns"]``."""
+    field_name = source.prompt_field
+    value = _maybe_json(record.get(field_name), field_name)
+    if isinstance(value, str):
+        if not value.strip():
+            raise RowError(f"empty prompt in {field_name!r}")
+        system = record.get("system")
+        parts = [system] if isinstance(system, str) and system else []
+        row = _finish_chat(parts, [_message("user", value)], _tools(record.get("tools")), {}, prompt=True)
+    elif isinstance(value, list):
+        sharegpt_style = bool(value) and isinstance(value[0], dict) and "from" in value[0]
+        inner = {"conversations": value, "system": record.get("system"), "tools": record.get("tools")}
+        row = sharegpt(inner, source) if sharegpt_style else openai({"messages": value, "tools": record.get("tools")}, source)
+        if not sharegpt_style and isinstance(record.get("system"), str) and record["system"]:
+            row["system"] = record["system"] if row["system"] is None else f"{record['system']}\n\n{row['system']}"
+        if row["messages"][-1]["role"] == "assistant":
+            raise RowError(f"{field_name!r} ends with an assistant turn: it is a conversation, not a prompt "
+                           "(read it with format = \"openai\"; the prompt output format cuts the answer off)")
+        repairs = [r for r in row["meta"].pop("repairs", []) if r != NO_ANSWER]  # expected of a prompt
+        if repairs:
+            row["meta"]["repairs"] = repairs
+    else:
+        kind = "missing" if value is None else f"a {type(value).__name__}"
+        raise RowError(f"prompt rows need a string or a message list in {field_name!r}, got {kind}")
+    extra = {k: v for k, v in record.items() if k != field_name and k not in _PROMPT_OWN}
+    if extra:
+        row["meta"]["columns"] = json.loads(json.dumps(extra, ensure_ascii=False, default=str))
+    return row
+
+
 def canonical(record: dict[str, Any], source: Source) -> Row:
     """mixer's own rows (a canonical output read back): kind, system, turns and tools as stored."""
     if record.get("kind") == "document":
@@ -270,7 +316,12 @@ def document(record: dict[str, Any], source: Source) -> Row:
 
 ADAPTERS: dict[str, Callable[[dict[str, Any], Source], Row]] = {
     "canonical": canonical, "openai": openai, "sharegpt": sharegpt, "alpaca": alpaca, "hh-rlhf": hh_rlhf, "document": document,
+    "prompt": prompt,
 }
+
+# Columns that hold an answer: a record with one of them is not prompt-only, so auto-detection
+# never reads it as prompts (which would move the answers into meta).
+_ANSWER_COLUMNS = {"completion", "response", "output", "answer", "chosen", "rejected", "messages", "conversations"}
 
 
 def detect(columns: set[str], source: Source) -> str | None:
@@ -289,6 +340,8 @@ def detect(columns: set[str], source: Source) -> str | None:
         return "hh-rlhf"
     if source.text_field in columns and source.kind != "chat":
         return "document"
+    if source.prompt_field in columns and not columns & _ANSWER_COLUMNS:
+        return "prompt"
     return None
 
 

@@ -7,11 +7,13 @@ the file, line and reason, so the caller decides between failing and counting.
 
 from __future__ import annotations
 
+import codecs
 import glob as globlib
 import gzip
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,19 @@ def fingerprint(path: Path) -> InputFile:
 
 def locate(source: Source) -> list[Path]:
     """The files a local source reads, in a stable order; an error when there are none."""
+    return locate_all(source)[0]
+
+
+_NOT_DATA = ("SOURCE.md", "README.md", "LICENSE", "LICENSE.txt", "LICENSE.md")
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def locate_all(source: Source) -> tuple[list[Path], list[Path]]:
+    """The files a local source reads, and the files of its folder skipped for their extension
+    (so the user can be told: a folder of .tsv or .arrow files must not lose data silently)."""
     where = f"sources.{source.name}.path"
     raw = source.path
     if any(ch in raw for ch in "*?["):
@@ -77,25 +92,27 @@ def locate(source: Source) -> list[Path]:
         if not matches:
             raise DataError(f"{where}: the glob {raw!r} matched no files; check the pattern and "
                             "that it is relative to the recipe file")
-        return matches
+        return matches, []
     path = Path(raw)
     if not path.exists():
         raise DataError(f"{where}: {raw} does not exist (paths in a recipe are relative to the "
                         "recipe file; paths given with --set are relative to the current folder)")
     if path.is_file():
-        return [path]
+        return [path], []
     if is_hf_disk_dataset(path):
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    split_files = sorted(p for p in (path / "data").glob(f"{source.split}-*") if _suffix(p) in SUFFIXES) \
+        return sorted(p for p in path.rglob("*") if p.is_file()), []
+    split_all = sorted(p for p in (path / "data").glob(f"{source.split}-*") if p.is_file()) \
         if (path / "data").is_dir() else []
+    split_files = [p for p in split_all if _suffix(p) in SUFFIXES]
     if split_files:  # the Hugging Face layout (e.g. a mixer output): data/{split}-*.{parquet,jsonl}
-        return split_files
-    files = sorted(p for p in path.rglob("*") if p.is_file() and _suffix(p) in SUFFIXES
-                   and not p.name.startswith(".") and p.name not in ("SOURCE.md", "README.md"))
+        return split_files, [p for p in split_all if p not in split_files]
+    candidates = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)
+                        and p.name not in _NOT_DATA)
+    files = [p for p in candidates if _suffix(p) in SUFFIXES]
     if not files:
         raise DataError(f"{where}: the folder {raw} holds no readable files "
                         f"(looked for {', '.join(SUFFIXES)})")
-    return files
+    return files, [p for p in candidates if _suffix(p) not in SUFFIXES]
 
 
 def splits(raw: str) -> list[str]:
@@ -120,19 +137,42 @@ def is_hf_disk_dataset(path: Path) -> bool:
     return path.is_dir() and any((path / marker).exists() for marker in _HF_DISK_MARKERS)
 
 
+@dataclass(frozen=True)
+class Part:
+    """One input file (or one loaded dataset) and a lazy iterator over its records: formats are
+    detected per part, so a folder of JSON Lines chats and CSV prompts reads each file right."""
+
+    label: str
+    path: Path | None  # None for a Hub dataset
+    records: Iterator[Located]
+
+
 def read(source: Source) -> tuple[list[InputFile], Iterator[Located]]:
     """Fingerprint the inputs and return an iterator over their records."""
+    inputs, parts, _ = read_parts(source)
+    return inputs, (item for part in parts for item in part.records)
+
+
+def read_parts(source: Source) -> tuple[list[InputFile], list[Part], list[Path]]:
+    """Fingerprint the inputs; return one lazy :class:`Part` per file and the files skipped for
+    their extension."""
     if source.is_hub:
         ds = _load_hub(source)
         fp = InputFile(source.path, int(ds.data.nbytes), getattr(ds, "_fingerprint", "") or "")
-        return [fp], _from_arrow(_arrow_table(ds), source.path.removeprefix(HUB_PREFIX))
-    files = locate(source)
+        label = source.path.removeprefix(HUB_PREFIX)
+        return [fp], [Part(label, None, _from_arrow(_arrow_table(ds), label))], []
+    files, skipped = locate_all(source)
     inputs = [fingerprint(p) for p in files]
     root = Path(source.path)
     if is_hf_disk_dataset(root):
-        return inputs, _read_hf_disk(source, root)
+        return inputs, [Part(root.name, root, _read_hf_disk(source, root))], []
     base = root if root.is_dir() else root.parent
-    return inputs, iter_records(files, base if base.exists() else Path("."), source.max_record_mb)
+    base = base if base.exists() else Path(".")
+    parts = []
+    for path in files:
+        label = _label(path, base) if path != base else path.name
+        parts.append(Part(label, path, records_of(path, label, source.max_record_mb)))
+    return inputs, parts, skipped
 
 
 def _label(path: Path, base: Path) -> str:
@@ -145,20 +185,27 @@ def _label(path: Path, base: Path) -> str:
 def iter_records(files: list[Path], base: Path, limit_mb: float = 16.0) -> Iterator[Located]:
     """Records of local files by suffix, labelled relative to ``base``."""
     for path in files:
-        label = _label(path, base) if path != base else path.name
-        suffix = _suffix(path)
-        if suffix in (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"):
-            yield from _read_jsonl(path, label, limit_mb=limit_mb)
-        elif suffix in (".json", ".json.gz"):
-            yield from _read_json(path, label)
-        elif suffix == ".parquet":
-            yield from _read_parquet(path, label)
-        elif suffix in (".csv", ".csv.gz"):
-            yield from _read_csv(path, label)
-        elif suffix in (".txt", ".md"):
-            yield from _read_text(path, label)
-        else:
-            raise DataError(f"{path}: unsupported file type {suffix!r}; supported: {', '.join(SUFFIXES)}")
+        yield from records_of(path, _label(path, base) if path != base else path.name, limit_mb)
+
+
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+
+
+def records_of(path: Path, label: str, limit_mb: float = 16.0) -> Iterator[Located]:
+    """Records of one local file, chosen by its suffix; lazy (nothing is read before the first)."""
+    suffix = _suffix(path)
+    if suffix in JSONL_SUFFIXES:
+        yield from _read_jsonl(path, label, limit_mb=limit_mb)
+    elif suffix in (".json", ".json.gz"):
+        yield from _read_json(path, label)
+    elif suffix == ".parquet":
+        yield from _read_parquet(path, label)
+    elif suffix in (".csv", ".csv.gz"):
+        yield from _read_csv(path, label)
+    elif suffix in (".txt", ".md"):
+        yield from _read_text(path, label)
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; supported: {', '.join(SUFFIXES)}")
 
 
 def _open_bytes(path: Path) -> io.BufferedIOBase:
@@ -170,6 +217,30 @@ def _excerpt(raw: bytes | str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """``json``'s message with its position: some messages already end in "at"
+    ("Unterminated string starting at"), which must not become "at at"."""
+    msg = exc.msg
+    return f"{msg} column {exc.colno}" if msg.endswith(" at") else f"{msg} at column {exc.colno}"
+
+
+# A \uD800-\uDFFF escape: only then can decoded JSON hold a lone surrogate (pairs are fine).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+SURROGATE = ("a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair, e.g. half an emoji) in a "
+             "string: not valid Unicode")
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The reason a decoded JSON value cannot be UTF-8 (a lone UTF-16 surrogate), or None."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE
+    return None
+
+
 def _parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
     try:
         text = raw.decode("utf-8")
@@ -178,9 +249,13 @@ def _parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return Unreadable(f"malformed JSON: {exc.msg} at column {exc.colno}", _excerpt(text))
+        return Unreadable(f"malformed JSON: {json_problem(exc)}", _excerpt(text))
     if not isinstance(value, dict):
         return Unreadable(f"expected a JSON object per line, got {type(value).__name__}", _excerpt(text))
+    if _SURROGATE_ESCAPE.search(raw):  # rare: checked only when such an escape is present
+        problem = lone_surrogate(value)
+        if problem:
+            return Unreadable(problem, _excerpt(text))
     return value
 
 
@@ -189,6 +264,8 @@ def _read_jsonl(path: Path, label: str, *, array_ok: bool = False, limit_mb: flo
     try:
         with _open_bytes(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
+                if lineno == 1 and raw.startswith(codecs.BOM_UTF8):  # as datasets and pandas accept it
+                    raw = raw[len(codecs.BOM_UTF8):]
                 if len(raw) > limit:  # a multi-megabyte row is a blob or a broken export
                     yield Located(label, lineno, Unreadable(
                         f"record too large ({len(raw) / 1e6:.1f} MB, limit {limit_mb:g} MB; raise "
@@ -213,14 +290,15 @@ def _read_json(path: Path, label: str) -> Iterator[Located]:
     if not data.strip():
         return
     try:
-        value = json.loads(data.decode("utf-8"))
+        value = json.loads(data.decode("utf-8-sig"))  # a leading BOM is accepted
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # one object per line: really JSONL
             yield from _read_jsonl(path, label, array_ok=True)
             return
-        raise DataError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise DataError(f"{path}:{exc.lineno}: malformed JSON: {json_problem(exc)}") from None
+    check_surrogates = bool(_SURROGATE_ESCAPE.search(data))
     if isinstance(value, dict):
         lists = [k for k, v in value.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
         if len(lists) == 1 and len(value) == 1:
@@ -230,7 +308,10 @@ def _read_json(path: Path, label: str) -> Iterator[Located]:
     if not isinstance(value, list):
         raise DataError(f"{path}: expected a JSON array of objects, got {type(value).__name__}")
     for i, item in enumerate(value, start=1):
-        if isinstance(item, dict):
+        problem = lone_surrogate(item) if check_surrogates else None
+        if problem:
+            yield Located(label, i, Unreadable(f"array item {i}: {problem}", _excerpt(json.dumps(item))))
+        elif isinstance(item, dict):
             yield Located(label, i, item)
         else:
             yield Located(label, i, Unreadable(f"array item {i} is {type(item).__name__}, not an object",
@@ -278,7 +359,7 @@ def _read_csv(path: Path, label: str) -> Iterator[Located]:
 
 def _read_text(path: Path, label: str) -> Iterator[Located]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         yield Located(label, 1, Unreadable(f"not valid UTF-8 (byte {exc.start})", ""))
         return

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -20,7 +21,9 @@ from mixer.errors import DataError, RecipeError
 from mixer.rng import content_hash
 from mixer.recipe import Source
 from mixer.sources.adapters import ADAPTERS, RowError, detect, rename
-from mixer.sources.files import InputFile, Located, Unreadable, fingerprint, locate, read
+from mixer.sources.files import (
+    JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, fingerprint, locate, read_parts,
+)
 
 _DETECT_SAMPLE = 64
 _MAX_REJECT_EXAMPLES = 10_000
@@ -48,6 +51,8 @@ class ReadReport:
     rejected: Counter[str] = field(default_factory=Counter)
     repairs: Counter[str] = field(default_factory=Counter)
     rejects: list[Reject] = field(default_factory=list)
+    formats: dict[str, str] = field(default_factory=dict)  # per input file: a folder may mix formats
+    notes: list[str] = field(default_factory=list)  # things the user should be told (skipped files)
 
     @property
     def rows_rejected(self) -> int:
@@ -62,26 +67,70 @@ def _raw_excerpt(record: dict[str, Any] | Unreadable) -> str:
     if isinstance(record, Unreadable):
         return record.raw
     text = json.dumps(record, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: keep it visible as an escape
+        text = json.dumps(record, default=str)
     return text if len(text) <= 2000 else text[:2000] + f"... [{len(text) - 2000} more chars]"
 
 
-def _choose_format(source: Source, head: list[Located]) -> str:
-    if source.format != "auto":
-        return source.format
+def _columns(head: list[Located], source: Source) -> set[str]:
     columns: set[str] = set()
     for item in head:
         if isinstance(item.record, dict):
             columns |= set(rename(item.record, source.fields))
-    fmt = detect(columns, source)
-    if fmt is None:
-        seen = ", ".join(sorted(columns)) or "no columns (no readable records)"
-        raise RecipeError(
-            f"sources.{source.name}: cannot tell the format from the columns; saw: {seen}. "
-            "Expected messages (openai), conversations (sharegpt), instruction+output (alpaca), "
-            f"chosen/rejected (hh-rlhf) or {source.text_field!r} (document). Set format = \"...\", "
-            "or map your column names with fields = { messages = \"your_column\" }"
-        )
+    return columns
+
+
+def _not_readable(source: Source, part: Part, head: list[Located]) -> DataError:
+    """No record of a file's first ones parsed: name the file and say what it seems to be."""
+    first = head[0]
+    reason = first.record.reason if isinstance(first.record, Unreadable) else "unreadable"
+    raw = first.record.raw if isinstance(first.record, Unreadable) else ""
+    where = part.path if part.path is not None else part.label
+    if part.path is not None and part.path.name.lower().endswith(JSONL_SUFFIXES):
+        if reason.startswith("not valid UTF-8") or "\x00" in raw or "\ufffd" in raw:
+            return DataError(f"sources.{source.name}: {where} is not JSON Lines: line {first.line} is binary data, "
+                             "not text (a compressed or binary file named .jsonl?)")
+        if not raw.lstrip().startswith(("{", "[")) and ("," in raw or "\t" in raw):
+            hint = "it looks like CSV or TSV text: rename it to .csv if it is CSV"
+        else:
+            hint = "each line must be one JSON object"
+        return DataError(f"sources.{source.name}: {where} is not JSON Lines: line {first.line}: {reason}; {hint}")
+    return DataError(f"sources.{source.name}: {where}: none of the first {len(head)} records could be read; "
+                     f"line {first.line}: {reason}")
+
+
+def _choose_format(source: Source, part: Part, head: list[Located]) -> str:
+    """The format of one file: the recipe's, else detected from the columns of its first records."""
+    if source.format != "auto":
+        fmt = source.format
+    else:
+        columns = _columns(head, source)
+        if not columns and not any(isinstance(item.record, dict) for item in head):
+            raise _not_readable(source, part, head)
+        fmt = detect(columns, source)  # type: ignore[assignment]
+        if fmt is None:
+            seen = ", ".join(sorted(columns)) or "no columns"
+            raise RecipeError(
+                f"sources.{source.name}: cannot tell the format of {part.label} from its columns; saw: {seen}. "
+                "Expected messages (openai), conversations (sharegpt), instruction+output (alpaca), "
+                f"chosen/rejected (hh-rlhf), {source.text_field!r} (document) or {source.prompt_field!r} alone "
+                "(prompt). Set format = \"...\", or map your column names with fields = { messages = \"your_column\" }"
+            )
+    if source.kind == "chat" and fmt == "document":
+        raise RecipeError(f"sources.{source.name}: kind = \"chat\" but format = \"document\" ({part.label})")
+    if source.kind == "document" and fmt not in ("document", "canonical"):
+        raise RecipeError(f"sources.{source.name}: kind = \"document\" but format = {fmt!r} ({part.label})")
     return fmt
+
+
+def _skipped_note(source: Source, skipped: list[Path]) -> list[str]:
+    if not skipped:
+        return []
+    names = ", ".join(p.name for p in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+    return [f"sources.{source.name}: skipped {len(skipped)} file(s) in {source.path} whose extension mixer does "
+            f"not read: {names} (it reads {', '.join(SUFFIXES)})"]
 
 
 def read_source(source: Source) -> tuple[pl.DataFrame, ReadReport]:
@@ -102,59 +151,85 @@ def read_chunks(source: Source, rows: int = 1_000_000) -> tuple[ReadReport, Iter
     fast = _canonical_parquet(source, rows)
     if fast is not None:
         return fast
-    inputs, records = read(source)
-    head = list(islice(records, _DETECT_SAMPLE))
-    if not head:
+    inputs, parts, skipped = read_parts(source)
+    report = ReadReport(source=source.name, format="", inputs=inputs, notes=_skipped_note(source, skipped))
+    pending = iter(parts)
+    for part in pending:  # the first file with records is detected now, before any chunk
+        head = list(islice(part.records, _DETECT_SAMPLE))
+        if head:
+            break
+    else:
         raise DataError(f"sources.{source.name}: {source.path} has no records (empty file or files); "
                         "check the path or remove the source from the recipe")
-    fmt = _choose_format(source, head)
-    if source.kind == "chat" and fmt == "document":
-        raise RecipeError(f"sources.{source.name}: kind = \"chat\" but format = \"document\"")
-    if source.kind == "document" and fmt not in ("document", "canonical"):
-        raise RecipeError(f"sources.{source.name}: kind = \"document\" but format = {fmt!r}")
-    report = ReadReport(source=source.name, format=fmt, inputs=inputs)
-    return report, _adapted(source, report, _chain(head, records), rows)
+    _note_format(report, part, _choose_format(source, part, head))
+    return report, _adapted(source, report, _per_file(source, report, part, head, pending), rows)
 
 
-def _adapted(source: Source, report: ReadReport, records: Iterator[Located], rows: int) -> Iterator[pl.DataFrame]:
-    adapt = ADAPTERS[report.format]
+def _note_format(report: ReadReport, part: Part, fmt: str) -> str:
+    report.formats[part.label] = fmt
+    report.format = ", ".join(dict.fromkeys(report.formats.values()))
+    return fmt
+
+
+def _per_file(source: Source, report: ReadReport, first: Part, head: list[Located],
+              pending: Iterator[Part]) -> Iterator[tuple[str, Located]]:
+    """Every record with the format of its own file (a folder may mix formats)."""
+    fmt = report.formats[first.label]
+    for item in _chain(head, first.records):
+        yield fmt, item
+    for part in pending:
+        head = list(islice(part.records, _DETECT_SAMPLE))
+        if not head:
+            continue
+        fmt = _note_format(report, part, _choose_format(source, part, head))
+        for item in _chain(head, part.records):
+            yield fmt, item
+
+
+def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Located]],
+             rows: int) -> Iterator[pl.DataFrame]:
     seen: Counter[str] = Counter()  # content digests of the whole source: identical copies get .k ids
     cols = _empty_columns()
     emitted = False
-    for item in records:
+    for fmt, item in records:
         report.rows_read += 1
         try:
             if isinstance(item.record, Unreadable):
                 raise RowError(item.record.reason)
-            row = adapt(rename(item.record, source.fields), source)
+            row = ADAPTERS[fmt](rename(item.record, source.fields), source)
+            meta = row["meta"]
+            original_id = item.record.get("id")
+            if original_id is not None and not isinstance(original_id, (dict, list)):
+                meta["source_id"] = str(original_id)
+            meta["origin"] = f"{item.file}:{item.line}"
+            meta_json = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+            try:
+                digest = content_hash(json.dumps(
+                    [row["kind"], row["system"], row["messages"], row["tools"], row["text"]],
+                    ensure_ascii=False, sort_keys=True,
+                ))
+                meta_json.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate from a reader that let one through
+                raise RowError(SURROGATE) from None
         except RowError as exc:
             reason = str(exc)
             if source.on_error == "fail":
                 raise DataError(
-                    f"{item.file}:{item.line} (source {source.name!r}, format {report.format}): {reason}. Fix "
+                    f"{item.file}:{item.line} (source {source.name!r}, format {fmt}): {reason}. Fix "
                     f"the record, or set sources.{source.name}.on_error = \"skip\" to skip and count such rows"
                 ) from None
             report.rejected[_reason_key(reason)] += 1
             if len(report.rejects) < _MAX_REJECT_EXAMPLES:
                 report.rejects.append(Reject(source.name, item.file, item.line, reason, _raw_excerpt(item.record)))
             continue
-        meta = row["meta"]
         for repair in meta.get("repairs", ()):
             report.repairs[repair] += 1
-        original_id = item.record.get("id")
-        if original_id is not None and not isinstance(original_id, (dict, list)):
-            meta["source_id"] = str(original_id)
-        meta["origin"] = f"{item.file}:{item.line}"
-        digest = content_hash(json.dumps(
-            [row["kind"], row["system"], row["messages"], row["tools"], row["text"]],
-            ensure_ascii=False, sort_keys=True,
-        ))
         seen[digest] += 1
         occurrence = seen[digest] - 1
         cols["id"].append(f"{source.name}/{digest}" + (f".{occurrence}" if occurrence else ""))
         for name in ("kind", "system", "messages", "tools", "text"):
             cols[name].append(row[name])
-        cols["meta"].append(json.dumps(meta, ensure_ascii=False, sort_keys=True))
+        cols["meta"].append(meta_json)
         if len(cols["id"]) >= rows:
             yield _frame(cols, source)
             cols, emitted = _empty_columns(), True
