@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,25 +248,94 @@ def _parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, 
     return dict(parse_set(item) for item in overrides)
 
 
+_INDEXED = re.compile(r"^([^\[\]]+)((?:\[-?\d+\])*)$")
+# Keys whose values are files: typed on the command line, they are relative to the current
+# folder (in the recipe file, to the recipe). Values that name built-ins stay as they are.
+_PATH_KEYS = {"path", "pool", "catalog", "against", "chat_template"}
+_BUILTIN_NAMES = {"builtin", "generated", "chatml"}
+
+
+def _key_parts(key: str) -> list[str | int]:
+    """``"sources.h.transforms[1].p"`` -> ``["sources", "h", "transforms", 1, "p"]``."""
+    parts: list[str | int] = []
+    for segment in key.split("."):
+        match = _INDEXED.match(segment)
+        if not segment or match is None:
+            raise RecipeError(f"--set {key}: {segment!r} is not a key; write names joined by dots, with [N] "
+                              "to pick an entry of an array of tables, e.g. sources.hh.transforms[0].p=0.3")
+        parts.append(match.group(1))
+        parts += [int(i) for i in re.findall(r"-?\d+", match.group(2))]
+    return parts
+
+
+def _cli_path(value: Any) -> Any:
+    """Make the paths of a --set value absolute against the current folder."""
+    if isinstance(value, list):
+        return [_cli_path(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _cli_path(v) if k == "path" else v for k, v in value.items()}
+    if not isinstance(value, str) or value.startswith(HUB_PREFIX) or value in _BUILTIN_NAMES:
+        return value
+    path = Path(value).expanduser()
+    if any(ch in value for ch in "*?["):  # a glob: absolute, but not resolved (that would break it)
+        return str(path if path.is_absolute() else Path.cwd() / path)
+    return str(path.resolve())
+
+
+def _show(parts: list[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(parts))
+
+
 def _apply_override(table: dict[str, Any], key: str, value: Any, origin: str) -> None:
-    parts = key.split(".")
-    if parts[-1] == "path" or key == "output.dir":
-        # Paths typed on the command line are relative to where the user types them.
-        if isinstance(value, str) and not value.startswith(HUB_PREFIX):
-            value = str(Path(value).expanduser().resolve())
-    if parts[0] == "sources" and len(parts) >= 3:
+    parts = _key_parts(key)
+    last = parts[-1]
+    if last in _PATH_KEYS or key == "output.dir":
+        value = _cli_path(value)
+    if parts[0] == "sources" and len(parts) >= 3 and isinstance(parts[1], str):
         known = list((table.get("sources") or {}).keys())
         if parts[1] not in known and parts[2] != "path":
             raise RecipeError(
                 f"--set {key}: {origin} has no source {parts[1]!r}{_suggest(parts[1], known)}"
             )
-    node = table
+    node: Any = table
     for i, part in enumerate(parts[:-1]):
-        nxt = node.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            raise RecipeError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a table")
+        here, nxt_is_index = _show(parts[: i + 1]), isinstance(parts[i + 1], int)
+        if isinstance(part, int):
+            if not isinstance(node, list):
+                raise RecipeError(f"--set {key}: {_show(parts[:i])} is not an array, so [{part}] picks nothing")
+            if not 0 <= part < len(node):
+                have = f"entries [0] to [{len(node) - 1}]" if node else "no entries"
+                raise RecipeError(f"--set {key}: {_show(parts[:i])} has {have} (counted from 0, as in error "
+                                  "messages); add new entries in the recipe file")
+            nxt = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise RecipeError(f"--set {key}: {_show(parts[:i])} is not a table")
+            if nxt_is_index:
+                nxt = node.get(part)
+                if not isinstance(nxt, list):
+                    what = "is not set" if nxt is None else "is not an array"
+                    raise RecipeError(f"--set {key}: {here} {what}; [N] picks an entry of an array of tables "
+                                      f"such as [[{here}]] in the recipe file")
+            else:
+                nxt = node.setdefault(part, {})
+        if isinstance(nxt, list) and not nxt_is_index:
+            example = _show([*parts[: i + 1], 0, *parts[i + 1:]])
+            raise RecipeError(f"--set {key}: {here} is an array of tables; pick one by its position from 0, "
+                              f"e.g. --set {example}={_toml_text(value)}")
+        if not isinstance(nxt, (dict, list)):
+            raise RecipeError(f"--set {key}: {here} is not a table")
         node = nxt
-    node[parts[-1]] = value
+    if isinstance(last, int):
+        if not isinstance(node, list) or not 0 <= last < len(node):
+            raise RecipeError(f"--set {key}: {_show(parts[:-1])} has no entry [{last}]")
+        node[last] = value
+    else:
+        node[last] = value
+
+
+def _toml_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _suggest(word: str, options: list[str]) -> str:
