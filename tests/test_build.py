@@ -188,7 +188,9 @@ weight = 1
     m = pipeline.build(recipe)
     hh = m.manifest["sources"]["hh"]
     assert hh["rows_read"] == 2312 == hh["rows_available"] == hh["split"]["train"] + hh["split"]["validation"]
-    assert hh["repairs"] == {"merged consecutive turns": 8, "removed empty final turn": 4}
+    # three transcripts whose only answer is empty are named, not silently kept as SFT rows
+    assert hh["repairs"] == {"merged consecutive turns": 8, "removed empty final turn": 4,
+                             "no assistant turn (kept as a prompt-only row)": 3}
 
 
 DIVERSIFIED = REPO / "recipes" / "harmlessness-diversified.toml"

@@ -118,7 +118,7 @@ def _message(role: str, content: str, tool_calls: str | None = None,
             "tool_call_id": tool_call_id, "name": name}
 
 
-NO_ANSWER = "no assistant turn (kept as a prompt-only row: SFT formats reject it, the prompt format takes it)"
+NO_ANSWER = "no assistant turn (kept as a prompt-only row)"  # SFT formats reject it; the prompt format takes it
 
 
 def _finish_chat(system_parts: list[str], turns: list[dict[str, Any]], tools: list[str],

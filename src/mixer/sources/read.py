@@ -208,8 +208,7 @@ def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Lo
                     [row["kind"], row["system"], row["messages"], row["tools"], row["text"]],
                     ensure_ascii=False, sort_keys=True,
                 ))
-                meta_json.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate from a reader that let one through
+            except UnicodeEncodeError:  # a lone surrogate that a reader let through (JSON readers catch them)
                 raise RowError(SURROGATE) from None
         except RowError as exc:
             reason = str(exc)
