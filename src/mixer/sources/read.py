@@ -186,28 +186,30 @@ def _per_file(source: Source, report: ReadReport, first: Part, head: list[Locate
             yield fmt, item
 
 
+# json.dumps(..., ensure_ascii=False, sort_keys=True) with one encoder built once, not per call.
+_to_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Located]],
              rows: int) -> Iterator[pl.DataFrame]:
     seen: Counter[str] = Counter()  # content digests of the whole source: identical copies get .k ids
     cols = _empty_columns()
     emitted = False
+    fields = source.fields
     for fmt, item in records:
         report.rows_read += 1
         try:
             if isinstance(item.record, Unreadable):
                 raise RowError(item.record.reason)
-            row = ADAPTERS[fmt](rename(item.record, source.fields), source)
+            row = ADAPTERS[fmt](rename(item.record, fields) if fields else item.record, source)
             meta = row["meta"]
             original_id = item.record.get("id")
             if original_id is not None and not isinstance(original_id, (dict, list)):
                 meta["source_id"] = str(original_id)
             meta["origin"] = f"{item.file}:{item.line}"
-            meta_json = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+            meta_json = _to_json(meta)
             try:
-                digest = content_hash(json.dumps(
-                    [row["kind"], row["system"], row["messages"], row["tools"], row["text"]],
-                    ensure_ascii=False, sort_keys=True,
-                ))
+                digest = content_hash(_to_json([row["kind"], row["system"], row["messages"], row["tools"], row["text"]]))
             except UnicodeEncodeError:  # a lone surrogate that a reader let through (JSON readers catch them)
                 raise RowError(SURROGATE) from None
         except RowError as exc:
