@@ -375,3 +375,18 @@ def test_a_surrogate_that_slips_past_a_reader_is_still_a_counted_reject(tmp_path
     assert frame.height == 1 and report.rows_rejected == 1 and "surrogate" in report.rejects[0].reason
     json.dumps(report.rejects[0].raw).encode("utf-8")  # the excerpt itself is writable
     report.rejects[0].raw.encode("utf-8")
+
+
+def test_a_csv_with_an_unclosed_quote_gets_one_readable_line(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text('prompt,type\n"a,b\nc,d,e\n')
+    with pytest.raises(DataError) as err:
+        read(tmp_path / "x.csv")
+    message = str(err.value)
+    assert "x.csv: not a readable CSV file: invalid csv file: Field" in message and "never closed" in message
+    assert "\n" not in message and "infer_schema_length" not in message
+
+
+def test_a_prompt_that_is_not_text_says_what_it_got(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "p.jsonl", [{"prompt": "hi"}, {"prompt": 5}])
+    with pytest.raises(DataError, match=r"p\.jsonl:2 .*got 5 \(int\)"):
+        read(tmp_path / "p.jsonl")

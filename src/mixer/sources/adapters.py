@@ -283,7 +283,7 @@ def prompt(record: dict[str, Any], source: Source) -> Row:
         if repairs:
             row["meta"]["repairs"] = repairs
     else:
-        kind = "missing" if value is None else f"a {type(value).__name__}"
+        kind = "nothing (missing or null)" if value is None else f"{value!r} ({type(value).__name__})"
         raise RowError(f"prompt rows need a string or a message list in {field_name!r}, got {kind}")
     extra = {k: v for k, v in record.items() if k != field_name and k not in _PROMPT_OWN}
     if extra:

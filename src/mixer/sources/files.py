@@ -352,9 +352,21 @@ def _read_csv(path: Path, label: str) -> Iterator[Located]:
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
     except pl.exceptions.PolarsError as exc:
-        raise DataError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
+        raise DataError(f"{path}: not a readable CSV file: {_polars_reason(str(exc))}") from None
     for i, record in enumerate(frame.iter_rows(named=True), start=2):  # line 1 is the header
         yield Located(label, i, record)
+
+
+def _polars_reason(message: str) -> str:
+    """The part of a Polars CSV error a user can act on, on one line: its "Original error" when it
+    has one (the rest suggests Polars options mixer does not expose)."""
+    original = re.search(r"Original error: ```(.*?)```", message, re.S)
+    text = ": ".join(original.group(1).strip().split("\n\n")) if original else message.split("\n\n")[0]
+    text = " ".join(text.split())
+    text = text if len(text) <= 300 else text[:300] + "..."
+    if "not properly escaped" in text:
+        text += " (a quote opened and never closed?)"
+    return text
 
 
 def _read_text(path: Path, label: str) -> Iterator[Located]:
