@@ -390,3 +390,14 @@ def test_a_prompt_that_is_not_text_says_what_it_got(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "p.jsonl", [{"prompt": "hi"}, {"prompt": 5}])
     with pytest.raises(DataError, match=r"p\.jsonl:2 .*got 5 \(int\)"):
         read(tmp_path / "p.jsonl")
+
+
+@pytest.mark.xfail(strict=True, reason="transforms helper: pools/catalog.py:45 prefixes the entry id that "
+                                       "tool_spec already put in the message (reported to the lead)")
+def test_a_bad_catalog_entry_names_its_file_and_line_once(recipe_dir: Path) -> None:
+    write_jsonl(recipe_dir / "cat.jsonl", [{"type": "function", "function": {"name": "f", "parameters": "bad"}}])
+    catalog = recipe_dir / "cat.jsonl"
+    code, output = invoke("build", str(recipe_dir / "r.toml"), "--out", str(recipe_dir / "out"),
+                          "--set", f"sources.h.transforms[1].catalog={catalog}", "--set", "sources.h.transforms[1].p=1")
+    assert code == 2 and "cat.jsonl:1" in output
+    assert output.count("cat.jsonl:1") == 1, output
