@@ -357,7 +357,11 @@ def test_set_pool_and_catalog_paths_are_relative_to_the_current_folder(recipe_di
     assert code == 0, output
     systems = pl.read_parquet(tmp_path / "out" / "data").get_column("system").to_list()
     assert systems == ["You are terse."] * 2
-    # built-in names are names, not files
+    # so is a model's tokenizer file; an encoding name stays a name, as do built-in pool names
+    (here / "tok").mkdir()
+    assert recipe_mod.load(recipe_dir / "r.toml", ["tokenizer=tok/tokenizer.json"]).tokenizer == str(
+        here / "tok" / "tokenizer.json")
+    assert recipe_mod.load(recipe_dir / "r.toml", ["tokenizer=o200k_base"]).tokenizer == "o200k_base"
     assert recipe_mod.load(recipe_dir / "r.toml", ["sources.h.transforms[0].pool=builtin"]).sources[0].transforms[0][
         "pool"] == "builtin"
 

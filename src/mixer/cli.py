@@ -23,8 +23,8 @@ from mixer.errors import MixerError, RecipeError
 
 _SET_HELP = ("Override a recipe key, e.g. --set sources.hh.weight=0.2, --set total=1e6, or a transform's "
              "option by its position from 0: --set sources.hh.transforms[1].p=0.3. Values are TOML; paths "
-             "(path, pool, catalog, against, chat_template, output.dir) are relative to the current folder. "
-             "Repeatable.")
+             "(path, pool, catalog, against, chat_template, a tokenizer file, output.dir) are relative to "
+             "the current folder. Repeatable.")
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -291,6 +291,8 @@ def _apply_override(table: dict[str, Any], key: str, value: Any, origin: str) ->
     last = parts[-1]
     if last in _PATH_KEYS or key == "output.dir":
         value = _cli_path(value)
+    elif last == "tokenizer" and isinstance(value, str) and (value.endswith(".json") or "/" in value):
+        value = _cli_path(value)  # a model's tokenizer.json, not an encoding name
     if parts[0] == "sources" and len(parts) >= 3 and isinstance(parts[1], str):
         known = list((table.get("sources") or {}).keys())
         if parts[1] not in known and parts[2] != "path":
