@@ -2,51 +2,170 @@
 
 The system prompt is its own column, so this is a column gather: user and assistant turns
 are untouched by construction.
+
+Prompts that impose a constraint on the answer (tags such as ``format:json``,
+``language:de``, ``length:sentences<=3``; see :mod:`mixer.pools.tags`) go by default only to
+rows whose kept answer meets it, so the data never shows an answer ignoring its system
+prompt. Rows without a final assistant turn (prompt-only rows for RL) may draw any prompt.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from mixer.pools.prompts import load_bank
+from mixer.errors import RecipeError
+from mixer.pools import builtin_records, tags as tags_mod
+from mixer.pools.prompts import PromptBank, Selection, load_bank
 from mixer.transforms.rows import Draws, choice, note, pick, probability
 
 MODES = ("if_absent", "replace", "prepend", "append")
+CONSTRAINTS = ("compatible", "any")
 
 
-def system_prompt(frame: pl.DataFrame, *, pool: Any = "builtin", p: float = 1.0, mode: str = "if_absent",
-                  locale: str = "en_US", variants: int = 16, separator: str = "\n\n", seed: int = 0,
-                  position: int = 0, base_dir: Path | None = None) -> pl.DataFrame:
+def _names(value: Any, option: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
+        raise RecipeError(f"{option}: expected a list of names, got {value!r}")
+    return tuple(items)
+
+
+def _styles(value: Any, option: str) -> tuple[str, ...]:
+    """Style names; a built-in style name that is misspelled fails with a did-you-mean."""
+    import difflib
+
+    names = _names(value, option)
+    known = sorted({r["style"] for r in builtin_records("system_prompts")})
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (built-in styles: {', '.join(known)})"
+            # A user pool may have its own styles: only a near miss of a built-in one is an error.
+            if close:
+                raise RecipeError(f"{option}: unknown style {name!r}{hint}")
+    return names
+
+
+@dataclass(frozen=True)
+class PreparedSystemPrompt:
+    """The bank and sampling tables, built once per build; :meth:`apply` is row-local."""
+
+    bank: PromptBank
+    p: float
+    mode: str
+    separator: str
+    constraints: str
+    seed: int
+    position: int
+    _texts: pl.Series = field(repr=False)
+    _ids: pl.Series = field(repr=False)
+    _group_of: np.ndarray = field(repr=False)  # bank index -> index into _groups
+    _groups: list[tuple[str, ...]] = field(repr=False)  # distinct tag sets
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {"pool": self.bank.report, "prompts": len(self.bank)}
+
+    def _allowed_picks(self, frame: pl.DataFrame, chosen: np.ndarray, idx: np.ndarray, u: np.ndarray) -> None:
+        """Redraw, in place, the picks of rows whose kept answer breaks a drawn prompt's tags.
+
+        Rows are grouped by which tag sets their answer meets; each group draws from the
+        bank restricted to those prompts (renormalized), with the row's own uniform, so a row
+        that meets every tag gets exactly the unrestricted draw.
+        """
+        last = pl.col("messages").list.last()
+        answered = frame.select(
+            (pl.col("kind") == "chat") & (last.struct.field("role") == "assistant")
+        ).to_series().fill_null(False).to_numpy() & chosen
+        rows = np.flatnonzero(answered)
+        if not len(rows):
+            return
+        answers = frame.select(last.struct.field("content").fill_null("")).to_series().gather(rows)
+        met = {tag: tags_mod.satisfied(tag, answers) for tag in sorted({t for g in self._groups for t in g})}
+        ok = np.ones((len(rows), len(self._groups)), dtype=bool)
+        for g, group in enumerate(self._groups):
+            for tag in group:
+                ok[:, g] &= met[tag]
+        full = ok.all(axis=1)
+        if full.all():
+            return
+        patterns, inverse = np.unique(ok[~full], axis=0, return_inverse=True)
+        todo = rows[~full]
+        for k, pattern in enumerate(patterns):
+            members = todo[inverse.reshape(-1) == k]
+            allowed = pattern[self._group_of]
+            probs = np.where(allowed, self.bank.probs, 0.0)
+            if probs.sum() <= 0:  # the pool has nothing this answer meets: leave the row as it is
+                chosen[members] = False
+                continue
+            idx[members] = pick(np.cumsum(probs / probs.sum()), u[members])
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if frame.is_empty():
+            return frame
+        eligible = (frame.get_column("kind") == "chat").to_numpy()
+        if self.mode == "if_absent":
+            eligible &= frame.get_column("system").is_null().to_numpy()
+        draws = Draws(frame, self.seed, self.position)
+        chosen = eligible & (draws.uniform("system_prompt.apply") < self.p)
+        u = draws.uniform("system_prompt.pick")
+        idx = pick(np.cumsum(self.bank.probs), u)
+        if self.constraints == "compatible" and any(self._groups):
+            self._allowed_picks(frame, chosen, idx, u)
+        new = self._texts.gather(idx)
+        old = pl.col("system")
+        combined = {
+            "if_absent": pl.lit(new), "replace": pl.lit(new),
+            "prepend": pl.when(old.is_null()).then(pl.lit(new)).otherwise(pl.lit(new) + self.separator + old),
+            "append": pl.when(old.is_null()).then(pl.lit(new)).otherwise(old + self.separator + pl.lit(new)),
+        }[self.mode]
+        out = frame.with_columns(system=pl.when(pl.Series(chosen)).then(combined).otherwise(old))
+        return note(out, chosen, f"aug.{self.position}.system_prompt", self._ids.gather(idx))
+
+
+def prepare_system_prompt(*, pool: Any = "builtin", p: float = 1.0, mode: str = "if_absent",
+                          locale: str = "en_US", variants: int = 16, separator: str = "\n\n",
+                          constraints: str = "compatible", styles: Any = None, exclude_styles: Any = None,
+                          tags: Any = None, exclude_tags: Any = None, seed: int = 0, position: int = 0,
+                          base_dir: Path | None = None) -> PreparedSystemPrompt:
     """With probability ``p``, set a chat row's system prompt from ``pool``.
 
     ``mode``: ``if_absent`` (only rows without one), ``replace``, ``prepend`` or ``append``
     (joined to the existing prompt with ``separator``). Pool entries may be templates with
-    ``{company}``-style slots, filled by Faker in ``locale``; each template is rendered into
-    ``variants`` concrete prompts per build.
+    ``{company}``-style slots, filled by Faker in ``locale`` (``{{company}}`` is a literal
+    ``{company}``); each template is rendered into ``variants`` concrete prompts per build.
+
+    ``constraints``: ``compatible`` (default) gives a row whose final turn is a kept assistant
+    answer only prompts whose constraint tags that answer meets; ``any`` ignores tags.
+    ``styles``/``exclude_styles`` and ``tags``/``exclude_tags`` (a tag such as
+    ``format:json`` or a kind such as ``language``) choose which entries are used at all.
     """
     p = probability(p)
     mode = choice(mode, "mode", MODES)
-    bank = load_bank(pool, seed=seed, position=position, locale=locale, variants=variants, base_dir=base_dir)
-    if frame.is_empty():
-        return frame
-    eligible = (frame.get_column("kind") == "chat").to_numpy()
-    if mode == "if_absent":
-        eligible &= frame.get_column("system").is_null().to_numpy()
-    draws = Draws(frame, seed, position)
-    chosen = eligible & (draws.uniform("system_prompt.apply") < p)
-    idx = pick(np.cumsum(bank.probs), draws.uniform("system_prompt.pick"))
-    new = pl.Series(bank.texts, dtype=pl.String).gather(idx)
-    old = pl.col("system")
-    combined = {
-        "if_absent": pl.lit(new), "replace": pl.lit(new),
-        "prepend": pl.when(old.is_null()).then(pl.lit(new)).otherwise(pl.lit(new) + separator + old),
-        "append": pl.when(old.is_null()).then(pl.lit(new)).otherwise(old + separator + pl.lit(new)),
-    }[mode]
-    out = frame.with_columns(system=pl.when(pl.Series(chosen)).then(combined).otherwise(old))
-    ids = pl.Series([json.dumps(i) for i in bank.ids], dtype=pl.String).gather(idx)
-    return note(out, chosen, f"aug.{position}.system_prompt", ids)
+    constraints = choice(constraints, "constraints", CONSTRAINTS)
+    if not isinstance(separator, str):
+        raise RecipeError(f"separator: expected a string, got {separator!r}")
+    select = Selection(
+        styles=_styles(styles, "styles") if styles is not None else (),
+        exclude_styles=_styles(exclude_styles, "exclude_styles") if exclude_styles is not None else (),
+        tags=tuple(tags_mod.check_pattern(t, "tags") for t in _names(tags, "tags")) if tags is not None else (),
+        exclude_tags=(tuple(tags_mod.check_pattern(t, "exclude_tags") for t in _names(exclude_tags, "exclude_tags"))
+                      if exclude_tags is not None else ()),
+    )
+    bank = load_bank(pool, seed=seed, position=position, locale=locale, variants=variants, base_dir=base_dir,
+                     select=select)
+    groups = list(dict.fromkeys(bank.tags))
+    index = {g: i for i, g in enumerate(groups)}
+    return PreparedSystemPrompt(
+        bank, p, mode, separator, constraints, seed, position,
+        _texts=pl.Series(bank.texts, dtype=pl.String),
+        _ids=pl.Series([json.dumps(i) for i in bank.ids], dtype=pl.String),
+        _group_of=np.array([index[t] for t in bank.tags], dtype=np.int64),
+        _groups=groups,
+    )
+
