@@ -140,14 +140,27 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @_friendly
 def validate(recipe: Path, sets: tuple[str, ...]) -> None:
-    """Check RECIPE without reading any data: keys, types, budgets and paths."""
-    parsed = recipe_mod.load(recipe, list(sets))
+    """Check RECIPE without reading any data: keys, types, budgets, paths, and every transform
+    prepared as a build prepares it (option values, pool and catalog files and columns)."""
+    from mixer import tokens, transforms
     from mixer.sources.files import locate
 
-    for src in parsed.sources:
-        if not src.is_hub:
-            locate(src)
-    click.echo(f"{recipe}: ok ({len(parsed.sources)} sources, unit = {parsed.unit}, sha256 {parsed.sha256[:12]})")
+    stages = recipe_mod.load_all(recipe, list(sets))
+    for parsed in stages.values():
+        for src in parsed.sources:
+            if not src.is_hub:
+                locate(src)
+        base_dir = parsed.path.resolve().parent if parsed.path else Path.cwd()
+        encoding = tokens.encoding(parsed.tokenizer)  # a missing tokenizer.json fails here too
+        for src in parsed.sources:
+            try:
+                transforms.prepare(src.transforms, seed=parsed.seed, source=src.name, base_dir=base_dir,
+                                   encoding=encoding)
+            except RecipeError as exc:
+                raise RecipeError(f"{recipe}: {exc}") from None
+    for name, parsed in stages.items():
+        label = f"{recipe} [{name}]" if parsed.staged else str(recipe)
+        click.echo(f"{label}: ok ({len(parsed.sources)} sources, unit = {parsed.unit}, sha256 {parsed.sha256[:12]})")
 
 
 @main.command()

@@ -81,7 +81,13 @@ def matches(tag: str, pattern: str) -> bool:
 
 def check_pattern(pattern: str, where: str) -> str:
     """A tag or a tag kind, as recipes give them in ``tags`` / ``exclude_tags``."""
-    return pattern if pattern in KINDS else check(pattern, where)
+    if pattern in KINDS:
+        return pattern
+    close = difflib.get_close_matches(pattern, list(KINDS), n=1)
+    if close and ":" not in pattern:
+        raise RecipeError(f"{where}: unknown tag kind {pattern!r} (did you mean {close[0]!r}?); "
+                          f"kinds: {', '.join(KINDS)}, or a full tag such as format:json")
+    return check(pattern, where)
 
 
 def _json(answers: pl.Series) -> np.ndarray:
