@@ -281,3 +281,15 @@ def test_styles_and_tags_choose_entries() -> None:
     bank = load_bank("builtin", seed=0, position=0, variants=1, select=Selection(exclude_tags=("format",)))
     assert sum(bank.report["builtin"]["skipped"].values()) == sum(
         any(t.startswith("format:") for t in ts) for ts in tags_of.values())
+
+
+def test_mixer_pools_documents_every_constraint_tag() -> None:
+    from click.testing import CliRunner
+
+    from mixer.cli import main
+
+    result = CliRunner().invoke(main, ["pools"])
+    assert result.exit_code == 0
+    for tag, meaning in tags.TAGS.items():
+        assert tag in result.output and meaning in result.output
+    assert "constraints = \"compatible\"" in result.output and "8,000 characters" in result.output

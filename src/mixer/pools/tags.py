@@ -36,7 +36,7 @@ TAGS: dict[str, str] = {
     "format:custom": "a task-specific layout, labels or sign-off (never met by a kept answer)",
     "language:user": "the user's language (met: source answers are taken to follow their user's language)",
     "language:local": "the language of a country filled in at random (never met by a kept answer)",
-    "language:de": "German (checked: German function words outnumber English ones)",
+    "language:de": "German (checked: 3 or more German function words, over twice the English ones)",
     "language:es": "Spanish (checked as for German)",
     "language:fr": "French (checked as for German)",
     "language:ja": "Japanese (checked: more kana than Latin letters)",
@@ -59,10 +59,6 @@ _FUNCTION_WORDS = {
     "es": "el los las y es no que un una por para con del se lo como pero está",
     "fr": "le les et est pas je vous une des du pour que dans il elle sont avec ce",
 }
-
-
-def _words(lang: str) -> str:
-    return r"(?i)\b(?:" + "|".join(_FUNCTION_WORDS[lang].split()) + r")\b"
 
 
 def check(tag: str, where: str = "tags") -> str:
@@ -90,9 +86,33 @@ def check_pattern(pattern: str, where: str) -> str:
     return check(pattern, where)
 
 
-def _json(answers: pl.Series) -> np.ndarray:
-    stripped = answers.str.strip_chars()
-    out = np.zeros(len(answers), dtype=bool)
+class _Answers:
+    """Answers plus the measures several tags share, each computed once on first use."""
+
+    def __init__(self, answers: pl.Series) -> None:
+        self.text = answers
+        self._cache: dict[str, np.ndarray] = {}
+
+    def measure(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = _MEASURES[name](self)
+        return self._cache[name]
+
+
+def _function_words(lang: str) -> Callable[[_Answers], np.ndarray]:
+    """How many of a language's function words an answer holds (whole words between spaces:
+    one Aho-Corasick pass, no regex)."""
+    words = [f" {w} " for w in _FUNCTION_WORDS[lang].split()]
+
+    def count(a: _Answers) -> np.ndarray:
+        padded = " " + a.text.str.replace_all("\n", " ", literal=True) + " "
+        return padded.str.extract_many(words, overlapping=True, ascii_case_insensitive=True).list.len().to_numpy()
+    return count
+
+
+def _json(a: _Answers) -> np.ndarray:
+    stripped = a.text.str.strip_chars()
+    out = np.zeros(len(stripped), dtype=bool)
     for i in np.flatnonzero(stripped.str.contains(r"^[\[{]").fill_null(False).to_numpy()):
         try:
             json.loads(stripped[int(i)])
@@ -102,41 +122,62 @@ def _json(answers: pl.Series) -> np.ndarray:
     return out
 
 
-def _language(lang: str) -> Callable[[pl.Series], np.ndarray]:
-    def met(answers: pl.Series) -> np.ndarray:
-        own = answers.str.count_matches(_words(lang)).to_numpy()
-        english = answers.str.count_matches(_words("en")).to_numpy()
-        return (own >= 3) & (own > 2 * english)
-    return met
+def _kana(a: _Answers) -> np.ndarray:
+    """Kana characters per answer, counted only in answers that are not pure ASCII."""
+    out = np.zeros(len(a.text), dtype=np.int64)
+    rows = np.flatnonzero((a.text.str.len_bytes() != a.text.str.len_chars()).to_numpy())
+    if len(rows):
+        out[rows] = a.text.gather(rows).str.count_matches(r"[\p{Hiragana}\p{Katakana}]").to_numpy()
+    return out
 
 
-def _japanese(answers: pl.Series) -> np.ndarray:
-    kana = answers.str.count_matches(r"[\p{Hiragana}\p{Katakana}]").to_numpy()
-    latin = answers.str.count_matches(r"[A-Za-z]").to_numpy()
-    return (kana >= 10) & (kana > latin)
-
-
-def _sentences(answers: pl.Series) -> np.ndarray:
-    stripped = answers.str.strip_chars()
+def _sentences(a: _Answers) -> np.ndarray:
+    stripped = a.text.str.strip_chars()
     ends = stripped.str.count_matches(_SENTENCE_END).to_numpy().astype(np.int64)
     open_tail = (~stripped.str.contains(r"[.!?…。！？][\"'”’)\]]*$")).to_numpy() & (stripped.str.len_chars() > 0).to_numpy()
     return ends + open_tail
 
 
-def _never(answers: pl.Series) -> np.ndarray:
-    return np.zeros(len(answers), dtype=bool)
+_MEASURES: dict[str, Callable[[_Answers], np.ndarray]] = {
+    "chars": lambda a: a.text.str.len_chars().to_numpy(),
+    "words": lambda a: a.text.str.count_matches(r"\S+").to_numpy(),
+    "sentences": _sentences,
+    "bullets": lambda a: a.text.str.count_matches(_BULLET).to_numpy(),
+    "latin": lambda a: a.text.str.count_matches(r"[A-Za-z]").to_numpy(),
+    "kana": _kana,
+    "json": _json,
+    "markdown": lambda a: a.text.str.contains(_MARKDOWN).to_numpy(),
+    "exclamation": lambda a: a.text.str.contains("!", literal=True).to_numpy(),
+    **{f"words_{lang}": _function_words(lang) for lang in _FUNCTION_WORDS},
+}
 
 
-def _always(answers: pl.Series) -> np.ndarray:
-    return np.ones(len(answers), dtype=bool)
+def _language(lang: str) -> Callable[[_Answers], np.ndarray]:
+    def met(a: _Answers) -> np.ndarray:
+        own, english = a.measure(f"words_{lang}"), a.measure("words_en")
+        return (own >= 3) & (own > 2 * english)
+    return met
 
 
-_CHECKS: dict[str, Callable[[pl.Series], np.ndarray]] = {
-    "format:json": _json,
+def _japanese(a: _Answers) -> np.ndarray:
+    kana = a.measure("kana")
+    return (kana >= 10) & (kana > a.measure("latin")) if kana.any() else np.zeros(len(kana), dtype=bool)
+
+
+def _never(a: _Answers) -> np.ndarray:
+    return np.zeros(len(a.text), dtype=bool)
+
+
+def _always(a: _Answers) -> np.ndarray:
+    return np.ones(len(a.text), dtype=bool)
+
+
+_CHECKS: dict[str, Callable[[_Answers], np.ndarray]] = {
+    "format:json": lambda a: a.measure("json"),
     "format:yaml": _never,
     "format:markdown": _never,
-    "format:plain": lambda a: ~a.str.contains(_MARKDOWN).to_numpy(),
-    "format:no_exclamation": lambda a: ~a.str.contains("!", literal=True).to_numpy(),
+    "format:plain": lambda a: ~a.measure("markdown"),
+    "format:no_exclamation": lambda a: ~a.measure("exclamation"),
     "format:custom": _never,
     "language:user": _always,
     "language:local": _never,
@@ -144,22 +185,24 @@ _CHECKS: dict[str, Callable[[pl.Series], np.ndarray]] = {
     "language:es": _language("es"),
     "language:fr": _language("fr"),
     "language:ja": _japanese,
-    "length:brief": lambda a: a.str.count_matches(r"\S+").to_numpy() <= 100,
+    "length:brief": lambda a: a.measure("words") <= 100,
 }
+
+
+def satisfied_all(tags: list[str] | set[str], answers: pl.Series) -> dict[str, np.ndarray]:
+    """Per tag, whether each answer meets it (``answers`` has no nulls); measures shared by
+    several tags (word counts, sentence counts, ...) are computed once."""
+    a = _Answers(answers)
+    out = {}
+    for tag in tags:
+        param = _PARAM.match(tag)
+        if param is None:
+            out[tag] = np.asarray(_CHECKS[tag](a), dtype=bool)
+        else:
+            out[tag] = np.asarray(a.measure(param.group(1)) <= int(param.group(2)), dtype=bool)
+    return out
 
 
 def satisfied(tag: str, answers: pl.Series) -> np.ndarray:
     """Per answer, whether it meets ``tag`` (``answers`` has no nulls)."""
-    param = _PARAM.match(tag)
-    if param is None:
-        return np.asarray(_CHECKS[tag](answers), dtype=bool)
-    what, limit = param.group(1), int(param.group(2))
-    if what == "chars":
-        size = answers.str.len_chars().to_numpy()
-    elif what == "words":
-        size = answers.str.count_matches(r"\S+").to_numpy()
-    elif what == "bullets":
-        size = answers.str.count_matches(_BULLET).to_numpy()
-    else:
-        size = _sentences(answers)
-    return np.asarray(size <= limit, dtype=bool)
+    return satisfied_all([tag], answers)[tag]

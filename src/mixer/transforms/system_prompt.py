@@ -66,44 +66,49 @@ class PreparedSystemPrompt:
     _ids: pl.Series = field(repr=False)
     _group_of: np.ndarray = field(repr=False)  # bank index -> index into _groups
     _groups: list[tuple[str, ...]] = field(repr=False)  # distinct tag sets
+    _tagged: np.ndarray = field(repr=False)  # bank index -> has any tag
 
     @property
     def info(self) -> dict[str, Any]:
         return {"pool": self.bank.report, "prompts": len(self.bank)}
 
-    def _allowed_picks(self, frame: pl.DataFrame, chosen: np.ndarray, idx: np.ndarray, u: np.ndarray) -> None:
-        """Redraw, in place, the picks of rows whose kept answer breaks a drawn prompt's tags.
+    def _allowed_picks(self, frame: pl.DataFrame, chosen: np.ndarray, idx: np.ndarray, draws: Draws) -> None:
+        """Redraw, in place, the picks of rows whose kept answer breaks the drawn prompt's tags.
 
-        Rows are grouped by which tag sets their answer meets; each group draws from the
-        bank restricted to those prompts (renormalized), with the row's own uniform, so a row
-        that meets every tag gets exactly the unrestricted draw.
+        Rejection sampling, so only rows that drew a tagged prompt are checked: a row keeps
+        its draw when the answer meets every tag of it; otherwise it draws again (a fresh
+        uniform) from the prompts whose tags the answer meets, renormalized. Either way a row
+        ends with a draw from the bank restricted to what its answer meets.
         """
+        tagged = self._tagged[idx] & chosen
+        if not tagged.any():
+            return
         last = pl.col("messages").list.last()
         answered = frame.select(
             (pl.col("kind") == "chat") & (last.struct.field("role") == "assistant")
-        ).to_series().fill_null(False).to_numpy() & chosen
-        rows = np.flatnonzero(answered)
+        ).to_series().fill_null(False).to_numpy()
+        rows = np.flatnonzero(tagged & answered)
         if not len(rows):
             return
         answers = frame.select(last.struct.field("content").fill_null("")).to_series().gather(rows)
-        met = {tag: tags_mod.satisfied(tag, answers) for tag in sorted({t for g in self._groups for t in g})}
+        met = tags_mod.satisfied_all({t for g in self._groups for t in g}, answers)
         ok = np.ones((len(rows), len(self._groups)), dtype=bool)
         for g, group in enumerate(self._groups):
             for tag in group:
                 ok[:, g] &= met[tag]
-        full = ok.all(axis=1)
-        if full.all():
+        rejected = ~ok[np.arange(len(rows)), self._group_of[idx[rows]]]
+        if not rejected.any():
             return
-        patterns, inverse = np.unique(ok[~full], axis=0, return_inverse=True)
-        todo = rows[~full]
+        again = rows[rejected]
+        u = draws.uniform("system_prompt.repick", rows=again)
+        patterns, inverse = np.unique(ok[rejected], axis=0, return_inverse=True)
         for k, pattern in enumerate(patterns):
-            members = todo[inverse.reshape(-1) == k]
-            allowed = pattern[self._group_of]
-            probs = np.where(allowed, self.bank.probs, 0.0)
+            members = inverse.reshape(-1) == k
+            probs = np.where(pattern[self._group_of], self.bank.probs, 0.0)
             if probs.sum() <= 0:  # the pool has nothing this answer meets: leave the row as it is
-                chosen[members] = False
+                chosen[again[members]] = False
                 continue
-            idx[members] = pick(np.cumsum(probs / probs.sum()), u[members])
+            idx[again[members]] = pick(np.cumsum(probs / probs.sum()), u[members])
 
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty():
@@ -113,10 +118,9 @@ class PreparedSystemPrompt:
             eligible &= frame.get_column("system").is_null().to_numpy()
         draws = Draws(frame, self.seed, self.position)
         chosen = eligible & (draws.uniform("system_prompt.apply") < self.p)
-        u = draws.uniform("system_prompt.pick")
-        idx = pick(np.cumsum(self.bank.probs), u)
+        idx = pick(np.cumsum(self.bank.probs), draws.uniform("system_prompt.pick"))
         if self.constraints == "compatible" and any(self._groups):
-            self._allowed_picks(frame, chosen, idx, u)
+            self._allowed_picks(frame, chosen, idx, draws)
         new = self._texts.gather(idx)
         old = pl.col("system")
         combined = {
@@ -167,5 +171,6 @@ def prepare_system_prompt(*, pool: Any = "builtin", p: float = 1.0, mode: str = 
         _ids=pl.Series([json.dumps(i) for i in bank.ids], dtype=pl.String),
         _group_of=np.array([index[t] for t in bank.tags], dtype=np.int64),
         _groups=groups,
+        _tagged=np.array([bool(t) for t in bank.tags], dtype=bool),
     )
 
