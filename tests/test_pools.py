@@ -293,3 +293,22 @@ def test_mixer_pools_documents_every_constraint_tag() -> None:
     for tag, meaning in tags.TAGS.items():
         assert tag in result.output and meaning in result.output
     assert "constraints = \"compatible\"" in result.output and "8,000 characters" in result.output
+
+
+def test_user_pool_tags_are_checked_and_honoured(tmp_path: Path) -> None:
+    from mixer import transforms
+    from mixer.recipe import Source
+    from mixer.sources.read import read_source
+
+    from conftest import chats, write_jsonl
+
+    write_jsonl(tmp_path / "pool.jsonl", [{"id": "json", "text": "Reply only in JSON.", "tags": ["format:json"]},
+                                          {"id": "free", "text": "Be helpful.", "tags": []}])
+    frame = read_source(Source(name="s", path=str(write_jsonl(tmp_path / "c.jsonl", chats(200)))))[0]
+    out = transforms.system_prompt(frame, pool="pool.jsonl", base_dir=tmp_path, seed=0)
+    assert set(out.get_column("system")) == {"Be helpful."}
+    prompts = transforms.system_prompt(transforms.to_prompt(frame), pool="pool.jsonl", base_dir=tmp_path, seed=0)
+    assert set(prompts.get_column("system")) == {"Be helpful.", "Reply only in JSON."}
+    write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "text": "Hi.", "tags": ["format:jason"]}])
+    with pytest.raises(RecipeError, match=r"bad.jsonl:x: tags: unknown constraint tag 'format:jason' \(did you mean 'format:json'"):
+        load_bank("bad.jsonl", seed=0, position=0, base_dir=tmp_path)
