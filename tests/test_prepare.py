@@ -141,3 +141,14 @@ def test_validate_catches_transform_errors_a_build_would_meet(tmp_path: Path, tr
     ok = write_recipe(tmp_path / "ok.toml", 'unit = "examples"\ntotal = 5\n[sources.a]\npath = "a.jsonl"\n'
                       'weight = 1\n[[sources.a.transforms]]\ntype = "tools"\n')
     assert run_cli("validate", str(ok))[0] == 0
+
+
+def test_prepared_state_pickles_for_other_processes(mixed: pl.DataFrame) -> None:
+    """An executor with worker processes (Ray) ships the prepared state instead of re-preparing."""
+    import pickle
+
+    from mixer import tokens
+
+    prepared = transforms.prepare(tuple(SPECS.values()), seed=2, source="s", encoding=tokens.encoding("cl100k_base"))
+    again = pickle.loads(pickle.dumps(prepared))
+    assert again.apply(mixed)[0].equals(prepared.apply(mixed)[0])
