@@ -94,6 +94,19 @@ def _entries(spec: PoolSpec, skips: Skips) -> list[Entry]:
     return entries
 
 
+def _check_styles(select: Selection, known: set[str]) -> None:
+    """A style named in ``styles`` or ``exclude_styles`` that no entry has is a typo: fail."""
+    import difflib
+
+    for option, names in (("styles", select.styles), ("exclude_styles", select.exclude_styles)):
+        for name in names:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise RecipeError(f"{option}: no pool entry has style {name!r}{hint}; "
+                                  f"styles in these pools: {', '.join(sorted(known)) or 'none'}")
+
+
 def load_bank(pool: Any, *, seed: int, position: int, locale: str = "en_US", variants: int = 16,
               base_dir: Path | None = None, select: Selection = Selection()) -> PromptBank:
     """Expand a ``pool`` option into a PromptBank.
@@ -108,9 +121,10 @@ def load_bank(pool: Any, *, seed: int, position: int, locale: str = "en_US", var
     fake = templates.faker(locale, seed)
     loaded: list[tuple[PoolSpec, list[tuple[Entry, tuple[str, ...]]]]] = []
     report: dict[str, dict[str, Any]] = {}
-    for spec in specs:
-        skips = Skips()
-        entries = cap(spec, _entries(spec, skips), lambda e: len(e.value), skips)
+    read = [(spec, _entries(spec, skips), skips) for spec in specs for skips in [Skips()]]
+    _check_styles(select, {str(e.record["style"]) for _, entries, _ in read for e in entries if "style" in e.record})
+    for spec, entries, skips in read:
+        entries = cap(spec, entries, lambda e: len(e.value), skips)
         chosen = []
         for entry in entries:
             entry_tags = _entry_tags(entry.record.get("tags"), entry.ident)

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from mixer.errors import RecipeError
-from mixer.pools import builtin_records, tags as tags_mod
+from mixer.pools import tags as tags_mod
 from mixer.pools.prompts import PromptBank, Selection, load_bank
 from mixer.transforms.rows import Draws, choice, note, pick, probability
 
@@ -33,22 +33,6 @@ def _names(value: Any, option: str) -> tuple[str, ...]:
     if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
         raise RecipeError(f"{option}: expected a list of names, got {value!r}")
     return tuple(items)
-
-
-def _styles(value: Any, option: str) -> tuple[str, ...]:
-    """Style names; a built-in style name that is misspelled fails with a did-you-mean."""
-    import difflib
-
-    names = _names(value, option)
-    known = sorted({r["style"] for r in builtin_records("system_prompts")})
-    for name in names:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (built-in styles: {', '.join(known)})"
-            # A user pool may have its own styles: only a near miss of a built-in one is an error.
-            if close:
-                raise RecipeError(f"{option}: unknown style {name!r}{hint}")
-    return names
 
 
 @dataclass(frozen=True)
@@ -155,8 +139,8 @@ def prepare_system_prompt(*, pool: Any = "builtin", p: float = 1.0, mode: str = 
     if not isinstance(separator, str):
         raise RecipeError(f"separator: expected a string, got {separator!r}")
     select = Selection(
-        styles=_styles(styles, "styles") if styles is not None else (),
-        exclude_styles=_styles(exclude_styles, "exclude_styles") if exclude_styles is not None else (),
+        styles=_names(styles, "styles") if styles is not None else (),
+        exclude_styles=_names(exclude_styles, "exclude_styles") if exclude_styles is not None else (),
         tags=tuple(tags_mod.check_pattern(t, "tags") for t in _names(tags, "tags")) if tags is not None else (),
         exclude_tags=(tuple(tags_mod.check_pattern(t, "exclude_tags") for t in _names(exclude_tags, "exclude_tags"))
                       if exclude_tags is not None else ()),
