@@ -143,14 +143,27 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @_friendly
 def validate(recipe: Path, sets: tuple[str, ...]) -> None:
-    """Check RECIPE without reading any data: keys, types, budgets and paths."""
-    parsed = recipe_mod.load(recipe, list(sets))
+    """Check RECIPE without reading any data: keys, types, budgets, paths, and every transform
+    prepared as a build prepares it (option values, pool and catalog files and columns)."""
+    from mixer import tokens, transforms
     from mixer.sources.files import locate
 
-    for src in parsed.sources:
-        if not src.is_hub:
-            locate(src)
-    click.echo(f"{recipe}: ok ({len(parsed.sources)} sources, unit = {parsed.unit}, sha256 {parsed.sha256[:12]})")
+    stages = recipe_mod.load_all(recipe, list(sets))
+    for parsed in stages.values():
+        for src in parsed.sources:
+            if not src.is_hub:
+                locate(src)
+        base_dir = parsed.path.resolve().parent if parsed.path else Path.cwd()
+        encoding = tokens.encoding(parsed.tokenizer)  # a missing tokenizer.json fails here too
+        for src in parsed.sources:
+            try:
+                transforms.prepare(src.transforms, seed=parsed.seed, source=src.name, base_dir=base_dir,
+                                   encoding=encoding)
+            except RecipeError as exc:
+                raise RecipeError(f"{recipe}: {exc}") from None
+    for name, parsed in stages.items():
+        label = f"{recipe} [{name}]" if parsed.staged else str(recipe)
+        click.echo(f"{label}: ok ({len(parsed.sources)} sources, unit = {parsed.unit}, sha256 {parsed.sha256[:12]})")
 
 
 @main.command()
@@ -237,6 +250,26 @@ def pools(ctx: click.Context) -> None:
     click.echo(f"  tools            {len(tools):>4} tool specs across {len(domains)} domains: {', '.join(domains)}")
     click.echo(f"  requests         {len(builtin_records('requests')):>4} document requests (documents_to_chat)")
     click.echo("  generated-tools     * procedurally generated specs (catalog = \"generated\")")
+    from mixer.pools.loading import MAX_CHARS
+    from mixer.pools.tags import TAGS
+
+    prompts = builtin_records("system_prompts")
+    counts: dict[str, int] = {}
+    for record in prompts:
+        for tag in record["tags"]:
+            key = tag if tag in TAGS else tag.split(":")[0] + ":" + tag.split(":")[1].split("<=")[0] + "<=N"
+            counts[key] = counts.get(key, 0) + 1
+    tagged = sum(bool(r["tags"]) for r in prompts)
+    click.echo(f"\nsystem-prompt constraint tags ({tagged} of {len(prompts)} built-in prompts carry one):")
+    click.echo("  what a prompt demands of the answer. By default (system_prompt constraints = \"compatible\")")
+    click.echo("  a row whose final assistant turn is kept gets only prompts whose every tag its answer meets;")
+    click.echo("  rows without a final assistant turn (after to_prompt) may get any prompt. constraints = \"any\"")
+    click.echo("  turns the check off. Choose entries with styles / exclude_styles and tags / exclude_tags (a tag,")
+    click.echo("  or a kind: format, language, length). Your own pool files may carry a tags column.")
+    for tag, meaning in TAGS.items():
+        click.echo(f"  {tag:<22} {counts.get(tag, 0):>3}  {meaning}")
+    click.echo(f"\npool entries longer than {MAX_CHARS:,} characters are skipped and counted (set max_chars per pool,")
+    click.echo("  0 for no cap); include/exclude = {column = value} keep or drop a pool file's rows by a column.")
 
 
 @pools.command("show")
@@ -263,6 +296,7 @@ def pools_show(name: str, count: int, seed: int) -> None:
         else:
             text = fill(record["text"], fake)
             style = f"  [{record['style']}]" if "style" in record else ""
+            style += f"  tags: {', '.join(record['tags'])}" if record.get("tags") else ""
             click.echo(f"{record['id']}{style}\n  {text}" + ("" if text == record["text"] else f"\n  template: {record['text']}"))
 
 

@@ -8,7 +8,7 @@ one tokenization.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from faker import Faker
 from mixer import rng
 from mixer.errors import RecipeError
 from mixer.pools import builtin_records, templates
-from mixer.pools.loading import PoolSpec, parse_specs, read_entries
+from mixer.pools.loading import PoolSpec, Skips, filter_records, parse_specs, read_entries
 from mixer.sources.adapters import RowError, tool_spec
 
 GENERATED_DEFAULT = 500
@@ -33,6 +33,7 @@ class Catalog:
     specs: list[str]  # canonical JSON strings
     about: list[str]  # description, parameter names, descriptions and enum values: what the guard reads
     probs: np.ndarray
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)  # per component: entries used, skipped by reason
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -122,23 +123,40 @@ def generated_entries(count: int, seed: int, locale: str = "en_US") -> list[tupl
 # --------------------------------------------------------------------------- loading
 
 
-def _entries(spec: PoolSpec, seed: int, locale: str) -> list[tuple[str, str, str, str]]:
+def _entries(spec: PoolSpec, seed: int, locale: str, skips: Skips) -> list[tuple[str, str, str, str]]:
+    """A component's normalized specs, after its include/exclude filters and ``max_chars`` cap
+    (on the canonical spec JSON)."""
     if spec.name == "builtin" and spec.path is None:
-        return builtin_entries()
-    if spec.name == "generated" and spec.path is None:
-        return generated_entries(spec.count or GENERATED_DEFAULT, seed, locale)
-    return [_normalize(ident, value) for ident, value in read_entries(spec, columns=())]
+        records = filter_records(spec, ((f"builtin tools {r['id']}", r) for r in builtin_records("tools")), skips)
+        entries = [_normalize(f"builtin:{r['id']}", r) for r in records]
+    elif spec.name == "generated" and spec.path is None:
+        if spec.include or spec.exclude:
+            raise RecipeError("catalog generated: include/exclude filter file columns; generated specs have none")
+        entries = generated_entries(spec.count or GENERATED_DEFAULT, seed, locale)
+    else:
+        entries = [_normalize(e.ident, e.value) for e in read_entries(spec, columns=(), skips=skips)]
+    if not spec.max_chars:
+        return entries
+    kept = [e for e in entries if len(e[2]) <= spec.max_chars]
+    if len(kept) < len(entries):
+        skips[f"over max_chars = {spec.max_chars}"] += len(entries) - len(kept)
+    return kept
 
 
 def load_catalog(catalog: Any, *, seed: int, locale: str = "en_US", base_dir: Path | None = None) -> Catalog:
     """Expand a ``catalog`` option (``"builtin"``, ``"generated"``, paths, tables) into a Catalog."""
     specs = parse_specs(catalog, "catalog", base_dir, builtins=("builtin", "generated"))
     ids, names, jsons, about, probs = [], [], [], [], []
+    report: dict[str, dict[str, Any]] = {}
     total_weight = sum(s.weight for s in specs)
     for spec in specs:
-        entries = _entries(spec, seed, locale)
+        skips = Skips()
+        entries = _entries(spec, seed, locale, skips)
+        label = spec.name if spec.name not in report else f"{spec.name}#{len(report)}"
+        report[label] = {"entries": len(entries), "skipped": dict(sorted(skips.items()))}
         if not entries:
-            raise RecipeError(f"catalog {spec.name!r} has no tool specs")
+            detail = f" ({', '.join(f'{k}: {v}' for k, v in skips.items())})" if skips else ""
+            raise RecipeError(f"catalog {spec.name!r} has no tool specs{detail}")
         for ident, name, spec_json, text in entries:
             ids.append(ident)
             names.append(name)
@@ -146,4 +164,4 @@ def load_catalog(catalog: Any, *, seed: int, locale: str = "en_US", base_dir: Pa
             about.append(text)
             probs.append(spec.weight / total_weight / len(entries))
     p = np.asarray(probs, dtype=np.float64)
-    return Catalog(ids, names, jsons, about, p / p.sum())
+    return Catalog(ids, names, jsons, about, p / p.sum(), report)

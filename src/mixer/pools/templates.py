@@ -4,6 +4,9 @@ No ``str.format``: only a brace-enclosed bare lower-case name on the allow-list 
 Anything else, such as ``{0.__class__}``, ``{company.__init__}``, ``{city!r}`` or
 ``{date:%Y}``, has no attribute access, indexing or format spec applied and stays literal,
 so a pool file can never reach into Python objects.
+
+``{{slot}}`` is the escape for a literal ``{slot}``: a prompt may show a placeholder to the
+model (``Reply with {{company}} where the name goes``) without Faker filling it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from mixer.errors import RecipeError
 _FIRST_DAY = datetime.date(2023, 1, 1)
 _LAST_DAY = datetime.date(2027, 12, 31)
 
-SLOT = re.compile(r"\{([a-z_]+)\}")
+SLOT = re.compile(r"\{\{([a-z_]+)\}\}|\{([a-z_]+)\}")  # escaped {{slot}} first, then {slot}
 
 #: slot name -> how Faker fills it. The only names a template may use.
 SLOTS: dict[str, Callable[[Faker], str]] = {
@@ -43,7 +46,12 @@ SLOTS: dict[str, Callable[[Faker], str]] = {
 
 def slots(template: str) -> list[str]:
     """The allow-listed slots a template uses, in order of appearance."""
-    return [name for name in SLOT.findall(template) if name in SLOTS]
+    return [plain for escaped, plain in SLOT.findall(template) if plain in SLOTS]
+
+
+def escaped(template: str) -> bool:
+    """Whether the template holds a ``{{slot}}`` escape (so it must go through :func:`fill`)."""
+    return any(esc in SLOTS for esc, _ in SLOT.findall(template))
 
 
 def faker(locale: str, seed: int) -> Faker:
@@ -56,5 +64,13 @@ def faker(locale: str, seed: int) -> Faker:
 
 
 def fill(template: str, fake: Faker) -> str:
-    """Replace allow-listed slots with Faker values; leave every other brace text as it is."""
-    return SLOT.sub(lambda m: SLOTS[m.group(1)](fake) if m.group(1) in SLOTS else m.group(0), template)
+    """Replace allow-listed slots with Faker values and ``{{slot}}`` with ``{slot}``; leave every
+    other brace text as it is."""
+
+    def one(m: re.Match[str]) -> str:
+        esc, plain = m.group(1), m.group(2)
+        if esc is not None:
+            return "{" + esc + "}" if esc in SLOTS else m.group(0)
+        return SLOTS[plain](fake) if plain in SLOTS else m.group(0)
+
+    return SLOT.sub(one, template)

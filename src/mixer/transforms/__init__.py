@@ -5,10 +5,29 @@ library users call them directly, e.g.::
 
     mixer.transforms.tools(df, catalog="builtin", p=0.5, count=(1, 5), seed=0)
 
-Each takes ``(frame, *, seed, position, base_dir, **options)`` and draws randomness only
-through :mod:`mixer.rng` from (seed, position, row content key, repeat index), so a row gets
-the same result whatever the batch, thread count or source order. A LazyFrame in gives a
-LazyFrame out.
+or prepare a source's whole list once and apply it to each chunk::
+
+    prepared = mixer.transforms.prepare(specs, seed=0, source="hh", base_dir=recipe_dir)
+    frame, steps = prepared.apply(chunk)
+
+**The contract.** Every transform has two halves.
+
+- *prepare* (``prepare_<name>(**options, seed, position, base_dir)``), run once per build and
+  by ``mixer validate``: check every option value, resolve and load pools, catalogs and
+  request banks (a missing file or a wrong column fails here, before any data is read),
+  and build the indexes apply needs (the tool guard's stem index, the filled prompt bank).
+  It reads no rows.
+- *apply* (``prepared.apply(frame)``), run per chunk, is **row-local**: a row's output
+  (whether it is kept, and its values) depends only on that row, the seed and the prepared
+  state, never on the other rows of the chunk, the chunk's size or its position in the
+  source. Randomness comes only from :mod:`mixer.rng` keyed by (seed, transform position,
+  purpose) and the row's content key and repeat index (:class:`rows.Draws`). So splitting a
+  source into chunks anywhere, in any executor, gives the same rows as one frame
+  (``tests/test_transforms.py::test_every_transform_is_row_local_across_random_chunk_splits``
+  checks every registered transform). A stage that needs other rows is a global step of the
+  build, not a transform.
+
+A LazyFrame in gives a LazyFrame out.
 """
 
 from __future__ import annotations
@@ -19,50 +38,62 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
 from mixer import schema
 from mixer.errors import RecipeError
-from mixer.transforms.filter import filter_rows
-from mixer.transforms.reshape import documents_to_chat as _documents_to_chat
-from mixer.transforms.reshape import drop_system as _drop_system
-from mixer.transforms.reshape import to_prompt as _to_prompt
-from mixer.transforms.system_prompt import system_prompt as _system_prompt
-from mixer.transforms.tools import tools as _tools
+from mixer.transforms.filter import prepare_filter
+from mixer.transforms.reshape import prepare_documents_to_chat, prepare_drop_system, prepare_to_prompt
+from mixer.transforms.system_prompt import prepare_system_prompt
+from mixer.transforms.tools import prepare_tools
 
 Transform = Callable[..., pl.DataFrame]
 
 
-def _lazy_aware(fn: Transform) -> Transform:
-    """Let a DataFrame transform accept a LazyFrame too (collecting it, returning lazy)."""
+class Applier(Protocol):
+    """What a prepare step returns: row-local ``apply`` and ``info`` for the manifest
+    (pool entries used and skipped, by reason)."""
 
-    @functools.wraps(fn)
-    def wrapper(frame: pl.DataFrame | pl.LazyFrame, **options: Any) -> Any:
-        if isinstance(frame, pl.LazyFrame):
-            return fn(frame.collect(), **options).lazy()
-        return fn(frame, **options)
+    @property
+    def info(self) -> dict[str, Any]: ...
 
-    return wrapper
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame: ...
 
 
-system_prompt = _lazy_aware(_system_prompt)
-tools = _lazy_aware(_tools)
-drop_system = _lazy_aware(_drop_system)
-to_prompt = _lazy_aware(_to_prompt)
-documents_to_chat = _lazy_aware(_documents_to_chat)
-filter = _lazy_aware(filter_rows)  # noqa: A001 - the recipe name
+Preparer = Callable[..., Applier]
 
-REGISTRY: dict[str, Transform] = {
-    "system_prompt": _system_prompt,
-    "tools": _tools,
-    "drop_system": _drop_system,
-    "to_prompt": _to_prompt,
-    "documents_to_chat": _documents_to_chat,
-    "filter": filter_rows,
+#: recipe name -> prepare step. The one registry: options are the prepare step's parameters.
+REGISTRY: dict[str, Preparer] = {
+    "system_prompt": prepare_system_prompt,
+    "tools": prepare_tools,
+    "drop_system": prepare_drop_system,
+    "to_prompt": prepare_to_prompt,
+    "documents_to_chat": prepare_documents_to_chat,
+    "filter": prepare_filter,
 }
 _CONTEXT = {"seed", "position", "base_dir", "encoding"}
+
+
+def _one_shot(prepare_fn: Preparer) -> Transform:
+    """The library form ``fn(frame, **options)``: prepare, then apply (a LazyFrame in gives one out)."""
+
+    @functools.wraps(prepare_fn)
+    def run(frame: pl.DataFrame | pl.LazyFrame, **options: Any) -> Any:
+        if isinstance(frame, pl.LazyFrame):
+            return prepare_fn(**options).apply(frame.collect()).lazy()
+        return prepare_fn(**options).apply(frame)
+
+    return run
+
+
+system_prompt = _one_shot(prepare_system_prompt)
+tools = _one_shot(prepare_tools)
+drop_system = _one_shot(prepare_drop_system)
+to_prompt = _one_shot(prepare_to_prompt)
+documents_to_chat = _one_shot(prepare_documents_to_chat)
+filter = _one_shot(prepare_filter)  # noqa: A001 - the recipe name
 
 
 @dataclass(frozen=True)
@@ -80,18 +111,21 @@ class Step:
         return f"{self.position}:{self.type}"
 
 
+def options(name: str) -> list[str]:
+    """The recipe options of transform ``name``."""
+    return [p for p in inspect.signature(REGISTRY[name]).parameters if p not in _CONTEXT and not p.startswith("_")]
+
+
 def check_specs(specs: tuple[dict[str, Any], ...], source: str) -> None:
-    """Fail on unknown transform types or options before any data is read."""
+    """Fail on unknown transform types or option names (no values checked, nothing loaded)."""
     for position, spec in enumerate(specs):
         where = f"sources.{source}.transforms[{position}]"
         name = spec.get("type")
-        fn = REGISTRY.get(name)  # type: ignore[arg-type]
-        if fn is None:
+        if name not in REGISTRY:
             close = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(REGISTRY))})"
             raise RecipeError(f"{where}.type: unknown transform {name!r}{hint}")
-        allowed = [p for p in inspect.signature(fn).parameters if p not in _CONTEXT and p != "frame"
-                   and not p.startswith("_")]
+        allowed = options(name)
         for key in spec:
             if key != "type" and key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
@@ -99,24 +133,67 @@ def check_specs(specs: tuple[dict[str, Any], ...], source: str) -> None:
                 raise RecipeError(f"{where}.{key}: unknown option for {name}{hint}")
 
 
-def apply(frame: pl.DataFrame, specs: tuple[dict[str, Any], ...], *, seed: int, source: str,
-          base_dir: Path | None = None, encoding: Any = None) -> tuple[pl.DataFrame, list[Step]]:
-    """Run a source's transforms in recipe order; return the frame and what each step did."""
+@dataclass(frozen=True)
+class PreparedStep:
+    position: int
+    type: str
+    applier: Applier
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A source's transforms, prepared once; :meth:`apply` runs them on one chunk."""
+
+    source: str
+    steps: tuple[PreparedStep, ...]
+
+    @property
+    def info(self) -> dict[str, dict[str, Any]]:
+        """Per step (``"0:system_prompt"``), what preparation found: pool entries used and
+        skipped by reason (``max_chars``, ``include``/``exclude``, styles, tags)."""
+        return {f"{s.position}:{s.type}": s.applier.info for s in self.steps}
+
+    def apply(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Step]]:
+        """Run the transforms in recipe order on ``frame``; return it and what each step did."""
+        steps = []
+        for step in self.steps:
+            before = frame.height
+            try:
+                frame = step.applier.apply(frame)
+            except RecipeError as exc:
+                raise RecipeError(f"sources.{self.source}.transforms[{step.position}] ({step.type}): {exc}") from None
+            schema.check(frame, f"transform {step.type!r} of source {self.source!r}")
+            augmented = int(frame.get_column("meta").str.contains(f'"aug.{step.position}.', literal=True).sum())
+            steps.append(Step(step.position, step.type, before, frame.height, augmented))
+        return frame, steps
+
+
+def prepare(specs: tuple[dict[str, Any], ...], *, seed: int, source: str, base_dir: Path | None = None,
+            encoding: Any = None) -> Prepared:
+    """Check a source's transform specs and prepare each one (see the contract above).
+
+    Every recipe error a build would meet in its transforms is raised here, naming
+    ``sources.NAME.transforms[i] (type)``, before any data is read.
+    """
     check_specs(specs, source)
     steps = []
     for position, spec in enumerate(specs):
-        options = {k: v for k, v in spec.items() if k != "type"}
         name = spec["type"]
-        fn = REGISTRY[name]
+        prepare_fn = REGISTRY[name]
         context: dict[str, Any] = {"seed": seed, "position": position, "base_dir": base_dir}
-        if "encoding" in inspect.signature(fn).parameters:
+        if "encoding" in inspect.signature(prepare_fn).parameters:
             context["encoding"] = encoding
-        before = frame.height
+        given = {k: v for k, v in spec.items() if k != "type"}
         try:
-            frame = fn(frame, **context, **options)
+            applier = prepare_fn(**context, **given)
         except RecipeError as exc:
             raise RecipeError(f"sources.{source}.transforms[{position}] ({name}): {exc}") from None
-        schema.check(frame, f"transform {name!r} of source {source!r}")
-        augmented = int(frame.get_column("meta").str.contains(f'"aug.{position}.', literal=True).sum())
-        steps.append(Step(position, name, before, frame.height, augmented))
-    return frame, steps
+        steps.append(PreparedStep(position, name, applier))
+    return Prepared(source, tuple(steps))
+
+
+def apply(frame: pl.DataFrame, specs: tuple[dict[str, Any], ...], *, seed: int, source: str,
+          base_dir: Path | None = None, encoding: Any = None) -> tuple[pl.DataFrame, list[Step]]:
+    """Prepare a source's transforms and run them on ``frame`` (one-off use: a build that
+    applies them to many chunks should :func:`prepare` once and call ``.apply`` per chunk)."""
+    return prepare(specs, seed=seed, source=source, base_dir=base_dir, encoding=encoding).apply(frame)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -197,10 +198,81 @@ def _existing_names(frame: pl.DataFrame, name_ids: dict[str, int]) -> pl.DataFra
     )
 
 
-def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 3),
-          render: str = "field", block: int | None = None, guard: bool = True,
-          locale: str = "en_US", seed: int = 0, position: int = 0, base_dir: Path | None = None,
-          _chunk: int = 65_536) -> pl.DataFrame:
+@dataclass(frozen=True)
+class PreparedTools:
+    """The catalog, the guard index and the sampling tables, built once per build;
+    :meth:`apply` is row-local."""
+
+    catalog: Catalog
+    p: float
+    lo: int
+    hi: int
+    render: str
+    block: int | None
+    seed: int
+    position: int
+    guard: _Guard | None = field(repr=False)
+    _names_unique: dict[str, int] = field(repr=False)
+    _name_of: np.ndarray = field(repr=False)
+    _cdf: np.ndarray = field(repr=False)
+    _specs: pl.Series = field(repr=False)
+    _ids: pl.Series = field(repr=False)
+    _rendered: pl.Series | None = field(repr=False)  # every spec in every BLOCKS item layout
+    _chunk: int = 65_536
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {"catalog": self.catalog.report, "tools": len(self.catalog)}
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if frame.is_empty() or self.hi == 0:
+            return frame
+        n = frame.height
+        draws = Draws(frame, self.seed, self.position)
+        chosen = (frame.get_column("kind") == "chat").to_numpy() & (draws.uniform("tools.apply") < self.p)
+        rows = np.flatnonzero(chosen)
+        m = len(rows)
+        keys, reps = draws.keys[rows], draws.reps[rows]
+        u_count = draws.uniform("tools.count", rows=rows)
+        lo, hi = self.lo, self.hi
+        want = np.minimum(lo + np.floor(u_count * (hi - lo + 1)).astype(np.int64), hi)
+
+        g = self.guard
+        user = _user_text(frame).gather(rows) if g is not None else None  # string views: cheap to gather
+        existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}), self._names_unique)
+        taken = np.sort(existing.get_column("row").to_numpy().astype(np.int64) * len(self._names_unique)
+                        + existing.get_column("nid").to_numpy())
+        pick_from = _Picker(self._cdf, self._name_of, len(self._names_unique), taken, self.seed, self.position)
+
+        def pick_slice(sl: slice) -> tuple[np.ndarray, np.ndarray]:
+            rel = g.row_sets(user[sl]) if g is not None else None
+            return pick_from.rows(keys[sl], reps[sl], want[sl], sl.start, rel, width=hi + 4, budget=8 * hi + 24)
+
+        # Slices bound memory and run on all cores (Polars and numpy release the GIL); results do
+        # not depend on the slicing.
+        slices = [slice(start, min(start + self._chunk, m)) for start in range(0, m, self._chunk)]
+        with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
+            results = list(pool.map(pick_slice, slices))
+        counts = np.zeros(n, dtype=np.int64)
+        for sl, (_, counts_slice) in zip(slices, results):
+            counts[rows[sl]] = counts_slice
+        picked = np.concatenate([r[0] for r in results]) if results else np.zeros(0, dtype=np.int64)
+
+        out = frame
+        if self.render in ("field", "both"):
+            out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, self._specs.gather(picked)))
+        if self.render in ("system", "both"):
+            assert self._rendered is not None
+            out = out.with_columns(system=_render_block(frame, picked, counts, len(self.catalog), self._rendered,
+                                                        draws, self.block))
+        id_lists = extend_lists(empty_lists(n), counts, self._ids.gather(picked))
+        notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
+        return note(out, counts > 0, f"aug.{self.position}.tools", notes)
+
+
+def prepare_tools(*, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 3), render: str = "field",
+                  block: int | None = None, guard: bool = True, locale: str = "en_US", seed: int = 0,
+                  position: int = 0, base_dir: Path | None = None, _chunk: int = 65_536) -> PreparedTools:
     """With probability ``p``, attach ``count = [lo, hi]`` tool specs from ``catalog`` to chat rows.
 
     ``render``: ``field`` (the ``tools`` column), ``system`` (a tools block appended to the
@@ -216,61 +288,30 @@ def tools(frame: pl.DataFrame, *, catalog: Any = "builtin", p: float = 0.5, coun
     if block is not None and (isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < len(BLOCKS)):
         raise RecipeError(f"block: expected 0..{len(BLOCKS) - 1}, got {block!r}")
     cat = load_catalog(catalog, seed=seed, locale=locale, base_dir=base_dir)
-    if frame.is_empty() or hi == 0:
-        return frame
-
-    n = frame.height
-    draws = Draws(frame, seed, position)
-    chosen = (frame.get_column("kind") == "chat").to_numpy() & (draws.uniform("tools.apply") < p)
-    rows = np.flatnonzero(chosen)
-    m = len(rows)
-    keys, reps = draws.keys[rows], draws.reps[rows]
-    u_count = draws.uniform("tools.count", rows=rows)
-    want = np.minimum(lo + np.floor(u_count * (hi - lo + 1)).astype(np.int64), hi)
-
     names_unique = {name: i for i, name in enumerate(dict.fromkeys(cat.names))}
-    name_of = np.array([names_unique[name] for name in cat.names], dtype=np.int64)
-    g = _Guard(cat) if guard else None
-    user = _user_text(frame).gather(rows) if guard else None  # string views: cheap to gather
-    existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}), names_unique)
-    taken = np.sort(existing.get_column("row").to_numpy().astype(np.int64) * len(names_unique)
-                    + existing.get_column("nid").to_numpy())
-    pick_from = _Picker(np.cumsum(cat.probs), name_of, len(names_unique), taken, seed, position)
-
-    def pick_slice(sl: slice) -> tuple[np.ndarray, np.ndarray]:
-        rel = g.row_sets(user[sl]) if g is not None else None
-        return pick_from.rows(keys[sl], reps[sl], want[sl], sl.start, rel, width=hi + 4, budget=8 * hi + 24)
-
-    # Slices bound memory and run on all cores (Polars and numpy release the GIL); results do
-    # not depend on the slicing.
-    slices = [slice(start, min(start + _chunk, m)) for start in range(0, m, _chunk)]
-    with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
-        results = list(pool.map(pick_slice, slices))
-    counts = np.zeros(n, dtype=np.int64)
-    for sl, (_, counts_slice) in zip(slices, results):
-        counts[rows[sl]] = counts_slice
-    picked = np.concatenate([r[0] for r in results]) if results else np.zeros(0, dtype=np.int64)
-
-    out = frame
-    if render in ("field", "both"):
-        specs = pl.Series(cat.specs, dtype=pl.String).gather(picked)
-        out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, specs))
+    rendered = None
     if render in ("system", "both"):
-        out = out.with_columns(system=_render_block(frame, picked, counts, cat, draws, block))
-    id_json = pl.Series([json.dumps(i) for i in cat.ids], dtype=pl.String).gather(picked)
-    id_lists = extend_lists(empty_lists(n), counts, id_json)
-    notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
-    return note(out, counts > 0, f"aug.{position}.tools", notes)
+        rendered = pl.Series([text for _, item, _ in BLOCKS for text in _render_items(cat, item)], dtype=pl.String)
+    return PreparedTools(
+        cat, p, lo, hi, render, block, seed, position,
+        guard=_Guard(cat) if guard else None,
+        _names_unique=names_unique,
+        _name_of=np.array([names_unique[name] for name in cat.names], dtype=np.int64),
+        _cdf=np.cumsum(cat.probs),
+        _specs=pl.Series(cat.specs, dtype=pl.String),
+        _ids=pl.Series([json.dumps(i) for i in cat.ids], dtype=pl.String),
+        _rendered=rendered,
+        _chunk=_chunk,
+    )
 
 
-def _render_block(frame: pl.DataFrame, picked: np.ndarray, counts: np.ndarray, cat: Catalog, draws: Draws,
-                  block: int | None) -> pl.Series:
+def _render_block(frame: pl.DataFrame, picked: np.ndarray, counts: np.ndarray, n_specs: int, rendered: pl.Series,
+                  draws: Draws, block: int | None) -> pl.Series:
     """The system column with a tools block appended for rows that got tools."""
     n = frame.height
     which = (np.full(n, block, dtype=np.int64) if block is not None
              else np.floor(draws.uniform("tools.block") * len(BLOCKS)).astype(np.int64))
-    rendered = pl.Series([text for _, item, _ in BLOCKS for text in _render_items(cat, item)], dtype=pl.String)
-    item_text = rendered.gather(np.repeat(which, counts) * len(cat) + picked)
+    item_text = rendered.gather(np.repeat(which, counts) * n_specs + picked)
     item_lists = extend_lists(empty_lists(n), counts, item_text)
     header = pl.Series([h for h, _, _ in BLOCKS]).gather(which)
     footer = pl.Series([f for _, _, f in BLOCKS]).gather(which)
