@@ -248,6 +248,60 @@ def test_prompt_format_stops_before_the_last_assistant_turn_and_keeps_tools(tmp_
     assert [m["role"] for m in rows[12]["prompt"]] == ["system", "user", "assistant", "tool"]
 
 
+def tool_names(row: dict) -> list[str]:
+    return [t["function"]["name"] for t in row["tools"] or []]
+
+
+def tools_block_names(text: str) -> list[str]:
+    """Function names listed in the (single) documented tools block of a rendered text."""
+    assert text.count("<tools>\n") == 1
+    body = text.split("<tools>\n", 1)[1].split("\n</tools>", 1)[0]
+    return [json.loads(line)["function"]["name"] for line in body.splitlines()]
+
+
+@needs_shared
+@pytest.mark.parametrize("template", ["qwen2.5-instruct.jinja", "llama-3-instruct.jinja"])
+def test_prompt_rows_carry_their_tools_where_grpo_renders_them(tmp_path: Path, template: str) -> None:
+    """TRL GRPO/RLOO render ``prompt`` with ``tools=None``: the tools must be in the prompt itself."""
+    pytest.importorskip("transformers")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f"""
+unit = "examples"
+seed = 3
+[output]
+format = "prompt"
+[sources.hh]
+path = "{HH}"
+examples = 60
+[[sources.hh.transforms]]
+type = "system_prompt"
+p = 0.5
+[[sources.hh.transforms]]
+type = "tools"
+p = 0.7
+count = [1, 4]
+[[sources.hh.transforms]]
+type = "to_prompt"
+""")
+    out = pipeline.build(recipe).write(tmp_path / "o")
+    rows = datasets.load_dataset(str(out))["train"]
+    tokenizer = local_tokenizer()
+    chat_template = (SHARED / "chat_templates" / template).read_text()
+    with_tools = 0
+    for row in rows:
+        # exactly what GRPOTrainer does with a conversational prompt: no tools argument
+        text = tokenizer.apply_chat_template(row["prompt"], tools=None, chat_template=chat_template,
+                                             add_generation_prompt=True, tokenize=False)
+        if row["tools"]:
+            assert tools_block_names(text) == tool_names(row)
+        with_tools += bool(row["tools"])
+        assert row["prompt"][-1]["role"] == "user"
+    assert 20 < with_tools < len(rows) == 60
+    systems = [r["prompt"][0]["content"] for r in rows if r["tools"] and r["prompt"][0]["role"] == "system"]
+    assert any(not s.startswith("# Tools") for s in systems)  # a sampled system prompt stays first
+    assert any(s.startswith("# Tools") for s in systems)  # no system prompt: the block alone
+
+
 def test_torchtune_folds_tools_into_the_system_prompt(tmp_path: Path) -> None:
     out, manifest = pipeline.convert(heterogeneous_tools_source(tmp_path), tmp_path / "o", "torchtune")
     rows = [json.loads(line) for line in (out / "data" / "train-00000-of-00001.jsonl").read_text().splitlines()]
@@ -274,6 +328,10 @@ def test_teaching_why_builds_all_three_stages(tmp_path: Path) -> None:
     assert any(row["tools"] for row in sft)
     rl = datasets.load_dataset(str(tmp_path / "tw" / "rl"))["train"]
     assert rl.num_rows == 300 and all(row["prompt"][-1]["role"] == "user" for row in rl)
+    tooled = [row for row in rl if row["tools"]]
+    assert len(tooled) > 100 and all(  # where GRPO renders them: in the system turn
+        row["prompt"][0]["role"] == "system" and tools_block_names(row["prompt"][0]["content"]) == tool_names(row)
+        for row in tooled)
 
 
 def test_only_builds_the_named_mixture(tmp_path: Path) -> None:
