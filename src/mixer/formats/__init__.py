@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import Unrepresentable
+from mixer.formats.common import Unrepresentable, decode_json, has_json_feature
 from mixer.formats import llama_factory, openai, prompt, text, torchtune, trl
 
 
@@ -86,8 +86,9 @@ def dataset_card(name: str, fmt: Format, files: list[Any]) -> str:
     import yaml
 
     header: dict[str, Any] = {}
-    if fmt.features is not None:
-        header["dataset_info"] = features_yaml(fmt.features())
+    features = fmt.features() if fmt.features is not None else None
+    if features is not None:
+        header["dataset_info"] = features_yaml(features)
     by_split: dict[str, list[str]] = {}
     for f in sorted(files, key=lambda f: f.path):
         by_split.setdefault(f.split, []).append(f.path)
@@ -113,4 +114,4 @@ def features_yaml(features: Any) -> dict[str, Any]:
     return datasets.DatasetInfo(features=features)._to_yaml_dict()
 
 
-__all__ = ["dataset_card", "fingerprint", "FORMATS", "Exported", "Format", "Unrepresentable", "export"]
+__all__ = ["dataset_card", "decode_json", "fingerprint", "has_json_feature", "FORMATS", "Exported", "Format", "Unrepresentable", "export"]

@@ -28,7 +28,7 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
     prompt = messages[:last]
     if not prompt or prompt[-1]["role"] not in ("user", "tool"):
         raise Unrepresentable("no user turn before the last assistant turn to use as a prompt")
-    specs = tools(row)
+    specs = tools(row)  # the converted column may be JSON text (datasets < 4.7); fold from the row
     if specs:
         block = render_tools_block(specs)
         if prompt[0]["role"] == "system":
