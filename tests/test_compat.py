@@ -38,7 +38,8 @@ def _compat_venv() -> Path:
     python = venv / "bin" / "python"
     if (venv / ".ready").exists():
         return python
-    shutil.rmtree(venv, ignore_errors=True)
+    for stale in venv.parent.glob(f"datasets-{OLDEST}-*"):  # venvs of older pyproject.toml versions
+        shutil.rmtree(stale, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"datasets=={OLDEST}", "-e", str(REPO)],
                          capture_output=True, text=True)
