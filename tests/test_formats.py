@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import EXAMPLES, HH, REPO, SHARED, chats, needs_shared, write_jsonl
-from mixer import pipeline
+from mixer import formats, pipeline
 from mixer.cli import main
 from mixer.recipe import Source
 from mixer.sources.read import read_source
@@ -234,10 +234,14 @@ path = "{EXAMPLES / 'documents.jsonl'}"
 kind = "document"
 examples = 3
 """)
-    texts = datasets.load_dataset(str(pipeline.build(recipe).write(tmp_path / "o")))["train"]["text"]
+    out = pipeline.build(recipe).write(tmp_path / "o")
+    texts = datasets.load_dataset(str(out))["train"]["text"]
     docs = {json.loads(line)["text"] for line in (EXAMPLES / "documents.jsonl").read_text().splitlines()}
     assert sum(t in docs for t in texts) == 3
-    assert sum(t.startswith("<s>[") and "[assistant] " in t for t in texts) == 5
+    assert sum(t.startswith("<s>[") and "[assistant] " in t for t in texts) == 4
+    # the fifth chat calls a tool, which this template cannot show: counted, not written without it
+    rejected = json.loads((out / "manifest.json").read_text())["export"]["rejected"]["train"]
+    assert rejected == {"chat template does not render tool calls": 1}
 
 
 def test_prompt_format_stops_before_the_last_assistant_turn_and_keeps_tools(tmp_path: Path) -> None:
@@ -246,6 +250,60 @@ def test_prompt_format_stops_before_the_last_assistant_turn_and_keeps_tools(tmp_
     for row in rows:
         assert row["prompt"][-1]["role"] in ("user", "tool") and row["tools"]
     assert [m["role"] for m in rows[12]["prompt"]] == ["system", "user", "assistant", "tool"]
+
+
+def tool_names(row: dict) -> list[str]:
+    return [t["function"]["name"] for t in row["tools"] or []]
+
+
+def tools_block_names(text: str) -> list[str]:
+    """Function names listed in the (single) documented tools block of a rendered text."""
+    assert text.count("<tools>\n") == 1
+    body = text.split("<tools>\n", 1)[1].split("\n</tools>", 1)[0]
+    return [json.loads(line)["function"]["name"] for line in body.splitlines()]
+
+
+@needs_shared
+@pytest.mark.parametrize("template", ["qwen2.5-instruct.jinja", "llama-3-instruct.jinja"])
+def test_prompt_rows_carry_their_tools_where_grpo_renders_them(tmp_path: Path, template: str) -> None:
+    """TRL GRPO/RLOO render ``prompt`` with ``tools=None``: the tools must be in the prompt itself."""
+    pytest.importorskip("transformers")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f"""
+unit = "examples"
+seed = 3
+[output]
+format = "prompt"
+[sources.hh]
+path = "{HH}"
+examples = 60
+[[sources.hh.transforms]]
+type = "system_prompt"
+p = 0.5
+[[sources.hh.transforms]]
+type = "tools"
+p = 0.7
+count = [1, 4]
+[[sources.hh.transforms]]
+type = "to_prompt"
+""")
+    out = pipeline.build(recipe).write(tmp_path / "o")
+    rows = datasets.load_dataset(str(out))["train"]
+    tokenizer = local_tokenizer()
+    chat_template = (SHARED / "chat_templates" / template).read_text()
+    with_tools = 0
+    for row in rows:
+        # exactly what GRPOTrainer does with a conversational prompt: no tools argument
+        text = tokenizer.apply_chat_template(row["prompt"], tools=None, chat_template=chat_template,
+                                             add_generation_prompt=True, tokenize=False)
+        if row["tools"]:
+            assert tools_block_names(text) == tool_names(row)
+        with_tools += bool(row["tools"])
+        assert row["prompt"][-1]["role"] == "user"
+    assert 20 < with_tools < len(rows) == 60
+    systems = [r["prompt"][0]["content"] for r in rows if r["tools"] and r["prompt"][0]["role"] == "system"]
+    assert any(not s.startswith("# Tools") for s in systems)  # a sampled system prompt stays first
+    assert any(s.startswith("# Tools") for s in systems)  # no system prompt: the block alone
 
 
 def test_torchtune_folds_tools_into_the_system_prompt(tmp_path: Path) -> None:
@@ -274,6 +332,10 @@ def test_teaching_why_builds_all_three_stages(tmp_path: Path) -> None:
     assert any(row["tools"] for row in sft)
     rl = datasets.load_dataset(str(tmp_path / "tw" / "rl"))["train"]
     assert rl.num_rows == 300 and all(row["prompt"][-1]["role"] == "user" for row in rl)
+    tooled = [row for row in rl if row["tools"]]
+    assert len(tooled) > 100 and all(  # where GRPO renders them: in the system turn
+        row["prompt"][0]["role"] == "system" and tools_block_names(row["prompt"][0]["content"]) == tool_names(row)
+        for row in tooled)
 
 
 def test_only_builds_the_named_mixture(tmp_path: Path) -> None:
@@ -298,3 +360,76 @@ examples = 7
     bad = CliRunner().invoke(main, ["build", str(recipe), "--only", "three"])
     assert bad.exit_code == 2 and "no such mixture" in bad.output
     assert CliRunner().invoke(main, ["build", str(recipe), "--dry-run"]).exit_code == 0
+
+
+TOOLS_RECIPE = """
+unit = "examples"
+seed = 5
+[output]
+format = "text"
+{template}
+[sources.hh]
+path = "{hh}"
+examples = 50
+[[sources.hh.transforms]]
+type = "system_prompt"
+p = 0.5
+[[sources.hh.transforms]]
+type = "tools"
+p = 0.7
+count = [1, 4]
+"""
+
+NATIVE = {"qwen2.5-instruct.jinja", "llama-3.1-tools.jinja"}  # SOURCE.md: the templates that render tools
+
+
+@needs_shared
+@pytest.mark.parametrize("template", [None, *sorted(p.name for p in (SHARED / "chat_templates").glob("*.jinja"))])
+def test_text_format_never_drops_tools_whatever_the_template(tmp_path: Path, template: str | None) -> None:
+    line = f'chat_template = "{SHARED / "chat_templates" / template}"' if template else ""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TOOLS_RECIPE.format(template=line, hh=HH))
+    mixture = pipeline.build(recipe)
+    assert not mixture.exported["train"].rejects  # HH chats alternate: every template can carry them
+    rows, texts = mixture.splits["train"], [r["text"] for r in mixture.exported["train"].rows]
+    with_tools = 0
+    for row, text in zip(rows.iter_rows(named=True), texts):
+        names = [json.loads(t)["function"]["name"] for t in row["tools"]]
+        assert all(json.dumps(n)[1:-1] in text for n in names), (template, names)
+        if row["system"]:
+            assert row["system"].strip() in text
+        if names and template not in NATIVE:  # folded: one documented block, before the first user turn
+            assert tools_block_names(text) == names
+            assert text.index("# Tools") < text.index(row["messages"][0]["content"].strip()[:40])
+        with_tools += bool(names)
+    assert with_tools > 20
+
+
+def test_text_format_reads_a_tokenizer_saved_by_current_transformers(tmp_path: Path) -> None:
+    """transformers saves the template as chat_template.jinja beside tokenizer_config.json."""
+    pytest.importorskip("transformers")
+    tokenizer = local_tokenizer()
+    tokenizer.save_pretrained(tmp_path / "tok")
+    assert (tmp_path / "tok" / "chat_template.jinja").is_file()
+    assert "chat_template" not in json.loads((tmp_path / "tok" / "tokenizer_config.json").read_text())
+    source = heterogeneous_tools_source(tmp_path)
+    frame = canonical(source)
+    for spec in (str(tmp_path / "tok"), str(tmp_path / "tok" / "tokenizer_config.json")):
+        template = formats.text.load_template(spec, tmp_path)
+        assert template.renders_tools
+        for row in frame.iter_rows(named=True):
+            ours = formats.text.convert(row, template)["text"]
+            messages = formats.trl.convert(row)
+            theirs = tokenizer.apply_chat_template(formats.text._messages(row), tools=messages["tools"] or None,
+                                                   tokenize=False)
+            assert ours == theirs
+
+
+def test_text_format_counts_tool_calls_a_template_cannot_render(tmp_path: Path) -> None:
+    template = formats.text.Template("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}")
+    assert not template.renders_tools
+    rows = list(canonical(heterogeneous_tools_source(tmp_path)).iter_rows(named=True))
+    with pytest.raises(formats.Unrepresentable, match="does not render tool calls"):
+        formats.text.convert(rows[-1], template)
+    folded = formats.text.convert(rows[0], template)["text"]
+    assert folded.startswith("[system] # Tools") and tools_block_names(folded) == ["lookup"]

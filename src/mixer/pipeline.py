@@ -101,7 +101,7 @@ def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[wr
     if output.format != "canonical":
         fmt = formats.FORMATS[output.format]
         (stage / "README.md").write_text(
-            formats.dataset_card(recipe.name, fmt, sorted({f.split for f in files})), encoding="utf-8")
+            formats.dataset_card(recipe.name, fmt, files), encoding="utf-8")
         if output.format == "llama-factory":
             info = formats.llama_factory.dataset_info(recipe.name, {f.split: f.path for f in files})
             (stage / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

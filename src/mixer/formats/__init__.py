@@ -19,13 +19,14 @@ manifest and writes them to ``rejects.jsonl`` (or fails under ``--strict``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import Unrepresentable
+from mixer.formats.common import Unrepresentable, decode_json, has_json_feature
 from mixer.formats import llama_factory, openai, prompt, text, torchtune, trl
 
 
@@ -71,21 +72,46 @@ def export(frame: pl.DataFrame, fmt: Format, **options: Any) -> Exported:
     return out
 
 
-def dataset_card(name: str, fmt: Format, splits: list[str]) -> str:
-    """A README.md whose YAML header tells ``datasets.load_dataset`` the features and splits, so
-    JSON Lines with tool schemas that differ across rows load as ``Json`` values, not as a
-    struct type inferred from the first rows."""
-    import datasets
+def dataset_card(name: str, fmt: Format, files: list[Any]) -> str:
+    """A README.md whose YAML header tells ``datasets.load_dataset`` the features and the exact files.
+
+    The features make JSON Lines with tool schemas that differ across rows load as ``Json`` values,
+    not as a struct type inferred from the first rows. The files are listed by name, never by glob,
+    and the config's ``description`` carries a fingerprint of their sha256: ``datasets`` (4.x and
+    5.x) keys its cache for a local folder on a hash of the card's configs and infos, so a glob card
+    would give a rebuilt folder (or another folder of the same name) the cache of an older build,
+    and ``load_dataset(out)`` would return the old rows. With the fingerprint, new bytes mean a new
+    cache entry, always. ``files`` are :class:`mixer.writers.OutputFile` (path, split, sha256).
+    """
     import yaml
 
     header: dict[str, Any] = {}
-    if fmt.features is not None:
-        header["dataset_info"] = datasets.DatasetInfo(features=fmt.features())._to_yaml_dict()
-    header["configs"] = [{"config_name": "default",
-                          "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}]
+    features = fmt.features() if fmt.features is not None else None
+    if features is not None:
+        header["dataset_info"] = features_yaml(features)
+    by_split: dict[str, list[str]] = {}
+    for f in sorted(files, key=lambda f: f.path):
+        by_split.setdefault(f.split, []).append(f.path)
+    header["configs"] = [{"config_name": "default", "description": f"mixer build {fingerprint(files)}",
+                          "data_files": [{"split": s, "path": paths} for s, paths in sorted(by_split.items())]}]
     return ("---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\n"
             f"# {name}\n\nBuilt by mixer in the `{fmt.name}` format. `manifest.json` lists every source, "
             "its share and every file's sha256.\n")
 
 
-__all__ = ["dataset_card", "FORMATS", "Exported", "Format", "Unrepresentable", "export"]
+def fingerprint(files: list[Any]) -> str:
+    """sha256 over the output files' paths and content hashes: the identity of a build's data."""
+    digest = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.path):
+        digest.update(f"{f.path}\0{f.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+def features_yaml(features: Any) -> dict[str, Any]:
+    """The ``dataset_info`` YAML of a card: the features as ``datasets`` itself writes them."""
+    import datasets
+
+    return datasets.DatasetInfo(features=features)._to_yaml_dict()
+
+
+__all__ = ["dataset_card", "decode_json", "fingerprint", "has_json_feature", "FORMATS", "Exported", "Format", "Unrepresentable", "export"]

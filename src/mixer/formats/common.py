@@ -49,3 +49,47 @@ def render_tools_block(specs: list[dict[str, Any]]) -> str:
     lines = "\n".join(json.dumps(s, ensure_ascii=False) for s in specs)
     return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
             f"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{lines}\n</tools>")
+
+
+def has_json_feature() -> bool:
+    """Whether the installed ``datasets`` has the ``Json`` feature (4.7 and later)."""
+    import datasets
+
+    return hasattr(datasets, "Json")
+
+
+def json_feature() -> Any:
+    """The feature of a free-form JSON value: ``Json`` where ``datasets`` has it, else a string.
+
+    ``datasets`` before 4.7 (LLaMA-Factory 0.9.5 pins 4.0.0) cannot even parse a card that
+    declares ``Json``, and Arrow structs would pad heterogeneous tool schemas with nulls, so there
+    the value is written as its JSON text: lossless, loadable by every ``datasets`` version, and
+    turned back into objects by :func:`decode_json` (TRL's SFT/DPO trainers decode a string
+    ``tools`` column themselves).
+    """
+    import datasets
+
+    return datasets.Json() if has_json_feature() else datasets.Value("string")
+
+
+def encode_json(value: Any) -> Any:
+    """A value for a :func:`json_feature` column: as is for ``Json``, JSON text otherwise."""
+    if value is None or has_json_feature():
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+_JSON_KEYS = ("tools", "tool_calls")
+
+
+def decode_json(example: dict[str, Any]) -> dict[str, Any]:
+    """Turn the JSON-text ``tools`` and ``tool_calls`` of a row written without the ``Json``
+    feature back into objects (a no-op on rows loaded with ``Json``). For ``datasets`` < 4.7:
+    ``ds.with_transform(mixer.formats.decode_json)``-style use on single rows, or call it per row."""
+    out = dict(example)
+    for key, value in example.items():
+        if key in _JSON_KEYS and isinstance(value, str):
+            out[key] = json.loads(value)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            out[key] = [decode_json(v) for v in value]
+    return out

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from mixer.formats.common import Unrepresentable, openai_messages, require_chat, tools
+from mixer.formats.common import Unrepresentable, has_json_feature, openai_messages, require_chat, tools
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -64,8 +64,17 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def features() -> Any:
+    """The card's features; ``None`` (types inferred) with ``datasets`` < 4.7.
+
+    The JSONL is OpenAI's upload format, so tool specs must stay objects in the file; ``datasets``
+    before 4.7 has no ``Json`` feature and cannot cast objects to text, so there the card declares no
+    features: the files load, with tool specs as Arrow-unified structs (keys other rows use come
+    back as ``None``). The files themselves are exact either way.
+    """
     import datasets
 
+    if not has_json_feature():
+        return None
     string = datasets.Value("string")
     call = {"id": string, "type": string, "function": {"name": string, "arguments": string}}
     return datasets.Features({

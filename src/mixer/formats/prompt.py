@@ -1,6 +1,15 @@
-"""RL trainers (TRL GRPO / RLOO style): a conversational ``prompt`` and the row's ``tools``.
+"""RL trainers (TRL GRPO / RLOO style): a conversational ``prompt`` with the tools in it, plus ``tools``.
 
 The prompt is the system prompt and every turn up to, not including, the last assistant turn.
+
+The row's tool specs are folded into the system turn as the documented tools block
+(:func:`mixer.formats.common.render_tools_block`), because that is the only place an RL trainer
+renders them by default: TRL 1.16 renders GRPO prompts with ``apply_chat_template(prompts,
+tools=self.tools or None)``, where ``self.tools`` are the trainer's own callables, and RLOO passes no
+tools at all (trl/trainer/grpo_trainer.py and rloo_trainer.py, the prompt tokenization step);
+a dataset's ``tools`` column only reaches the reward functions as a keyword argument. The
+``tools`` column is kept, for reward functions and for trainers that do render it; do not pass
+it to a template as well, or the model sees the tools twice.
 """
 
 from __future__ import annotations
@@ -8,17 +17,26 @@ from __future__ import annotations
 from typing import Any
 
 from mixer.formats import trl
-from mixer.formats.common import Unrepresentable, require_chat
+from mixer.formats.common import Unrepresentable, render_tools_block, require_chat, tools
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
     require_chat(row, "prompt")
-    messages = trl.convert(row)["messages"]
+    converted = trl.convert(row)
+    messages = converted["messages"]
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
     prompt = messages[:last]
     if not prompt or prompt[-1]["role"] not in ("user", "tool"):
         raise Unrepresentable("no user turn before the last assistant turn to use as a prompt")
-    return {"prompt": prompt, "tools": trl.convert(row)["tools"]}
+    specs = tools(row)  # the converted column may be JSON text (datasets < 4.7); fold from the row
+    if specs:
+        block = render_tools_block(specs)
+        if prompt[0]["role"] == "system":
+            prompt[0] = {**prompt[0], "content": f"{prompt[0]['content']}\n\n{block}"}
+        else:
+            prompt.insert(0, {"role": "system", "content": block, "tool_calls": None, "tool_call_id": None,
+                              "name": None})
+    return {"prompt": prompt, "tools": converted["tools"]}
 
 
 def features() -> Any:

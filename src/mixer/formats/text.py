@@ -1,8 +1,20 @@
 """Plain text for pretraining-style trainers and synthetic-document finetuning.
 
 Documents pass through as they are; chats are rendered with a chat template: the built-in
-ChatML, a Jinja template file, or the ``chat_template`` of a ``tokenizer_config.json``. Templates
-run in Jinja's immutable sandbox, as transformers runs them.
+ChatML, a Jinja template file, a saved tokenizer folder, or a ``tokenizer_config.json`` (whose
+template is either inside it or, as current transformers saves it, in ``chat_template.jinja``
+beside it). Templates run in Jinja's immutable sandbox, as transformers runs them.
+
+Tools never vanish. A template that renders ``tools`` (Qwen2.5, Llama 3.1, ...) gets them as
+its ``tools`` argument. A template that ignores ``tools`` (the built-in ChatML, Llama 3, Zephyr,
+Phi-3, Gemma, Mistral v1 ...; found once per template by rendering a probe tool) gets them
+folded into the system turn as the documented tools block (:func:`render_tools_block`, the
+wording Qwen2.5 uses), the same block the ``torchtune`` and ``prompt`` formats write. We fold
+rather than reject because the tools are the augmentation the recipe asked for: rejecting
+would remove exactly the augmented rows. After rendering, every row is checked: its system
+prompt, each tool name and each tool call's name must appear in the text, else the row is
+counted as unrepresentable with the reason (never written without them); so is a row with
+tool-call turns under a template that does not render tool calls.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from typing import Any
 
 from mixer.errors import RecipeError
 from mixer.formats import trl
+from mixer.formats.common import Unrepresentable, openai_messages, render_tools_block, tools
 
 CHATML = (
     "{% for message in messages %}"
@@ -24,9 +37,11 @@ CHATML = (
     "{% endfor %}"
 )
 
+_PROBE = "mixer_probe_tool_7f3c1a"
+
 
 class Template:
-    """A compiled chat template and the special tokens it may refer to."""
+    """A compiled chat template, the special tokens it may refer to, and whether it renders tools."""
 
     def __init__(self, source: str, bos_token: str = "", eos_token: str = "") -> None:
         from jinja2.exceptions import TemplateError
@@ -40,10 +55,32 @@ class Template:
         except TemplateError as exc:
             raise RecipeError(f"output.chat_template: not a valid Jinja template: {exc}") from None
         self.bos_token, self.eos_token = bos_token, eos_token
+        self.renders_tools = self._probe_tools()
+        self.renders_tool_calls = self._probe_tool_calls()
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
         return self.template.render(messages=messages, tools=tools or None, add_generation_prompt=False,
                                     bos_token=self.bos_token, eos_token=self.eos_token)
+
+    def _probe_tools(self) -> bool:
+        """True when a tool passed as ``tools`` shows up in the rendered text."""
+        spec = {"type": "function", "function": {"name": _PROBE, "description": "probe",
+                                                 "parameters": {"type": "object", "properties": {}}}}
+        chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+        try:
+            return _PROBE in self.render(chat, [spec])
+        except Exception:  # a template that cannot render the probe at all does not render tools
+            return False
+
+
+    def _probe_tool_calls(self) -> bool:
+        """True when an assistant tool call shows up in the rendered text."""
+        call = {"id": "call_0", "type": "function", "function": {"name": _PROBE, "arguments": {}}}
+        chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+        try:
+            return _PROBE in self.render(chat, [])
+        except Exception:
+            return False
 
 
 def _raise(message: str) -> None:
@@ -53,28 +90,51 @@ def _raise(message: str) -> None:
 
 
 def load_template(spec: str | None, base_dir: Path) -> Template:
-    """``None`` or ``"chatml"``: built-in; a ``.json`` path: a tokenizer config; else a Jinja file."""
+    """``None`` or ``"chatml"``: built-in; a folder: a saved tokenizer; a ``.json``: a tokenizer
+    config (template inside it or in ``chat_template.jinja`` beside it); else a Jinja file."""
     if spec in (None, "chatml"):
         return Template(CHATML)
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else base_dir / path
+    if path.is_dir():
+        config = path / "tokenizer_config.json"
+        if config.is_file():
+            return _from_tokenizer_config(config)
+        if (path / "chat_template.jinja").is_file():
+            return Template((path / "chat_template.jinja").read_text(encoding="utf-8"))
+        raise RecipeError(f"output.chat_template: {path} is a folder without tokenizer_config.json or "
+                          "chat_template.jinja (give a saved tokenizer folder, a .jinja file or \"chatml\")")
     if not path.is_file():
-        raise RecipeError(f"output.chat_template: {path} does not exist (give \"chatml\", a .jinja file or a "
-                          "tokenizer_config.json)")
+        raise RecipeError(f"output.chat_template: {path} does not exist (give \"chatml\", a .jinja file, a "
+                          "saved tokenizer folder or a tokenizer_config.json)")
     if path.suffix == ".json":
-        config = json.loads(path.read_text(encoding="utf-8"))
-        template = config.get("chat_template")
-        if isinstance(template, list):  # named templates: use "default"
-            template = next((t["template"] for t in template if t.get("name") == "default"), None)
-        if not isinstance(template, str):
-            raise RecipeError(f"output.chat_template: {path} has no chat_template")
-
-        def token(key: str) -> str:
-            value = config.get(key) or ""
-            return value.get("content", "") if isinstance(value, dict) else value
-
-        return Template(template, token("bos_token"), token("eos_token"))
+        return _from_tokenizer_config(path)
     return Template(path.read_text(encoding="utf-8"))
+
+
+def _from_tokenizer_config(path: Path) -> Template:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecipeError(f"output.chat_template: {path} is not valid JSON ({exc})") from None
+    template = config.get("chat_template")
+    if isinstance(template, list):  # named templates: use "default"
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    if template is None:  # transformers >= 4.47 saves the template beside the config
+        beside = path.parent / "chat_template.jinja"
+        if beside.is_file():
+            template = beside.read_text(encoding="utf-8")
+        elif (path.parent / "chat_template.json").is_file():
+            template = json.loads((path.parent / "chat_template.json").read_text(encoding="utf-8")).get("chat_template")
+    if not isinstance(template, str):
+        raise RecipeError(f"output.chat_template: {path} has no chat_template, and there is no "
+                          "chat_template.jinja beside it")
+
+    def token(key: str) -> str:
+        value = config.get(key) or ""
+        return value.get("content", "") if isinstance(value, dict) else value
+
+    return Template(template, token("bos_token"), token("eos_token"))
 
 
 def convert(row: dict[str, Any], template: Template | None = None) -> dict[str, Any]:
@@ -82,13 +142,47 @@ def convert(row: dict[str, Any], template: Template | None = None) -> dict[str, 
         return {"text": row["text"]}
     from jinja2.exceptions import TemplateError
 
-    from mixer.formats.common import Unrepresentable
-
-    rendered = trl.convert(row)
+    template = template or Template(CHATML)
+    messages = _messages(row)
+    specs = tools(row)
+    if specs and not template.renders_tools:
+        block = render_tools_block(specs)
+        if messages and messages[0]["role"] == "system":
+            messages[0]["content"] = f"{messages[0]['content']}\n\n{block}"
+        else:
+            messages.insert(0, {"role": "system", "content": block})
     try:
-        return {"text": (template or Template(CHATML)).render(rendered["messages"], rendered["tools"])}
+        text = template.render(messages, specs if template.renders_tools else [])
     except TemplateError as exc:
         raise Unrepresentable(f"chat template refused the row: {exc}") from None
+    _check(text, row, specs, messages, template)
+    return {"text": text}
+
+
+def _messages(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI-style messages with only the keys each turn uses and tool-call arguments as dicts,
+    which is what transformers hands a template."""
+    out = openai_messages(row)
+    for m in out:
+        for call in m.get("tool_calls", []):
+            call["function"] = {**call["function"], "arguments": trl._arguments(call["function"]["arguments"])}
+    return out
+
+
+def _check(text: str, row: dict[str, Any], specs: list[dict[str, Any]], messages: list[dict[str, Any]],
+           template: Template) -> None:
+    """The row's system prompt, tools and tool calls must be in the rendered text."""
+    system = row.get("system")
+    if system and system.strip() not in text:
+        raise Unrepresentable("chat template dropped the system prompt")
+    missing = [s["function"]["name"] for s in specs if s["function"]["name"] not in text]
+    if missing:
+        raise Unrepresentable(f"chat template dropped tool specs ({', '.join(missing[:3])})")
+    calls = [c["function"]["name"] for m in messages for c in m.get("tool_calls", [])]
+    if calls and not template.renders_tool_calls:
+        raise Unrepresentable("chat template does not render tool calls")
+    if any(name not in text for name in calls):
+        raise Unrepresentable("chat template dropped tool calls")
 
 
 def features() -> Any:

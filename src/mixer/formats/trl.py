@@ -3,7 +3,12 @@
 Tool specs and tool calls are stored with the ``datasets`` ``Json`` feature: each is kept as
 JSON in Parquet and decoded to the original dict, so schemas that differ across rows (the same
 parameter a string in one spec and an object in another) load without Arrow type errors, and
-chat templates get dicts (tool-call ``arguments`` included) as transformers expects.
+chat templates get dicts (tool-call ``arguments`` included) as transformers expects. A row
+without tools has ``tools = None``, not ``[]``: TRL's SFT passes the column to the template as
+is, and Llama 3.1's template renders its tool boilerplate for ``tools=[]``.
+
+With ``datasets`` < 4.7 (no ``Json``), ``tools`` (the whole list) and each turn's ``tool_calls``
+are JSON text instead (:func:`mixer.formats.common.json_feature`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mixer.formats.common import openai_messages, require_chat, tools
+from mixer.formats.common import encode_json, has_json_feature, json_feature, openai_messages, require_chat, tools
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -22,9 +27,9 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
             {**c, "function": {**c["function"], "arguments": _arguments(c["function"]["arguments"])}}
             for c in m.pop("tool_calls", [])
         ]
-        messages.append({"role": m["role"], "content": m["content"], "tool_calls": calls or None,
+        messages.append({"role": m["role"], "content": m["content"], "tool_calls": encode_json(calls or None),
                          "tool_call_id": m.get("tool_call_id"), "name": m.get("name")})
-    return {"messages": messages, "tools": tools(row)}
+    return {"messages": messages, "tools": encode_json(tools(row) or None)}
 
 
 def _arguments(raw: str) -> Any:
@@ -37,11 +42,13 @@ def _arguments(raw: str) -> Any:
 def features() -> Any:
     import datasets
 
+    # Json: a list of objects; without it, the list as one JSON text (what TRL decodes for tools)
+    many = datasets.List(json_feature()) if has_json_feature() else json_feature()
     return datasets.Features({
         "messages": datasets.List({
             "role": datasets.Value("string"), "content": datasets.Value("string"),
-            "tool_calls": datasets.List(datasets.Json()), "tool_call_id": datasets.Value("string"),
+            "tool_calls": many, "tool_call_id": datasets.Value("string"),
             "name": datasets.Value("string"),
         }),
-        "tools": datasets.List(datasets.Json()),
+        "tools": many,
     })
