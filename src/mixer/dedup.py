@@ -10,7 +10,8 @@ clusters -> filter):
 
 1. :func:`chunk_keys`, row-local: each row's key (and MinHash signature) in a small key table;
 2. :func:`plan`, global: which rows are copies, on the key table and the signature table;
-3. :func:`drop`, row-local: remove a chunk's copies.
+3. :func:`drop`, row-local: remove a chunk's copies (and note where they came from, for
+   :func:`records`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from mixer.text import row_text, sequence_keys
 
 REMOVED = pl.DataFrame(schema={"source": pl.String, "id": pl.String, "origin": pl.String, "bucket": pl.String,
                                "detail": pl.String})
-KEYS = pl.Schema({"id": pl.String, "source": pl.String, "origin": pl.String, "_prio": pl.UInt32,
-                  "_chunk": pl.UInt32, "_row": pl.UInt32, "_key": pl.UInt64, "_sig": pl.Int64})
-DROPS = pl.Schema({"_prio": pl.UInt32, "_chunk": pl.UInt32, "_row": pl.UInt32})
+KEYS = pl.Schema({"id": pl.String, "source": pl.String, "_prio": pl.UInt32, "_chunk": pl.UInt32,
+                  "_row": pl.UInt32, "_key": pl.UInt64, "_sig": pl.Int64})
+WHERE = ["_prio", "_chunk", "_row"]  # a row's place: source priority, chunk, row in the chunk
+COPIES = pl.Schema({"_prio": pl.UInt32, "_chunk": pl.UInt32, "_row": pl.UInt32, "source": pl.String, "id": pl.String,
+                    "detail": pl.String})
 
 #: Signatures of the rows of a key table (``_prio, _chunk, _sig``), as one array in that order.
 SignatureTable = Callable[[pl.DataFrame], np.ndarray]
@@ -43,8 +46,7 @@ def chunk_keys(chunk: pl.DataFrame, spec: DedupSpec, prio: int, c: int) -> tuple
     signatures (one row per key row whose ``_sig`` is not null, in row order)."""
     text = chunk.select(row_text(chunk, spec.key)).to_series()
     keys = chunk.select(
-        "id", "source", origin=pl.col("meta").str.json_path_match("$.origin"),
-        _prio=pl.lit(prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
+        "id", "source", _prio=pl.lit(prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
         _row=pl.int_range(pl.len(), dtype=pl.UInt32), _key=pl.Series(sequence_keys(text), dtype=pl.UInt64),
     )
     if spec.near is None:
@@ -72,19 +74,14 @@ def mark_exact(keyed: pl.DataFrame, spec: DedupSpec) -> pl.DataFrame:
     )
 
 
-def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Global: the copies among every row of the key table.
-
-    Returns the rows to drop (``DROPS``) and their records (``REMOVED``: source, id, input
-    file:line, bucket, and the surviving copy in ``detail``): exact copies in key order, then
-    near copies in (source priority, id) order.
-    """
+def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -> pl.DataFrame:
+    """Global: the copies among every row of the key table (``COPIES``: where each is, and the
+    surviving copy in ``detail``): exact copies in key order, then near copies in (source
+    priority, id) order."""
     if not active(spec) or keys.is_empty():
-        return pl.DataFrame(schema=DROPS), REMOVED.clear()
+        return pl.DataFrame(schema=COPIES)
     ordered = mark_exact(keys, spec)
-    copies = ordered.filter("_dup")
-    drops = [copies.select(DROPS.names())]
-    removed = [_records(copies, pl.lit("exact duplicate of ") + pl.col("_kept"))]
+    copies = [_copies(ordered.filter("_dup"), "exact")]
     if spec.near is not None:
         near = spec.near
         neardup.check_params(near.threshold, near.ngram, near.permutations, near.bands)
@@ -96,19 +93,35 @@ def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -
             # rows are sorted by (priority, id), so each cluster's smallest index is its survivor
             dup = cluster != np.arange(len(cluster))
             hit = sub.filter(pl.Series(dup)).with_columns(_kept=sub.get_column("id").gather(cluster[dup]))
-            drops.append(hit.select(DROPS.names()))
-            removed.append(_records(hit, pl.lit("near duplicate of ") + pl.col("_kept")))
-    return pl.concat(drops), pl.concat(removed)
+            copies.append(_copies(hit, "near"))
+    return pl.concat(copies)
 
 
-def drop(chunk: pl.DataFrame, drops: pl.DataFrame, prio: int, c: int) -> pl.DataFrame:
-    """Row-local: ``chunk`` without the rows ``plan`` marked (found by their row in the chunk)."""
-    rows = drops.filter((pl.col("_prio") == prio) & (pl.col("_chunk") == c)).get_column("_row").to_numpy()
+def _copies(frame: pl.DataFrame, how: str) -> pl.DataFrame:
+    return frame.select(*WHERE, "source", "id", detail=pl.lit(f"{how} duplicate of ") + pl.col("_kept"))
+
+
+def drop(chunk: pl.DataFrame, copies: pl.DataFrame, prio: int, c: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Row-local: ``chunk`` without the copies ``plan`` found in it (by their row), and where
+    each dropped row came from (``_prio, _chunk, _row, origin``: its input file:line)."""
+    rows = copies.filter((pl.col("_prio") == prio) & (pl.col("_chunk") == c)).get_column("_row").to_numpy()
     if not len(rows):
-        return chunk
+        return chunk, pl.DataFrame(schema={**{k: COPIES[k] for k in WHERE}, "origin": pl.String})
     keep = np.ones(chunk.height, dtype=bool)
     keep[rows] = False
-    return chunk.filter(pl.Series(keep))
+    origins = chunk[rows].select(_prio=pl.lit(prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
+                                 _row=pl.Series(rows, dtype=pl.UInt32),
+                                 origin=pl.col("meta").str.json_path_match("$.origin"))
+    return chunk.filter(pl.Series(keep)), origins
+
+
+def records(copies: pl.DataFrame, origins: list[pl.DataFrame]) -> pl.DataFrame:
+    """The removed-row records (``REMOVED``) of the copies, in ``plan``'s order."""
+    if copies.is_empty():
+        return REMOVED.clear()
+    where = pl.concat(origins)
+    return (copies.join(where, on=WHERE, how="left", maintain_order="left")
+            .select("source", "id", "origin", bucket=pl.lit("deduplicated"), detail="detail"))
 
 
 def gather_signatures(rows: pl.DataFrame, chunk_table: Callable[[int, int], np.ndarray],
@@ -126,10 +139,6 @@ def gather_signatures(rows: pl.DataFrame, chunk_table: Callable[[int, int], np.n
     if out is None:
         return np.empty((0, 0), dtype=np.uint32)
     return out
-
-
-def _records(frame: pl.DataFrame, detail: pl.Expr) -> pl.DataFrame:
-    return frame.select("source", "id", "origin", bucket=pl.lit("deduplicated"), detail=detail)
 
 
 def removed_rows(frame: pl.DataFrame, bucket: str, detail: pl.Expr | pl.Series) -> pl.DataFrame:

@@ -102,9 +102,9 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) 
                [_Source(src, prio) for prio, src in enumerate(recipe.sources)])
     try:
         keys, table_rows = _read(b)
-        drops, removed = _dedup(b, keys, table_rows)
+        copies = _dedup(b, keys, table_rows)
         del keys
-        removed, index = _prepare(b, drops, removed)
+        removed, index = _prepare(b, copies)
         chosen, val_chosen, allocations = _select(b)
         plans = _order(b, chosen, val_chosen)
         sizes, augmented = _gather(b, plans)
@@ -153,30 +153,31 @@ def _read(b: _Build) -> tuple[pl.DataFrame, int]:
     return (pl.concat(parts) if parts else pl.DataFrame(schema=dedup.KEYS)), rows
 
 
-def _dedup(b: _Build, keys: pl.DataFrame, rows: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _dedup(b: _Build, keys: pl.DataFrame, rows: int) -> pl.DataFrame:
     """Global: exact and near copies, marked on the key table (and the signature table)."""
     b.start("dedup", rows)
     near = b.recipe.dedup.near
     width = near.permutations if near is not None else 0
-    drops, removed = dedup.plan(keys, b.recipe.dedup, lambda part: b.executor.signature_table(part, width))
-    b.end("dedup", rows - drops.height)
-    return drops, removed
+    copies = dedup.plan(keys, b.recipe.dedup, lambda part: b.executor.signature_table(part, width))
+    b.end("dedup", rows - copies.height)
+    return copies
 
 
-def _prepare(b: _Build, drops: pl.DataFrame, removed: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex | None]:
+def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex | None]:
     """Row-local: drop the copies, decontaminate, transform, count tokens and split each chunk.
 
     Returns every removed row's record (copies, then decontaminated rows in source and chunk
     order) and the evaluation index decontamination used.
     """
     recipe = b.recipe
-    b.start("prepare", sum(s.report.rows_available for s in b.sources) - drops.height)  # type: ignore[union-attr]
+    b.start("prepare", sum(s.report.rows_available for s in b.sources) - copies.height)  # type: ignore[union-attr]
     index = build_index(recipe.decontaminate) if recipe.decontaminate is not None else None
-    parts = [removed]
+    origins: list[pl.DataFrame] = []
+    parts: list[pl.DataFrame] = []
     for s in b.sources:
         def prepare(io: ChunkIO, s: _Source = s) -> _Prepared:
-            chunk = dedup.drop(io.get("raw"), drops, s.prio, io.chunk)
             out = _Prepared()
+            chunk, out.origins = dedup.drop(io.get("raw"), copies, s.prio, io.chunk)
             if index is not None:
                 assert recipe.decontaminate is not None
                 cleaned, out.removed, flagged = decontaminate({s.src.name: chunk}, recipe.decontaminate, index)
@@ -195,12 +196,13 @@ def _prepare(b: _Build, drops: pl.DataFrame, removed: pl.DataFrame) -> tuple[pl.
         s.train = _concat([d.train for d in done], SKINNY)
         s.held = _concat([d.held for d in done], SKINNY)
         for d in done:
+            origins.append(d.origins)
             s.steps = _add_steps(s.steps, d.steps)
             s.flagged += d.flagged
             if d.removed is not None:
                 parts.append(d.removed)
     b.end("prepare", sum(s.train.height + s.held.height for s in b.sources))
-    return pl.concat(parts), index
+    return pl.concat([dedup.records(copies, origins), *parts]), index
 
 
 @dataclass
@@ -211,7 +213,8 @@ class _Prepared:
     held: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
     steps: list[transforms.Step] = field(default_factory=list)
     flagged: int = 0
-    removed: pl.DataFrame | None = None
+    removed: pl.DataFrame | None = None  # decontaminated rows
+    origins: pl.DataFrame | None = None  # where the chunk's copies came from
 
 
 def _add_steps(total: list[transforms.Step], chunk: list[transforms.Step]) -> list[transforms.Step]:
