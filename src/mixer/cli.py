@@ -18,7 +18,7 @@ import click
 from mixer import pipeline
 from mixer.manifest import table as manifest_table
 from mixer import recipe as recipe_mod
-from mixer.errors import MixerError, RecipeError
+from mixer.errors import MixerError
 
 _SET_HELP = ("Override a recipe key, e.g. --set sources.hh.weight=0.2 or --set total=1e6. "
              "Values are TOML; paths are relative to the current folder. Repeatable.")
