@@ -1,16 +1,21 @@
-"""Streaming builds (``--stream``) give byte-identical output to in-memory builds, chunk size aside."""
+"""Every executor (in memory, streamed through a spill folder, and the streaming wrapper) gives
+byte-identical output for the same recipe, chunk size aside."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
+import mixer
 from conftest import HH, chat, chats, needs_shared, write_jsonl, write_recipe
 from mixer import pipeline
 from mixer.cli import main
+from mixer.engine import STAGES, StageEvent
 from mixer.streaming import build_streaming
 
 
@@ -18,17 +23,40 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _library(executor: str) -> Callable[[Path, Path, int], Path]:
+    def run(recipe: Path, out: Path, chunk_rows: int) -> Path:
+        return pipeline.build(recipe, executor=executor, chunk_rows=chunk_rows).write(out)
+    return run
+
+
+def _wrapper(recipe: Path, out: Path, chunk_rows: int) -> Path:
+    written, manifest = build_streaming(recipe, out, chunk_rows=chunk_rows)
+    assert json.loads((written / "manifest.json").read_text()) == json.loads(json.dumps(manifest, default=str))
+    return written
+
+
+def _cli(recipe: Path, out: Path, chunk_rows: int) -> Path:
+    result = CliRunner().invoke(main, ["build", str(recipe), "--stream", "--chunk-rows", str(chunk_rows), "-q",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+#: every way to run a build besides the in-memory reference (``pipeline.build(recipe).write(out)``)
+EXECUTORS = {"stream": _library("stream"), "build_streaming": _wrapper, "cli --stream": _cli}
+
+
 def assert_same_output(recipe: Path, tmp_path: Path, chunk_rows: int) -> dict:
-    """Build ``recipe`` in memory and streaming; every written file must be identical."""
-    memory = pipeline.build(recipe).write(tmp_path / "memory")
-    streamed, manifest = build_streaming(recipe, tmp_path / "streamed", chunk_rows=chunk_rows)
-    a, b = _files(memory), _files(streamed)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert a[name] == b[name], f"{name} differs between the in-memory and the streaming build"
-    assert json.loads(b["manifest.json"]) == json.loads(json.dumps(manifest, default=str))
-    assert not any(p.name.startswith(".") for p in streamed.rglob("*")), "spill files left in the output"
-    return json.loads(b["manifest.json"])
+    """Build ``recipe`` in memory and with every other executor; every written file must be identical."""
+    memory = _files(pipeline.build(recipe).write(tmp_path / "memory"))
+    for name, run in EXECUTORS.items():
+        out = run(recipe, tmp_path / name.replace(" ", "_"), chunk_rows)
+        other = _files(out)
+        assert sorted(memory) == sorted(other), name
+        for file in memory:
+            assert memory[file] == other[file], f"{file} differs between the in-memory and the {name} build"
+        assert not any(p.name.startswith(".") for p in out.rglob("*")), f"{name}: spill files left in the output"
+    return json.loads(memory["manifest.json"])
 
 
 def test_dedup_rejects_decontamination_upsampling_and_shards_match_in_memory(tmp_path: Path) -> None:
@@ -133,13 +161,122 @@ shard_rows = 300
     assert m["sources"]["extra"]["repeat_factor"] > 1
 
 
-def test_near_dedup_is_refused_with_a_way_out(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "a.jsonl", chats(5))
-    recipe = write_recipe(tmp_path / "r.toml", 'total = 100\n[dedup]\nnear = true\n[sources.a]\npath = "a.jsonl"\nweight = 1\n')
-    result = CliRunner().invoke(main, ["build", str(recipe), "--stream", "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2
-    assert "dedup.near" in result.output and "without --stream" in result.output
-    assert not (tmp_path / "out").exists()
+def _near_copies(tmp_path: Path) -> Path:
+    """Two document sources with lightly edited copies within and across sources and chunks."""
+    import random
+
+    vocab = [f"w{k}" for k in range(300)]
+    docs = [{"text": " ".join(random.Random(i).choices(vocab, k=60))} for i in range(45)]
+    edited = [{"text": d["text"].replace(" ", " carefully ", 1)} for d in docs[:30:3]]
+    short = [{"text": "one two three"}, {"text": "One two, three!"}, {"text": "... !!"}]  # short; no words
+    write_jsonl(tmp_path / "a.jsonl", docs[:20] + edited[:4] + short)
+    write_jsonl(tmp_path / "b.jsonl", docs[20:] + edited[4:] + docs[:3])
+    return tmp_path
+
+
+@pytest.mark.parametrize("scope", ["global", "source"])
+@pytest.mark.parametrize("chunk_rows", [4, 1000])
+def test_near_dedup_streams_with_the_same_clusters_and_survivors(tmp_path: Path, scope: str, chunk_rows: int) -> None:
+    _near_copies(tmp_path)
+    recipe = write_recipe(tmp_path / "r.toml", f"""
+unit = "examples"
+total = 30
+seed = 3
+[dedup]
+scope = "{scope}"
+near = {{ threshold = 0.7 }}
+[sources.a]
+path = "a.jsonl"
+kind = "document"
+weight = 0.5
+max_epochs = 3
+[sources.b]
+path = "b.jsonl"
+kind = "document"
+weight = 0.5
+max_epochs = 3
+[output]
+shard_rows = 11
+""")
+    m = assert_same_output(recipe, tmp_path, chunk_rows=chunk_rows)
+    removed = pl.read_ndjson(tmp_path / "memory" / "removed.jsonl")
+    near = removed.filter(pl.col("detail").str.starts_with("near duplicate of"))
+    assert near.height >= 4  # the edited copies (and, globally, the cross-source ones) went
+    if scope == "global":
+        assert m["sources"]["b"]["rows_deduplicated"] > m["sources"]["a"]["rows_deduplicated"] > 0
+
+
+def test_near_dedup_of_a_streaming_build_matches_clustering_all_texts_at_once(tmp_path: Path) -> None:
+    """The staged near dedup (signatures per chunk, clusters on the signature table) keeps the rows
+    ``near_duplicate_clusters`` keeps when it sees every text at once."""
+    from mixer.neardup import near_duplicate_clusters
+    from mixer.text import row_text
+
+    _near_copies(tmp_path)
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 10
+[dedup]
+exact = false
+near = { threshold = 0.7 }
+[sources.a]
+path = "a.jsonl"
+kind = "document"
+weight = 1
+""")
+    streamed = pipeline.build(recipe, executor="stream", chunk_rows=3)
+    frame, _ = mixer.read_source(mixer.load_recipe(recipe).sources[0])
+    frame = frame.sort("id")
+    cluster = near_duplicate_clusters(frame.select(row_text(frame, "conversation")).to_series(), threshold=0.7)
+    expected = set(frame.get_column("id").filter(pl.Series(cluster != range(len(cluster)))).to_list())
+    assert expected and set(streamed.removed.get_column("id").to_list()) == expected
+
+
+def test_every_stage_reports_its_start_and_end_with_the_same_rows_whatever_the_executor(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(30) + chats(30)[:5])
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 40\nvalidation = 0.1\n'
+                                              '[sources.a]\npath = "a.jsonl"\nweight = 1\nmax_epochs = 2\n')
+    seen: dict[str, list[StageEvent]] = {}
+    for executor in ("memory", "stream"):
+        events = seen[executor] = []
+        pipeline.build(recipe, executor=executor, chunk_rows=4, progress=events.append)
+        assert [(e.stage, e.event) for e in events] == [(s, ev) for s in STAGES for ev in ("start", "end")]
+        assert all(e.seconds >= 0 and e.executor == executor for e in events)
+    assert [(e.stage, e.event, e.rows) for e in seen["memory"]] == [(e.stage, e.event, e.rows) for e in seen["stream"]]
+    rows = {(e.stage, e.event): e.rows for e in seen["memory"]}
+    assert rows["read", "end"] == 35 and rows["dedup", "end"] == 30 and rows["prepare", "end"] == 30
+    assert rows["export", "end"] == rows["gather", "end"] == rows["select", "end"] > 40  # train 40 + validation
+
+
+def test_a_streamed_mixture_hands_out_the_same_frames_and_datasets(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(25))
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 40
+validation = 0.2
+[sources.a]
+path = "a.jsonl"
+weight = 1
+max_epochs = 2
+[[sources.a.transforms]]
+type = "tools"
+p = 0.5
+[output]
+format = "trl"
+shard_rows = 9
+""")
+    memory = pipeline.build(recipe)
+    streamed = pipeline.build(recipe, executor="stream", chunk_rows=6)
+    assert streamed.manifest == memory.manifest
+    for name, frame in memory.to_polars().items():
+        assert streamed.to_polars()[name].equals(frame)
+    assert streamed.to_datasets()["train"].to_list() == memory.to_datasets()["train"].to_list()
+    spill = streamed.output.folder  # type: ignore[attr-defined]
+    del streamed
+    import gc
+
+    gc.collect()
+    assert not spill.exists(), "the spill folder outlived its mixture"
 
 
 def test_stream_dry_run_prints_the_table_and_writes_nothing(tmp_path: Path) -> None:
@@ -209,3 +346,37 @@ count = [1, 4]
 """)
     m = assert_same_output(recipe, tmp_path, chunk_rows=7)
     assert m["sources"]["a"]["repeat_factor"] > 1 and m["totals"]["validation"]["rows"] > 0
+
+
+def test_staged_recipe_is_built_by_the_library_the_same_with_every_executor(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(30))
+    recipe = write_recipe(tmp_path / "r.toml", """
+[sources.a]
+path = "a.jsonl"
+[mixtures.chat]
+unit = "examples"
+[mixtures.chat.sources.a]
+examples = 12
+[mixtures.rl]
+unit = "examples"
+output = { format = "prompt", shard_rows = 5 }
+[mixtures.rl.sources.a]
+examples = 40
+max_epochs = 2
+""")
+    built = {executor: mixer.build_all(recipe, out=tmp_path / executor, executor=executor, chunk_rows=7)
+             for executor in ("memory", "stream")}
+    assert list(built["memory"].mixtures) == ["chat", "rl"] and built["memory"].index == tmp_path / "memory" / "manifest.json"
+    assert built["memory"].mixtures["chat"].mixture is not None  # in memory: the frames are still at hand
+    assert _files(tmp_path / "memory") == _files(tmp_path / "stream")
+    index = json.loads((tmp_path / "stream" / "manifest.json").read_text())
+    assert {name: m["totals"]["train"]["rows"] for name, m in index["mixtures"].items()} == {"chat": 12, "rl": 40}
+
+
+def test_a_log_callable_gets_one_line_per_stage_start_and_end(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(10))
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 5\n[sources.a]\npath = "a.jsonl"\nweight = 1\n')
+    lines: list[str] = []
+    pipeline.build(recipe, log=lines.append)
+    assert [line.split(":")[0] for line in lines] == [s for s in STAGES for _ in range(2)]
+    assert lines[1].startswith("read: 10 rows out (") and lines[-1].startswith("export: 5 rows out (")

@@ -8,12 +8,12 @@
 """
 
 from mixer import rng, schema, tokens, transforms
-from mixer.pipeline import Mixture, build
+from mixer.pipeline import Mixture, build, build_all
 from mixer.errors import DataError, MixerError, OutputError, RecipeError
 from mixer.recipe import Recipe, load as load_recipe
 from mixer.sources.read import read_source
 
 __all__ = [
-    "DataError", "MixerError", "Mixture", "OutputError", "Recipe", "RecipeError", "build",
+    "DataError", "MixerError", "Mixture", "OutputError", "Recipe", "RecipeError", "build", "build_all",
     "load_recipe", "read_source", "rng", "schema", "tokens", "transforms",
 ]

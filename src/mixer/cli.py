@@ -17,7 +17,6 @@ import click
 
 from mixer import pipeline
 from mixer.manifest import table as manifest_table
-from mixer.streaming import build_streaming
 from mixer import recipe as recipe_mod
 from mixer.errors import MixerError, RecipeError
 
@@ -72,7 +71,7 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if the output format cannot carry a row.")
 @click.option("--stream", is_flag=True,
               help="Hold one chunk of rows in memory at a time (for sources larger than memory). Same output; "
-                   "spills to the output's staging folder; not with dedup.near.")
+                   "spills to the output's staging folder.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Rows per chunk with --stream; memory grows with it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
@@ -89,53 +88,19 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
     folder under OUT, each with its own manifest, plus a top-level manifest.json
     that links them.
     """
-    log = pipeline.stderr_log(quiet)
-    overrides = list(sets) + (["output.strict=true"] if strict else [])
-    if weights_file:
-        from mixer.weights import as_overrides, read_weights
+    def show(built: pipeline.Built) -> None:
+        if built.staged:
+            click.echo(f"\n[{built.name}]  format: {built.recipe.output.format}")
+        click.echo(manifest_table(built.manifest))
+        _warn_notes(built.manifest)
+        click.echo(f"dry run: nothing written (would write {built.target})" if dry_run else f"wrote {built.target}")
 
-        base = recipe_mod.load_all(recipe, overrides)
-        if len(base) > 1:
-            raise RecipeError("--weights applies to a single mixture; for a staged recipe set "
-                              "--set mixtures.NAME.sources.SOURCE.weight=W")
-        names = [s.name for s in next(iter(base.values())).sources]
-        overrides += as_overrides(read_weights(weights_file), names)
-    stages = recipe_mod.load_all(recipe, overrides)
-    if only:
-        unknown = [name for name in only if name not in stages]
-        if unknown:
-            raise RecipeError(f"--only {unknown[0]}: no such mixture in {recipe} (has: {', '.join(stages)})")
-        stages = {name: r for name, r in stages.items() if name in only}
-    staged = any(r.staged for r in stages.values())
-    root = out.expanduser().resolve() if out else None
-    targets = {name: (root / name if staged else root) if root else r.output.dir for name, r in stages.items()}
-    if not dry_run:  # fail before the slow part, not after it
-        from mixer.writers import check_target
-
-        for name, r in stages.items():
-            pipeline.check_not_inside_inputs(targets[name], r)
-            check_target(targets[name], force)
-    built = {}
-    for name, parsed in stages.items():
-        mixture = None
-        if stream:  # writes as it goes (unless a dry run)
-            written, manifest = build_streaming(parsed, targets[name], force=force, chunk_rows=chunk_rows,
-                                                dry_run=dry_run, log=log)
-        else:
-            mixture = pipeline.build(parsed, log=log)
-            manifest = mixture.manifest
-        if staged:
-            click.echo(f"\n[{name}]  format: {parsed.output.format}")
-        click.echo(manifest_table(manifest))
-        _warn_notes(manifest)
-        if dry_run:
-            click.echo(f"dry run: nothing written (would write {targets[name]})")
-            continue
-        built[name] = mixture.write(targets[name], force=force, log=log) if mixture else written
-        click.echo(f"wrote {built[name]}")
-    if staged and built:
-        index = pipeline.write_index(next(iter(built.values())).parent, recipe)
-        click.echo(f"wrote {index}")
+    result = pipeline.build_all(recipe, list(sets) + (["output.strict=true"] if strict else []), only=only, out=out,
+                                weights=weights_file, force=force, dry_run=dry_run,
+                                executor="stream" if stream else "memory", chunk_rows=chunk_rows,
+                                progress=pipeline.log_progress(pipeline.stderr_log(quiet)), on_built=show)
+    if result.index is not None:
+        click.echo(f"wrote {result.index}")
 
 
 @main.command()

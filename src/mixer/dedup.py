@@ -1,31 +1,67 @@
 """Deduplication across the mixture's sources, before any augmentation.
 
 Exact: rows whose key text (see :func:`mixer.text.row_text`) has the same token sequence
-after normalization (NFKC, case, whitespace). Near
-(optional): MinHash-LSH clusters of word shingles (:mod:`mixer.neardup`). In both, the copy
-that survives is deterministic: the source listed first in the recipe, then the smallest id.
+after normalization (NFKC, case, whitespace). Near (optional): MinHash-LSH clusters of word
+shingles (:mod:`mixer.neardup`). In both, the copy that survives is deterministic: the source
+listed first in the recipe, then the smallest id.
+
+Staged so that no step needs every row's text at once (datatrove's signature -> buckets ->
+clusters -> filter):
+
+1. :func:`chunk_keys`, row-local: each row's key (and MinHash signature) in a small key table;
+2. :func:`plan`, global: which rows are copies, on the key table and the signature table;
+3. :func:`drop`, row-local: remove a chunk's copies (and note where they came from, for
+   :func:`records`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
+from mixer import neardup
 from mixer.specs import DedupSpec
 from mixer.text import row_text, sequence_keys
 
+REMOVED = pl.DataFrame(schema={"source": pl.String, "id": pl.String, "origin": pl.String, "bucket": pl.String,
+                               "detail": pl.String})
+KEYS = pl.Schema({"id": pl.String, "source": pl.String, "_prio": pl.UInt32, "_chunk": pl.UInt32,
+                  "_row": pl.UInt32, "_key": pl.UInt64, "_sig": pl.Int64})
+WHERE = ["_prio", "_chunk", "_row"]  # a row's place: source priority, chunk, row in the chunk
+COPIES = pl.Schema({"_prio": pl.UInt32, "_chunk": pl.UInt32, "_row": pl.UInt32, "source": pl.String, "id": pl.String,
+                    "detail": pl.String})
 
-def content_keys(frame: pl.DataFrame, key: str) -> pl.Series:
-    """The exact-dedup key of each row (``_key``): a hash of its normalized token sequence."""
-    text = frame.select(row_text(frame, key)).to_series()
-    return pl.Series("_key", sequence_keys(text))
+#: Signatures of the rows of a key table (``_prio, _chunk, _sig``), as one array in that order.
+SignatureTable = Callable[[pl.DataFrame], np.ndarray]
+
+
+def active(spec: DedupSpec) -> bool:
+    return spec.exact or spec.near is not None
+
+
+def chunk_keys(chunk: pl.DataFrame, spec: DedupSpec, prio: int, c: int) -> tuple[pl.DataFrame, np.ndarray | None]:
+    """Row-local: the key table rows of one chunk (``KEYS``) and, for near dedup, its MinHash
+    signatures (one row per key row whose ``_sig`` is not null, in row order)."""
+    text = chunk.select(row_text(chunk, spec.key)).to_series()
+    keys = chunk.select(
+        "id", "source", _prio=pl.lit(prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
+        _row=pl.int_range(pl.len(), dtype=pl.UInt32), _key=pl.Series(sequence_keys(text), dtype=pl.UInt64),
+    )
+    if spec.near is None:
+        return keys.with_columns(_sig=pl.lit(None, pl.Int64)), None
+    near = spec.near
+    signed, table = neardup.signatures(text, ngram=near.ngram, permutations=near.permutations)
+    index = pl.Series(np.cumsum(signed, dtype=np.int64) - 1)
+    return keys.with_columns(_sig=pl.when(pl.Series(signed)).then(index).otherwise(None)), table
 
 
 def mark_exact(keyed: pl.DataFrame, spec: DedupSpec) -> pl.DataFrame:
     """Sort rows with ``id, _prio, _key`` columns into survivor order and mark exact copies.
 
     Adds ``_dup`` (a later copy) and ``_kept`` (the surviving copy's id). Needs only the keys,
-    so a streaming build runs it on a small table of every row.
+    so it runs on a small table of every row.
     """
     group = ["_prio"] if spec.scope == "source" else []
     ordered = keyed.sort([*group, "_key", "_prio", "id"])
@@ -38,48 +74,71 @@ def mark_exact(keyed: pl.DataFrame, spec: DedupSpec) -> pl.DataFrame:
     )
 
 
-def deduplicate(frames: dict[str, pl.DataFrame], spec: DedupSpec) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """Remove duplicates; ``frames`` is ordered by recipe priority (first listed wins).
-
-    Returns the kept rows per source and a frame of removed rows: ``source, id, bucket,
-    detail`` (detail names the surviving copy).
-    """
-    if not spec.exact and spec.near is None or not frames or all(f.is_empty() for f in frames.values()):
-        return frames, REMOVED.clear()
-    allrows = pl.concat([
-        f.select("id", "source", "kind", "system", "messages", "text", "meta").with_columns(_prio=pl.lit(i, dtype=pl.UInt32))
-        for i, f in enumerate(frames.values())
-    ])
-    text = allrows.select(row_text(allrows, spec.key)).to_series()
-    allrows = allrows.with_columns(_key=pl.Series(sequence_keys(text)), _text=text).with_row_index("_i")
-    ordered = mark_exact(allrows.select("_i", "id", "source", "meta", "_prio", "_key", "_text"), spec)
-    drop = np.zeros(allrows.height, dtype=bool)
-    drop[ordered.filter("_dup").get_column("_i").to_numpy()] = True
-    removed = [removed_rows(ordered.filter("_dup"), "deduplicated", pl.lit("exact duplicate of ") + pl.col("_kept"))]
-
+def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -> pl.DataFrame:
+    """Global: the copies among every row of the key table (``COPIES``: where each is, and the
+    surviving copy in ``detail``): exact copies in key order, then near copies in (source
+    priority, id) order."""
+    if not active(spec) or keys.is_empty():
+        return pl.DataFrame(schema=COPIES)
+    ordered = mark_exact(keys, spec)
+    copies = [_copies(ordered.filter("_dup"), "exact")]
     if spec.near is not None:
-        from mixer.neardup import near_duplicate_clusters
-
-        rest = ordered.filter(~pl.col("_dup")).sort(["_prio", "id"])
+        near = spec.near
+        neardup.check_params(near.threshold, near.ngram, near.permutations, near.bands)
+        rest = ordered.filter(~pl.col("_dup")).drop("_dup", "_kept").sort(["_prio", "id"])
         for sub in ([rest] if spec.scope == "global" else rest.partition_by("_prio", maintain_order=True)):
-            cluster = near_duplicate_clusters(
-                sub.get_column("_text"), threshold=spec.near.threshold, ngram=spec.near.ngram,
-                permutations=spec.near.permutations, bands=spec.near.bands)
+            signed = sub.get_column("_sig").is_not_null().to_numpy()
+            table = signature_table(sub.filter(pl.Series(signed)).select("_prio", "_chunk", "_sig"))
+            cluster = neardup.clusters(signed, table, threshold=near.threshold, bands=near.bands)
             # rows are sorted by (priority, id), so each cluster's smallest index is its survivor
             dup = cluster != np.arange(len(cluster))
             hit = sub.filter(pl.Series(dup)).with_columns(_kept=sub.get_column("id").gather(cluster[dup]))
-            drop[hit.get_column("_i").to_numpy()] = True
-            removed.append(removed_rows(hit, "deduplicated", pl.lit("near duplicate of ") + pl.col("_kept")))
-
-    out, start = {}, 0
-    for name, frame in frames.items():
-        out[name] = frame.filter(pl.Series(~drop[start : start + frame.height]))
-        start += frame.height
-    return out, pl.concat(removed)
+            copies.append(_copies(hit, "near"))
+    return pl.concat(copies)
 
 
-REMOVED = pl.DataFrame(schema={"source": pl.String, "id": pl.String, "origin": pl.String, "bucket": pl.String,
-                               "detail": pl.String})
+def _copies(frame: pl.DataFrame, how: str) -> pl.DataFrame:
+    return frame.select(*WHERE, "source", "id", detail=pl.lit(f"{how} duplicate of ") + pl.col("_kept"))
+
+
+def drop(chunk: pl.DataFrame, copies: pl.DataFrame, prio: int, c: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Row-local: ``chunk`` without the copies ``plan`` found in it (by their row), and where
+    each dropped row came from (``_prio, _chunk, _row, origin``: its input file:line)."""
+    rows = copies.filter((pl.col("_prio") == prio) & (pl.col("_chunk") == c)).get_column("_row").to_numpy()
+    if not len(rows):
+        return chunk, pl.DataFrame(schema={**{k: COPIES[k] for k in WHERE}, "origin": pl.String})
+    keep = np.ones(chunk.height, dtype=bool)
+    keep[rows] = False
+    origins = chunk[rows].select(_prio=pl.lit(prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
+                                 _row=pl.Series(rows, dtype=pl.UInt32),
+                                 origin=pl.col("meta").str.json_path_match("$.origin"))
+    return chunk.filter(pl.Series(keep)), origins
+
+
+def records(copies: pl.DataFrame, origins: list[pl.DataFrame]) -> pl.DataFrame:
+    """The removed-row records (``REMOVED``) of the copies, in ``plan``'s order."""
+    if copies.is_empty():
+        return REMOVED.clear()
+    where = pl.concat(origins)
+    return (copies.join(where, on=WHERE, how="left", maintain_order="left")
+            .select("source", "id", "origin", bucket=pl.lit("deduplicated"), detail="detail"))
+
+
+def gather_signatures(rows: pl.DataFrame, chunk_table: Callable[[int, int], np.ndarray],
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """The signatures of ``rows`` (``_prio, _chunk, _sig``) in their order, read one chunk's
+    table at a time into ``out`` (a fresh array, or e.g. a memory map the caller made)."""
+    width = None
+    positions = rows.with_row_index("_at").partition_by(["_prio", "_chunk"], as_dict=True)
+    for (prio, c), part in positions.items():
+        table = chunk_table(int(prio), int(c))  # type: ignore[call-overload]
+        if out is None:
+            width = table.shape[1]
+            out = np.empty((rows.height, width), dtype=np.uint32)
+        out[part.get_column("_at").to_numpy()] = table[part.get_column("_sig").to_numpy()]
+    if out is None:
+        return np.empty((0, 0), dtype=np.uint32)
+    return out
 
 
 def removed_rows(frame: pl.DataFrame, bucket: str, detail: pl.Expr | pl.Series) -> pl.DataFrame:

@@ -6,12 +6,16 @@ manifest. ``check`` asserts the accounting identities the manifest promises.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections import Counter
 from importlib import metadata
 from typing import Any
 
-from mixer import pools, writers
+import polars as pl
+
+from mixer import mix, pools, writers
+from mixer.errors import DataError
 from mixer.mix import VALIDATION_RULE, Allocation
 from mixer.recipe import Recipe
 from mixer.sources.read import ReadReport
@@ -210,3 +214,59 @@ def table(manifest: dict[str, Any]) -> str:
         lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens ({note})")
     lines += warnings(manifest)
     return "\n".join(lines)
+
+
+def augmented_counts(frame: pl.DataFrame, steps: list[Step]) -> dict[str, int]:
+    """Rows of ``frame`` each transform step augmented (from the ``aug.N.`` keys in meta)."""
+    meta = frame.get_column("meta")
+    return {s.label: int(meta.str.contains(f'"aug.{s.position}.', literal=True).sum()) for s in steps}
+
+
+def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[str, list[Step]],
+                   allocations: list[Allocation], chosen: dict[str, pl.DataFrame],
+                   train: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
+                   val_chosen: dict[str, pl.DataFrame], removed: pl.DataFrame,
+                   flagged: dict[str, int], augmented: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+    """The manifest's per-source accounting, from what each stage reported.
+
+    Frames need only ``n_tokens`` (sizes and token sums).
+    """
+    train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
+    entries = {}
+    for alloc in allocations:
+        name = alloc.source
+        got = chosen[name]
+        buckets = removed.filter(pl.col("source") == name).get_column("bucket")
+        alloc = dataclasses.replace(alloc, selected_rows=got.height, selected_tokens=int(mix.amount(got, "tokens")))
+        entries[name] = source_entry(
+            reports[name], steps[name], alloc,
+            cleaned={"rows_deduplicated": int((buckets == "deduplicated").sum()),
+                     "rows_decontaminated": int((buckets == "decontaminated").sum()),
+                     "rows_flagged_contaminated": flagged.get(name, 0)},
+            split_rows={"train": train[name].height, "validation": held[name].height},
+            tokens_available=int(mix.amount(train[name], "tokens") + mix.amount(held[name], "tokens")),
+            validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
+            realized_share=mix.amount(got, recipe.unit) / train_total if train_total else 0.0,
+            augmented_selected=augmented[name],
+        )
+    return entries
+
+
+def decontamination_summary(index: Any) -> dict[str, Any]:
+    """The manifest's record of what rows were checked against (a ``decontaminate.EvalIndex``)."""
+    return {"against": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in index.inputs],
+            "eval_texts": index.texts, "eval_ngrams": int(len(index.hashes))}
+
+
+def export_summary(rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]], recipe: Recipe,
+                   sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Rows written and rejected per split (and per source, given the manifest's source entries);
+    under ``strict`` any rejection fails the build."""
+    reasons = Counter(r["reason"] for split in rejects.values() for r in split)
+    if reasons and recipe.output.strict:
+        raise DataError(f"--strict: {reasons.total()} rows cannot be written as {recipe.output.format}: "
+                        + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
+    summary = export_entry(recipe.output.format, rows, rejects, sources or {}, recipe.unit)
+    if sources is None:
+        del summary["sources"]
+    return summary

@@ -36,7 +36,7 @@ import polars as pl
 
 from mixer.rng import splitmix64 as _mix
 
-__all__ = ["near_duplicate_clusters"]
+__all__ = ["check_params", "clusters", "near_duplicate_clusters", "signatures"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _COMBINE = np.uint64(0x100000001B3)  # odd multiplier making the n-gram combine order-aware
@@ -57,29 +57,53 @@ def near_duplicate_clusters(texts: pl.Series, *, threshold: float = 0.8, ngram: 
     smallest row index, so a row without near-duplicates has ``cluster[i] == i``.
     ``seed`` picks the MinHash functions; the result is deterministic for a given seed,
     whatever the thread count.
+
+    This is :func:`signatures` then :func:`clusters`; a build that holds one chunk of rows at
+    a time calls them separately (signatures per chunk, clusters on the signature table).
     """
-    _validate(threshold, ngram, permutations, bands)
+    check_params(threshold, ngram, permutations, bands)
+    signed, table = signatures(texts, ngram=ngram, permutations=permutations, seed=seed)
+    return clusters(signed, table, threshold=threshold, bands=bands)
+
+
+def signatures(texts: pl.Series, *, ngram: int = 5, permutations: int = 128,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Row-local step: which rows have shingles (bool per row) and their MinHash signatures,
+    shape ``(signed rows, permutations)`` uint32, in row order.
+
+    A row's signature depends on its text alone, so signing a chunk at a time gives the rows
+    of signing everything at once.
+    """
     texts = _as_strings(texts)
-    n = len(texts)
-    cluster = np.arange(n, dtype=np.int64)
-    row_parts: list[np.ndarray] = []
-    signature_parts: list[np.ndarray] = []
+    signed = np.zeros(len(texts), dtype=bool)
+    parts: list[np.ndarray] = []
     for lo, hi in _row_chunks(texts):  # bounded memory: only signatures outlive a chunk
         lengths, word_hashes = _word_hashes(texts.slice(lo, hi - lo))
         keys, counts = _shingle_keys(lengths, word_hashes, ngram)
         rows = np.flatnonzero(counts)  # rows with at least one shingle; the others stay alone
         if len(rows):
-            row_parts.append(rows + lo)
-            signature_parts.append(_minhash(keys, counts[rows], permutations, seed))
-    if sum(len(r) for r in row_parts) < 2:
+            signed[rows + lo] = True
+            parts.append(_minhash(keys, counts[rows], permutations, seed))
+    table = np.concatenate(parts) if parts else np.empty((0, permutations), dtype=np.uint32)
+    return signed, table
+
+
+def clusters(signed: np.ndarray, table: np.ndarray, *, threshold: float = 0.8, bands: int = 32) -> np.ndarray:
+    """Global step: the cluster of every row (smallest member index) from the signature table.
+
+    ``signed`` marks the rows that have a signature; ``table`` holds those rows' signatures in
+    row order (an array or a memory map). Rows without one stay alone.
+    """
+    cluster = np.arange(len(signed), dtype=np.int64)
+    rows = np.flatnonzero(signed)
+    if len(rows) < 2:
         return cluster
-    rows = np.concatenate(row_parts)
-    roots = _lsh_components(np.concatenate(signature_parts), threshold, bands)
+    roots = _lsh_components(table, threshold, bands)
     cluster[rows] = rows[roots]  # roots are the smallest member, and rows is increasing
     return cluster
 
 
-def _validate(threshold: float, ngram: int, permutations: int, bands: int) -> None:
+def check_params(threshold: float, ngram: int, permutations: int, bands: int) -> None:
     """Reject parameters that would silently give meaningless clusters."""
     for name, value in (("ngram", ngram), ("permutations", permutations), ("bands", bands)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

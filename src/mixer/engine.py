@@ -1,0 +1,359 @@
+"""The build, described once: named stages over chunks and small key tables.
+
+    read -> dedup -> prepare -> select -> order -> gather -> export
+
+Row-local stages (``read``: read + normalise + dedup keys/signatures; ``prepare``: drop
+copies, decontaminate, transform, count tokens, split; ``gather``: the selected rows, repeats
+re-augmented; ``export``: final order and output-format conversion) run chunk by chunk
+through an :mod:`executor <mixer.executors>`, which alone decides where rows live between
+stages. Global stages (``dedup``: exact and near copies; ``select``: budgets and selection;
+``order``: final positions and shards) run on small key tables (ids, keys, token counts,
+signatures) with the same functions whatever the executor, so every executor gives the same
+rows, order, files and manifest.
+
+A ``progress`` callable gets a :class:`StageEvent` at the start and end of every stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mixer import dedup, formats, mix, schema, tokens, transforms, writers
+from mixer import manifest as manifest_mod
+from mixer.decontaminate import EvalIndex, build_index, decontaminate
+from mixer.executors import ChunkIO, Executor
+from mixer.mixture import Mixture
+from mixer.recipe import Recipe, Source
+from mixer.sources.read import ReadReport
+from mixer.split import split
+
+STAGES = ("read", "dedup", "prepare", "select", "order", "gather", "export")
+SKINNY = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, "_chunk": pl.UInt32})  # per row, for selection
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """A stage starting (``rows`` going in) or ending (``rows`` coming out, ``seconds`` it took)."""
+
+    stage: str
+    event: str  # "start" | "end"
+    rows: int
+    seconds: float = 0.0
+    executor: str = ""
+
+
+Progress = Callable[[StageEvent], None]
+
+
+def silent(_: StageEvent) -> None:
+    return None
+
+
+@dataclass
+class _Source:
+    """What the stages learn about one source: its read report, step totals and key tables."""
+
+    src: Source
+    prio: int
+    report: ReadReport | None = None
+    steps: list[transforms.Step] = field(default_factory=list)
+    flagged: int = 0
+    train: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
+    held: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
+
+
+@dataclass
+class _Build:
+    recipe: Recipe
+    executor: Executor
+    progress: Progress
+    enc: Any
+    base_dir: Path
+    sources: list[_Source]
+    _started: dict[str, float] = field(default_factory=dict)
+
+    def start(self, stage: str, rows: int) -> None:
+        self._started[stage] = time.perf_counter()
+        self.progress(StageEvent(stage, "start", rows, executor=self.executor.name))
+
+    def end(self, stage: str, rows: int) -> None:
+        seconds = time.perf_counter() - self._started.pop(stage)
+        self.progress(StageEvent(stage, "end", rows, seconds, self.executor.name))
+
+    def augment(self, frame: pl.DataFrame, src: Source) -> tuple[pl.DataFrame, list[transforms.Step]]:
+        """The source's transforms on rows, then their token counts: the one place transforms run
+        (first copies in ``prepare``, upsampled repeats in ``gather``)."""
+        frame, steps = transforms.apply(frame, src.transforms, seed=self.recipe.seed, source=src.name,
+                                        base_dir=self.base_dir, encoding=self.enc)
+        return tokens.count(frame, self.enc), steps
+
+
+def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) -> Mixture:
+    """Run every stage of ``recipe`` on ``executor``; the mixture's rows stay where it keeps them."""
+    b = _Build(recipe, executor, progress or silent, tokens.encoding(recipe.tokenizer),
+               recipe.path.resolve().parent if recipe.path else Path.cwd(),
+               [_Source(src, prio) for prio, src in enumerate(recipe.sources)])
+    try:
+        keys, table_rows = _read(b)
+        copies = _dedup(b, keys, table_rows)
+        del keys
+        removed, index = _prepare(b, copies)
+        chosen, val_chosen, allocations = _select(b)
+        plans = _order(b, chosen, val_chosen)
+        sizes, augmented = _gather(b, plans)
+        # from here on the accounting needs only sizes
+        entries = manifest_mod.source_entries(
+            recipe, {s.src.name: s.report for s in b.sources},  # type: ignore[misc]
+            {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"],
+            {s.src.name: s.train.select("n_tokens") for s in b.sources},
+            {s.src.name: s.held.select("n_tokens") for s in b.sources},
+            sizes["validation"], removed, {s.src.name: s.flagged for s in b.sources}, augmented)
+        totals = {name: {"rows": sum(f.height for f in part.values()),
+                         "tokens": int(sum(mix.amount(f, "tokens") for f in part.values()))}
+                  for name, part in sizes.items()}
+        manifest = manifest_mod.build_manifest(recipe, b.enc.name, entries, totals)
+        if index is not None:
+            manifest["decontamination"] = manifest_mod.decontamination_summary(index)
+        output = _export(b, plans, manifest)
+        manifest_mod.check(manifest)
+    except BaseException:
+        executor.close()
+        raise
+    rejects = [r for s in b.sources for r in s.report.rejects]  # type: ignore[union-attr]
+    return Mixture(recipe=recipe, manifest=manifest, output=output, rejects=rejects, removed=removed)
+
+
+def _read(b: _Build) -> tuple[pl.DataFrame, int]:
+    """Row-local: read and normalise every source chunk by chunk; keep each row's dedup keys
+    (and near-dedup signatures). Returns the key table and the rows read into it."""
+    spec = b.recipe.dedup
+    b.start("read", 0)
+    parts: list[pl.DataFrame] = []
+    rows = 0
+    for s in b.sources:
+        def keys(io: ChunkIO, chunk: pl.DataFrame) -> tuple[int, pl.DataFrame | None]:
+            if not dedup.active(spec):
+                return chunk.height, None
+            key_rows, table = dedup.chunk_keys(chunk, spec, io.prio, io.chunk)
+            if table is not None:
+                io.put_array("sig", table)
+            return chunk.height, key_rows
+
+        s.report, done = b.executor.ingest(s.prio, s.src, keys)
+        rows += sum(height for height, _ in done)
+        parts += [key_rows for _, key_rows in done if key_rows is not None]
+    b.end("read", rows)
+    return (pl.concat(parts) if parts else pl.DataFrame(schema=dedup.KEYS)), rows
+
+
+def _dedup(b: _Build, keys: pl.DataFrame, rows: int) -> pl.DataFrame:
+    """Global: exact and near copies, marked on the key table (and the signature table)."""
+    b.start("dedup", rows)
+    near = b.recipe.dedup.near
+    width = near.permutations if near is not None else 0
+    copies = dedup.plan(keys, b.recipe.dedup, lambda part: b.executor.signature_table(part, width))
+    b.end("dedup", rows - copies.height)
+    return copies
+
+
+def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex | None]:
+    """Row-local: drop the copies, decontaminate, transform, count tokens and split each chunk.
+
+    Returns every removed row's record (copies, then decontaminated rows in source and chunk
+    order) and the evaluation index decontamination used.
+    """
+    recipe = b.recipe
+    b.start("prepare", sum(s.report.rows_available for s in b.sources) - copies.height)  # type: ignore[union-attr]
+    index = build_index(recipe.decontaminate) if recipe.decontaminate is not None else None
+    origins: list[pl.DataFrame] = []
+    parts: list[pl.DataFrame] = []
+    for s in b.sources:
+        def prepare(io: ChunkIO, s: _Source = s) -> _Prepared:
+            out = _Prepared()
+            chunk, out.origins = dedup.drop(io.get("raw"), copies, s.prio, io.chunk)
+            if index is not None:
+                assert recipe.decontaminate is not None
+                cleaned, out.removed, flagged = decontaminate({s.src.name: chunk}, recipe.decontaminate, index)
+                chunk, out.flagged = cleaned[s.src.name], flagged[s.src.name]
+            if s.src.transforms:
+                io.put("clean", chunk)  # upsampled repeats are re-augmented from the cleaned rows
+            frame, out.steps = b.augment(chunk, s.src)
+            io.put("ready", frame)
+            train, held = split(frame, recipe.validation, recipe.seed)
+            c = pl.lit(io.chunk, pl.UInt32)
+            out.train, out.held = train.select("id", "n_tokens", _chunk=c), held.select("id", "n_tokens", _chunk=c)
+            return out
+
+        done = b.executor.map(s.prio, prepare)
+        b.executor.discard(s.prio, "raw")
+        s.train = _concat([d.train for d in done], SKINNY)
+        s.held = _concat([d.held for d in done], SKINNY)
+        for d in done:
+            origins.append(d.origins)
+            s.steps = _add_steps(s.steps, d.steps)
+            s.flagged += d.flagged
+            if d.removed is not None:
+                parts.append(d.removed)
+    b.end("prepare", sum(s.train.height + s.held.height for s in b.sources))
+    return pl.concat([dedup.records(copies, origins), *parts]), index
+
+
+@dataclass
+class _Prepared:
+    """What ``prepare`` learns from one chunk: its key tables, step counts and removed rows."""
+
+    train: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
+    held: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
+    steps: list[transforms.Step] = field(default_factory=list)
+    flagged: int = 0
+    removed: pl.DataFrame | None = None  # decontaminated rows
+    origins: pl.DataFrame | None = None  # where the chunk's copies came from
+
+
+def _add_steps(total: list[transforms.Step], chunk: list[transforms.Step]) -> list[transforms.Step]:
+    """What each transform did to a source: the sum over its chunks."""
+    if not total:
+        return chunk
+    return [transforms.Step(a.position, a.type, a.rows_in + b.rows_in, a.rows_out + b.rows_out,
+                            a.augmented + b.augmented) for a, b in zip(total, chunk)]
+
+
+def _select(b: _Build) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame], list[mix.Allocation]]:
+    """Global: per-source budgets and the selected ids (train, then validation), on key tables."""
+    b.start("select", sum(s.train.height + s.held.height for s in b.sources))
+    chosen, allocations = mix.allocate(b.recipe, {s.src.name: s.train for s in b.sources})
+    val_chosen = mix.select_validation(chosen, {s.src.name: s.held for s in b.sources}, b.recipe)
+    b.end("select", sum(f.height for f in chosen.values()) + sum(f.height for f in val_chosen.values()))
+    return chosen, val_chosen, allocations
+
+
+def _order(b: _Build, chosen: dict[str, pl.DataFrame], val_chosen: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Global: every selected row's final position and output shard, per split."""
+    rows = sum(f.height for f in chosen.values()) + sum(f.height for f in val_chosen.values())
+    b.start("order", rows)
+    plans = {"train": _plan(chosen, b), "validation": _plan(val_chosen, b)}
+    b.end("order", rows)
+    return plans
+
+
+def _plan(chosen: dict[str, pl.DataFrame], b: _Build) -> pl.DataFrame:
+    prio = {s.src.name: s.prio for s in b.sources}
+    combined = pl.concat([f.with_columns(_prio=pl.lit(prio[name], pl.UInt32)) for name, f in chosen.items()])
+    order = mix.order(combined.get_column("id"), b.recipe.seed)
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    offsets = np.array([o for o, _ in writers.shard_plan(combined.height, b.recipe.output.shard_rows)],
+                       dtype=np.int64)
+    return combined.select(
+        "id", "_prio", "_chunk",
+        _pos=pl.Series(position),
+        _shard=pl.Series(np.searchsorted(offsets, position, side="right") - 1 if len(offsets) else position),
+    )
+
+
+def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[str, pl.DataFrame]],
+                                                                  dict[str, dict[str, int]]]:
+    """Row-local: each chunk's selected rows (upsampled repeats re-augmented), handed to the
+    executor with their position; returns their sizes per split and source, and how many
+    selected train rows each transform step augmented."""
+    b.start("gather", sum(p.height for p in plans.values()))
+    sizes: dict[str, dict[str, pl.DataFrame]] = {name: {} for name in plans}
+    augmented: dict[str, dict[str, int]] = {}
+    for s in b.sources:
+        mine = {name: plan.filter(pl.col("_prio") == s.prio) for name, plan in plans.items()}
+
+        def gather(io: ChunkIO, s: _Source = s, mine: dict[str, pl.DataFrame] = mine) -> dict[str, pl.DataFrame]:
+            return _gather_chunk(b, s, io, mine)
+
+        done = b.executor.map(s.prio, gather)
+        name = s.src.name
+        augmented[name] = {st.label: 0 for st in s.steps}
+        for split_name in plans:
+            sizes[split_name][name] = _concat([d[split_name].select("n_tokens") for d in done if split_name in d],
+                                              {"n_tokens": pl.UInt32})
+        for d in done:
+            if "train" in d:
+                for label, n in manifest_mod.augmented_counts(d["train"], s.steps).items():
+                    augmented[name][label] += n
+    b.end("gather", sum(f.height for part in sizes.values() for f in part.values()))
+    return sizes, augmented
+
+
+def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    ready = None
+    out = {}
+    for split_name, plan in plans.items():
+        mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard")
+        if not mine.height:
+            continue
+        if ready is None:
+            ready = io.get("ready")
+        mine = mine.with_columns(_base=pl.col("id").str.replace(r"#\d+$", ""))
+        is_repeat = pl.col("id") != pl.col("_base")
+        first = mine.filter(~is_repeat).join(ready, on="id", how="inner").drop("_base")
+        repeats = mine.filter(is_repeat)
+        if repeats.height and s.src.transforms:
+            # a repeat starts again from the untransformed row under its own id: fresh draws
+            fresh = (repeats.select("id", "_base").join(io.get("clean").rename({"id": "_base"}), on="_base",
+                                                        how="inner", maintain_order="left").drop("_base"))
+            fresh, _ = b.augment(fresh.select(schema.COLUMNS), s.src)
+            again = repeats.select("id", "_pos", "_shard").join(fresh, on="id", how="inner")
+        else:
+            again = repeats.join(ready.rename({"id": "_base"}), on="_base", how="inner").drop("_base")
+        rows = pl.concat([first, again.select(first.columns)]) if repeats.height else first
+        assert rows.height == mine.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
+        io.put_rows(split_name, rows)
+        out[split_name] = rows.select(schema.COLUMNS)
+    return out
+
+
+def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any]) -> Any:
+    """Row-local per output shard: the rows in final order, converted to the output format."""
+    recipe = b.recipe
+    fmt = formats.FORMATS[recipe.output.format]
+    convert = None
+    if fmt.convert is not None:
+        options = export_options(recipe, b.base_dir)
+
+        def convert(frame: pl.DataFrame) -> formats.Exported:
+            return formats.export(frame, fmt, **options)
+
+    names = ["train", "validation"] if recipe.validation > 0 else ["train"]
+    b.start("export", sum(plans[name].height for name in names))
+    rows: dict[str, int] = {}
+    rejects: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        rows[name], rejects[name] = 0, []
+        for index, count, frame in b.executor.shards(name, plans[name].height, recipe.output):
+            frame = schema.check(frame, "export")
+            part: pl.DataFrame | list[dict[str, Any]] = frame
+            if convert is not None:
+                exported = convert(frame)
+                part = exported.rows
+                rejects[name] += exported.rejects
+            rows[name] += len(part) if isinstance(part, list) else part.height
+            b.executor.put_output(name, index, count, frame, part)
+    if convert is not None:
+        manifest["export"] = manifest_mod.export_summary(rows, rejects, recipe, manifest["sources"])
+    output = b.executor.output(convert)
+    output.rejects = rejects if convert is not None else {}
+    b.end("export", sum(rows.values()))
+    return output
+
+
+def export_options(recipe: Recipe, base_dir: Path) -> dict[str, Any]:
+    """Options of the output format's converter (the chat template of ``text``)."""
+    if recipe.output.format == "text":
+        return {"template": formats.text.load_template(recipe.output.chat_template, base_dir)}
+    return {}
+
+
+def _concat(parts: list[pl.DataFrame], columns: Any) -> pl.DataFrame:
+    return pl.concat(parts) if parts else pl.DataFrame(schema=columns)

@@ -1,0 +1,387 @@
+"""Executors: where a build's rows live between its stages, and how row-local steps run.
+
+The build (:mod:`mixer.engine`) is described once; an executor only stores chunks and runs
+row-local functions over them:
+
+- :class:`InMemory`: one chunk per source, frames held in memory, nothing on disk; the output
+  is the splits as frames (``Mixture.to_polars``), written when asked.
+- :class:`LocalStreaming`: chunks of ``chunk_rows`` rows spilled as Parquet to a folder, so
+  memory is bounded by the chunk size; output shards are written as they are assembled.
+
+What an executor must provide (a cluster executor, e.g. Ray Data, implements the same calls
+with tasks over blocks and shared storage): ``ingest`` (read a source chunk by chunk, running
+a row-local function on each), ``map`` (run a row-local function on every chunk of a source
+with a :class:`ChunkIO` to its stored frames), ``signature_table`` (gather near-dedup
+signatures of given rows into one array for the global clustering step), ``shards`` (the
+selected rows of a split assembled in final order, one output shard at a time),
+``put_output`` (keep or write a converted shard) and ``output``/``close``. Global steps never
+see an executor: they take and give small key tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from abc import ABC, abstractmethod
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import polars as pl
+
+from mixer import formats, schema, writers
+from mixer.dedup import gather_signatures
+from mixer.recipe import Output as OutputSpec, Source
+from mixer.sources.read import ReadReport, read_chunks, read_source
+
+T = TypeVar("T")
+Part = pl.DataFrame | list[dict[str, Any]]  # one converted shard: canonical rows, or trainer-format rows
+
+
+class ChunkIO(Protocol):
+    """A row-local step's access to the stored frames of one chunk of one source."""
+
+    prio: int
+    chunk: int
+
+    def get(self, kind: str) -> pl.DataFrame: ...
+
+    def put(self, kind: str, frame: pl.DataFrame) -> None: ...
+
+    def put_array(self, kind: str, array: np.ndarray) -> None: ...
+
+    def put_rows(self, split: str, rows: pl.DataFrame) -> None:
+        """Selected rows of a split with their final position ``_pos`` and output ``_shard``."""
+
+
+class Output(Protocol):
+    """The built splits, wherever they live; what a :class:`mixer.mixture.Mixture` holds."""
+
+    rejects: dict[str, list[dict[str, Any]]]  # export rejects per split
+
+    def frames(self) -> dict[str, pl.DataFrame]: ...
+
+    def exported(self) -> dict[str, formats.Exported]: ...
+
+    def write(self, folder: Path) -> list[writers.OutputFile]:
+        """Put the data files into ``folder`` (a staging folder) and describe them."""
+
+
+@dataclass
+class _IO:
+    executor: Executor
+    prio: int
+    chunk: int
+
+    def get(self, kind: str) -> pl.DataFrame:
+        return self.executor.get(self.prio, self.chunk, kind)
+
+    def put(self, kind: str, frame: pl.DataFrame) -> None:
+        self.executor.put(self.prio, self.chunk, kind, frame)
+
+    def put_array(self, kind: str, array: np.ndarray) -> None:
+        self.executor.put_array(self.prio, self.chunk, kind, array)
+
+    def put_rows(self, split: str, rows: pl.DataFrame) -> None:
+        self.executor.put_rows(split, self.prio, self.chunk, rows)
+
+
+class Executor(ABC):
+    """The loops over chunks (sequential here); subclasses decide where frames are kept."""
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self.chunks: dict[int, int] = {}  # source priority -> chunk count
+
+    # -- row-local work
+    @abstractmethod
+    def read(self, src: Source) -> tuple[ReadReport, Iterator[pl.DataFrame]]:
+        raise NotImplementedError
+
+    def ingest(self, prio: int, src: Source, fn: Callable[[ChunkIO, pl.DataFrame], T]) -> tuple[ReadReport, list[T]]:
+        """Read ``src`` chunk by chunk; store each as ``raw`` and run ``fn`` on it."""
+        report, chunks = self.read(src)
+        results = []
+        self.chunks[prio] = 0
+        for c, chunk in enumerate(chunks):
+            io = _IO(self, prio, c)
+            io.put("raw", chunk)
+            self.chunks[prio] = c + 1
+            results.append(fn(io, chunk))
+        return report, results
+
+    def map(self, prio: int, fn: Callable[[ChunkIO], T]) -> list[T]:
+        """Run the row-local ``fn`` on every chunk of source ``prio``, in chunk order."""
+        return [fn(_IO(self, prio, c)) for c in range(self.chunks.get(prio, 0))]
+
+    # -- storage
+    @abstractmethod
+    def get(self, prio: int, c: int, kind: str) -> pl.DataFrame:
+        raise NotImplementedError
+
+    @abstractmethod
+    def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
+        raise NotImplementedError
+
+    def discard(self, prio: int, kind: str) -> None:
+        """Forget ``kind`` frames of a source no later stage reads."""
+
+    @abstractmethod
+    def put_array(self, prio: int, c: int, kind: str, array: np.ndarray) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def get_array(self, prio: int, c: int, kind: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def signature_table(self, rows: pl.DataFrame, width: int) -> np.ndarray:
+        """The ``sig`` arrays' rows named by ``rows`` (``_prio, _chunk, _sig``), in that order."""
+        return gather_signatures(rows, lambda prio, c: self.get_array(prio, c, "sig"),
+                                 np.empty((rows.height, width), dtype=np.uint32))
+
+    @abstractmethod
+    def put_rows(self, split: str, prio: int, c: int, rows: pl.DataFrame) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def shards(self, split: str, total: int, output: OutputSpec) -> Iterator[tuple[int, int, pl.DataFrame]]:
+        """``(index, count, rows in final order)`` of each assembled output group of a split."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
+        """Keep or write one converted group (``part``) of the split; ``frame`` is its canonical rows."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Output:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the build stored (a failed build calls it too)."""
+
+
+def _assemble(pieces: list[pl.DataFrame]) -> pl.DataFrame:
+    """Selected rows in final order: contiguous first (a gather over chunked nested columns is
+    ten times slower), then by position."""
+    if not pieces:
+        return schema.empty()
+    frame = pl.concat(pieces) if len(pieces) > 1 else pieces[0]
+    return frame.rechunk().sort("_pos").select(schema.COLUMNS)
+
+
+class InMemory(Executor):
+    """One chunk per source, every frame in memory; the library's default."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frames: dict[tuple[int, int, str], pl.DataFrame] = {}
+        self._arrays: dict[tuple[int, int, str], np.ndarray] = {}
+        self._rows: dict[str, list[pl.DataFrame]] = {}
+        self._out = MemoryOutput({}, {}, {})
+
+    def read(self, src: Source) -> tuple[ReadReport, Iterator[pl.DataFrame]]:
+        frame, report = read_source(src)
+        return report, iter([frame])
+
+    def get(self, prio: int, c: int, kind: str) -> pl.DataFrame:
+        return self._frames[(prio, c, kind)]
+
+    def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
+        self._frames[(prio, c, kind)] = frame
+
+    def discard(self, prio: int, kind: str) -> None:
+        for key in [k for k in self._frames if k[0] == prio and k[2] == kind]:
+            del self._frames[key]
+
+    def put_array(self, prio: int, c: int, kind: str, array: np.ndarray) -> None:
+        self._arrays[(prio, c, kind)] = array
+
+    def get_array(self, prio: int, c: int, kind: str) -> np.ndarray:
+        return self._arrays[(prio, c, kind)]
+
+    def put_rows(self, split: str, prio: int, c: int, rows: pl.DataFrame) -> None:
+        self._rows.setdefault(split, []).append(rows)
+
+    def shards(self, split: str, total: int, output: OutputSpec) -> Iterator[tuple[int, int, pl.DataFrame]]:
+        # the whole split at once: Mixture.write shards it, to_polars hands it out
+        self._out.spec = output
+        yield 0, 1, _assemble(self._rows.pop(split, []))
+
+    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
+        self._out.splits[split] = frame
+        if not isinstance(part, pl.DataFrame):
+            self._out.rows[split] = part
+
+    def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Output:
+        self._frames.clear()  # every row the mixture holds is in its assembled splits now
+        self._arrays.clear()
+        return self._out
+
+
+@dataclass
+class MemoryOutput:
+    """Splits held as frames (canonical) or converted rows (trainer formats)."""
+
+    splits: dict[str, pl.DataFrame]
+    rows: dict[str, list[dict[str, Any]]]
+    rejects: dict[str, list[dict[str, Any]]]
+    spec: OutputSpec | None = None
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        return dict(self.splits)
+
+    def exported(self) -> dict[str, formats.Exported]:
+        return {name: formats.Exported(rows, self.rejects.get(name, [])) for name, rows in self.rows.items()}
+
+    def write(self, folder: Path) -> list[writers.OutputFile]:
+        assert self.spec is not None
+        if formats.FORMATS[self.spec.format].convert is not None:
+            fmt = formats.FORMATS[self.spec.format]
+            return writers.write_rows(self.rows, folder, fmt.suffix, self.spec.shard_rows,
+                                      fmt.features() if fmt.features else None)
+        return writers.write_splits(self.splits, folder, self.spec.file, self.spec.shard_rows)
+
+
+class LocalStreaming(Executor):
+    """Chunks of ``chunk_rows`` rows through a spill folder: memory bounded by the chunk size.
+
+    ``spill`` is the folder to use (created; removed by :meth:`close`); by default a temporary
+    folder, removed when the built mixture is garbage collected.
+    """
+
+    name = "stream"
+
+    def __init__(self, chunk_rows: int = 100_000, spill: Path | None = None) -> None:
+        super().__init__()
+        if chunk_rows < 1:
+            from mixer.errors import RecipeError
+
+            raise RecipeError(f"chunk_rows must be at least 1, got {chunk_rows}")
+        self.chunk_rows = chunk_rows
+        if spill is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="mixer-spill-"))
+        else:
+            self.folder = Path(spill)
+            self.folder.mkdir(parents=True)
+        self._pieces = 0
+        self._out: SpillOutput | None = None
+        self._files: list[writers.OutputFile] = []
+        self._shards: dict[str, int] = {}
+        self._spec: OutputSpec | None = None
+
+    def read(self, src: Source) -> tuple[ReadReport, Iterator[pl.DataFrame]]:
+        return read_chunks(src, self.chunk_rows)
+
+    def _path(self, prio: int, c: int, kind: str, suffix: str = "parquet") -> Path:
+        return self.folder / f"{prio}-{c}.{kind}.{suffix}"
+
+    def get(self, prio: int, c: int, kind: str) -> pl.DataFrame:
+        return pl.read_parquet(self._path(prio, c, kind))
+
+    def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
+        frame.write_parquet(self._path(prio, c, kind))
+
+    def discard(self, prio: int, kind: str) -> None:
+        for c in range(self.chunks.get(prio, 0)):
+            self._path(prio, c, kind).unlink(missing_ok=True)
+
+    def put_array(self, prio: int, c: int, kind: str, array: np.ndarray) -> None:
+        np.save(self._path(prio, c, kind, "npy"), array)
+
+    def get_array(self, prio: int, c: int, kind: str) -> np.ndarray:
+        return np.load(self._path(prio, c, kind, "npy"), mmap_mode="r")
+
+    def signature_table(self, rows: pl.DataFrame, width: int) -> np.ndarray:
+        # a memory map in the spill folder: the operating system pages it, not the build
+        path = self.folder / f"signatures-{self._pieces}.npy"
+        self._pieces += 1
+        table = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint32, shape=(rows.height, width))
+        return gather_signatures(rows, lambda prio, c: self.get_array(prio, c, "sig"), table)
+
+    def put_rows(self, split: str, prio: int, c: int, rows: pl.DataFrame) -> None:
+        for (shard,), part in rows.partition_by("_shard", as_dict=True).items():
+            folder = self.folder / "rows" / split / f"{shard:05d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            part.drop("_shard").write_parquet(folder / f"{prio}-{c}.parquet")
+
+    def _pieces_of(self, split: str, index: int) -> list[Path]:
+        return sorted((self.folder / "rows" / split / f"{index:05d}").glob("*.parquet"))
+
+    def shards(self, split: str, total: int, output: OutputSpec) -> Iterator[tuple[int, int, pl.DataFrame]]:
+        self._spec = output
+        count = len(writers.shard_plan(total, output.shard_rows))
+        self._shards[split] = count
+        for i in range(count):
+            yield i, count, _assemble([pl.read_parquet(self._pieces_of(split, i))])
+
+    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
+        spec = self._spec
+        assert spec is not None
+        fmt = formats.FORMATS[spec.format]
+        self._files.append(writers.write_shard(part, self.folder / "final", split, index, count,
+                                               fmt.suffix if fmt.convert else spec.file,
+                                               fmt.features() if fmt.features else None))
+
+    def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Output:
+        for prio in self.chunks:  # the chunks are no longer needed; the selected rows are
+            for kind in ("raw", "clean", "ready"):
+                self.discard(prio, kind)
+        for stale in self.folder.glob("*.npy"):
+            stale.unlink()
+        self._out = SpillOutput(self.folder, list(self._files), {}, dict(self._shards), convert)
+        return self._out
+
+    def close(self) -> None:
+        if self._out is None:  # failed build, or a wrapper that owns the folder
+            shutil.rmtree(self.folder, ignore_errors=True)
+        else:
+            self._out.close()
+
+
+@dataclass
+class SpillOutput:
+    """Shards already written in the spill folder; the selected rows kept beside them."""
+
+    folder: Path
+    files: list[writers.OutputFile]
+    rejects: dict[str, list[dict[str, Any]]]
+    shards: dict[str, int]
+    convert: Callable[[pl.DataFrame], formats.Exported] | None
+    _cleanup: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
+
+    def close(self) -> None:
+        self._cleanup()
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        out = {}
+        for split, count in self.shards.items():
+            parts = [_assemble([pl.read_parquet(sorted((self.folder / "rows" / split / f"{i:05d}").glob("*")))])
+                     for i in range(count)]
+            out[split] = pl.concat(parts) if parts else schema.empty()
+        return out
+
+    def exported(self) -> dict[str, formats.Exported]:
+        if self.convert is None:
+            return {}
+        return {name: self.convert(frame) for name, frame in self.frames().items()}
+
+    def write(self, folder: Path) -> list[writers.OutputFile]:
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        for f in self.files:
+            source, target = self.folder / "final" / f.path, folder / f.path
+            try:
+                os.link(source, target)  # same file system (the spill inside the staging folder): no copy
+            except OSError:
+                shutil.copyfile(source, target)
+        return list(self.files)

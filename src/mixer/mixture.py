@@ -1,0 +1,150 @@
+"""A built mixture and the files it is written as, whichever executor built it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mixer import formats
+from mixer import manifest as manifest_mod
+from mixer import writers
+from mixer.dedup import REMOVED
+from mixer.errors import OutputError
+from mixer.executors import Output
+from mixer.recipe import Recipe
+from mixer.sources.read import Reject
+
+Log = Callable[[str], None]
+
+
+def no_log(_: str) -> None:
+    return None
+
+
+@dataclass
+class Mixture:
+    """A built mixture: its splits, and the manifest that accounts for them.
+
+    The rows live where the executor left them (in memory, or in a spill folder for a
+    streaming build); ``to_polars``, ``to_datasets`` and ``write`` work the same for both.
+    """
+
+    recipe: Recipe
+    manifest: dict[str, Any]
+    output: Output
+    rejects: list[Reject] = field(default_factory=list)
+    removed: pl.DataFrame = field(default_factory=REMOVED.clear)
+
+    @property
+    def splits(self) -> dict[str, pl.DataFrame]:
+        return self.output.frames()
+
+    @property
+    def exported(self) -> dict[str, formats.Exported]:
+        """The splits in the output format (empty for canonical output)."""
+        return self.output.exported()
+
+    def to_polars(self) -> dict[str, pl.DataFrame]:
+        """The splits (``train``, and ``validation`` when the recipe asks for one)."""
+        return self.splits
+
+    def to_datasets(self) -> Any:
+        """The splits as a ``datasets.DatasetDict`` in the recipe's output format, ready for a trainer."""
+        import datasets
+
+        exported = self.exported
+        if not exported:
+            return datasets.DatasetDict(
+                {name: datasets.Dataset(frame.to_arrow()) for name, frame in self.splits.items() if frame.height})
+        fmt = formats.FORMATS[self.recipe.output.format]
+        features = fmt.features() if fmt.features else None
+        return datasets.DatasetDict({
+            name: datasets.Dataset.from_list(ex.rows, features=features, on_mixed_types=None if features else "use_json")
+            for name, ex in exported.items() if ex.rows
+        })
+
+    def table(self) -> str:
+        return manifest_mod.table(self.manifest)
+
+    def write(self, out: str | Path | None = None, *, force: bool = False, log: Log = no_log) -> Path:
+        """Write data files, ``manifest.json`` and (if any) ``rejects.jsonl``; all or nothing."""
+        out_dir = Path(out).expanduser().resolve() if out else self.recipe.output.dir
+        check_not_inside_inputs(out_dir, self.recipe)
+        with writers.staged(out_dir, force) as stage:
+            log(f"writing {out_dir}")
+            self.write_into(stage)
+        return out_dir
+
+    def write_into(self, stage: Path) -> None:
+        """Fill a staging folder: the data files, then the files beside them."""
+        files = self.output.write(stage)
+        rejects = [r.__dict__ for r in self.rejects] + [r for split in self.output.rejects.values() for r in split]
+        finish(stage, self.recipe, self.manifest, files, rejects, self.removed)
+
+
+def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[writers.OutputFile],
+           rejects: list[dict[str, Any]], removed: pl.DataFrame) -> None:
+    """The files beside the data: dataset card (trainer formats), rejects, removed rows, manifest."""
+    output = recipe.output
+    if output.format != "canonical":
+        fmt = formats.FORMATS[output.format]
+        (stage / "README.md").write_text(
+            formats.dataset_card(recipe.name, fmt, files), encoding="utf-8")
+        if output.format == "llama-factory":
+            info = formats.llama_factory.dataset_info(recipe.name, {f.split: f.path for f in files})
+            (stage / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    manifest["outputs"] = [f.as_dict() for f in files]
+    if rejects:
+        writers.write_jsonl(stage / "rejects.jsonl", rejects)
+        manifest["rejects_file"] = "rejects.jsonl"
+    if removed.height:
+        removed.write_ndjson(stage / "removed.jsonl")
+        manifest["removed_file"] = "removed.jsonl"
+    (stage / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+
+def write_index(root: Path, recipe_path: str | Path) -> Path:
+    """The top-level manifest of a staged build: each mixture folder found under ``root`` with its
+    manifest's hash, format and totals. Written atomically (temp file, then rename)."""
+    stages = {}
+    for manifest_path in sorted(root.glob("*/manifest.json")):
+        blob = manifest_path.read_bytes()
+        manifest = json.loads(blob)
+        stages[manifest_path.parent.name] = {
+            "path": f"{manifest_path.parent.name}/",
+            "manifest_sha256": hashlib.sha256(blob).hexdigest(),
+            "format": (manifest.get("export") or {}).get("format", "canonical"),
+            "recipe_sha256": manifest["recipe"]["sha256"],
+            "totals": manifest["totals"],
+        }
+    index = {writers.MARKER: manifest_mod.versions()["mixer"], "recipe": str(recipe_path), "mixtures": stages}
+    target = root / "manifest.json"
+    tmp = root / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def check_not_inside_inputs(out_dir: Path, recipe: Recipe) -> None:
+    """Before building: the output folder must not hold (or be) any local source path."""
+    for src in recipe.sources:
+        if not src.is_hub:
+            _refuse_path(out_dir, Path(src.path.split("*")[0]), src.name)
+
+
+def _refuse_path(out_dir: Path, path: Path, name: str) -> None:
+    path = path.resolve() if path.exists() else path
+    if out_dir == path or out_dir in path.parents:
+        raise OutputError(f"output folder {out_dir} contains an input of source {name!r} ({path}); "
+                          "writing there would replace the data being read. Choose another --out")
+    if path.is_dir() and path in out_dir.parents:
+        raise OutputError(f"output folder {out_dir} is inside the input folder of source {name!r} ({path}); "
+                          "the next build would read its own output. Choose another --out")
