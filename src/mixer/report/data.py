@@ -190,15 +190,12 @@ def _transform_keys(manifest: dict[str, Any]) -> dict[str, list[tuple[int, str]]
             for name, e in (manifest.get("sources") or {}).items()}
 
 
-def tool_domain(ident: str) -> str:
+def tool_domain(ident: pl.Expr) -> pl.Expr:
     """``builtin:calendar.create_event`` -> ``calendar``; ``generated:12`` -> ``generated``;
-    an entry of a user's catalog file -> that file's name."""
-    kind, _, rest = ident.partition(":")
-    if kind == "builtin":
-        return rest.split(".", 1)[0]
-    if kind == "generated" or not rest:
-        return kind
-    return Path(kind).name
+    an entry of a user's catalog file (``path/tools.jsonl:3``) -> that file's name."""
+    kind = ident.str.extract(r"^([^:]*)", 1)
+    return (pl.when(kind == "builtin").then(ident.str.extract(r"^builtin:([^.]+)", 1))
+            .otherwise(kind.str.split("/").list.last()))
 
 
 def prompt_styles() -> dict[str, str]:
@@ -211,12 +208,19 @@ def prompt_styles() -> dict[str, str]:
         return {}
 
 
-def prompt_style(ident: str, styles: dict[str, str]) -> str:
-    base = ident.split("~", 1)[0]
-    if base in styles:
-        return styles[base]
-    kind, _, _ = base.partition(":")
-    return "builtin" if kind == "builtin" else Path(kind).name or "custom"
+def prompt_style(ident: pl.Expr, styles: dict[str, str]) -> pl.Expr:
+    """A system-prompt note (``builtin:sp-030~12``) -> its template's style, else the pool's
+    name (``builtin``, or a prompt file's name)."""
+    base = ident.str.replace(r"~\d+$", "")
+    fallback = base.str.extract(r"^([^:]*)", 1).str.split("/").list.last()
+    if not styles:
+        return fallback
+    return base.replace_strict(styles, default=fallback, return_dtype=pl.String)
+
+
+def _tally(column: pl.Series, expr: pl.Expr) -> dict[str, int]:
+    labels = pl.DataFrame({"x": column}).select(expr.alias("label")).drop_nulls()
+    return {k: int(n) for k, n in labels.group_by("label").len().sort("label").iter_rows()}
 
 
 def augmentations(out: Output, split: str = "train") -> dict[str, dict[str, Any]]:
@@ -238,14 +242,13 @@ def augmentations(out: Output, split: str = "train") -> dict[str, dict[str, Any]
         for position, kind in steps:
             column = part.get_column(f"aug.{position}.{kind}")
             info["touched"][position] = int(column.is_not_null().sum())
-            if kind == "tools":
-                for ident, n in column.explode().drop_nulls().value_counts().iter_rows():
-                    domain = tool_domain(ident)
-                    info["domains"][domain] = info["domains"].get(domain, 0) + int(n)
-            elif kind == "system_prompt":
-                for ident, n in column.drop_nulls().value_counts().iter_rows():
-                    style = prompt_style(ident, styles)
-                    info["styles"][style] = info["styles"].get(style, 0) + int(n)
+            tally = info["domains"] if kind == "tools" else info["styles"] if kind == "system_prompt" else None
+            if tally is None:
+                continue
+            found = (_tally(column.explode().drop_nulls(), tool_domain(pl.col("x"))) if kind == "tools"
+                     else _tally(column.drop_nulls(), prompt_style(pl.col("x"), styles)))
+            for label, n in found.items():
+                tally[label] = tally.get(label, 0) + n
         result[name] = info
     return result
 
