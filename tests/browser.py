@@ -179,3 +179,10 @@ def visit(path: Path, screenshot: Path | None = None, width: int = 1280, max_hei
     finally:
         pipe.close()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+if __name__ == "__main__":  # python tests/browser.py REPORT.html SHOT.png [HEIGHT]: what the README shows
+    import sys
+
+    seen = visit(Path(sys.argv[1]), Path(sys.argv[2]), max_height=int(sys.argv[3]) if len(sys.argv) > 3 else 16000)
+    print(f"requests: {seen.requests}\nconsole: {seen.console}\n{seen.facts}")

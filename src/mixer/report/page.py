@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from mixer.report.blocks import Section
 
-TRUNCATE = 1200  # characters of one turn, system prompt or document shown in an example
+TRUNCATE = 700  # characters of one turn, system prompt or document shown in an example
 
 
 @dataclass
