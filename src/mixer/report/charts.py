@@ -51,7 +51,7 @@ def colour(i: int) -> str:
 def _svg(fig: Figure) -> str:
     buffer = io.StringIO()
     with matplotlib.rc_context(_STYLE):
-        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: inline in HTML
     # scale with the page: keep the viewBox, drop the fixed size in points
