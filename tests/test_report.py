@@ -153,7 +153,7 @@ def test_report_shows_the_fields_added_to_manifests_when_present(quickstart: Pat
         e["token_counts"] = {"available": {"rendered": 1000 + i, "content": 900 + i, "assistant": 500 + i},
                              "selected": {"rendered": 2000 + i, "content": 1800 + i, "assistant": 1000 + i}}
         manifest["export"]["sources"][name] = {"rows_written": {"train": e["rows_selected"] - i, "validation": 1},
-                                               "rejected": {"too long / odd": i} if i else {},
+                                               "rejected": {"train": {"too long / odd": i}} if i else {},
                                                "realized_share_written": 0.25 + i / 10}
     (out / "manifest.json").write_text(json.dumps(manifest))
     html = render_report(out)
@@ -162,7 +162,7 @@ def test_report_shows_the_fields_added_to_manifests_when_present(quickstart: Pat
     keys = {c["key"] for c in cells(html)}
     assert {"run/seconds", "run/phases/0/seconds", "run/phases/1/rows", "sources/advice/token_counts/selected/assistant",
             "export/sources/documents/realized_share_written", "export/sources/documents/rows_written/train",
-            "export/sources/documents/rejected/too long ~1 odd"} <= keys
+            "export/sources/documents/rejected/train/too long ~1 odd"} <= keys
     assert derived["flow/documents/export_rejected"] == 2
     assert "Phase timings" in html and "budgets count &#39;content&#39; tokens" in html
 
@@ -215,6 +215,7 @@ format = "trl"
     html = write_report(out).read_text()
     check_against_manifests(html, out)
     assert "keeps neither a row&#39;s source nor its token count" in html
+    assert "export/sources/a/realized_share_written" in {c["key"] for c in cells(html)}  # as the build records it
     assert "keeps no meta column" in html
     assert html.count('class="ex"') == 6  # seeded examples from the whole mixture
     assert "Tool specs per row" in html  # the tools column is still there to count

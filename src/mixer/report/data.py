@@ -99,6 +99,15 @@ def export_entry(manifest: dict[str, Any], source: str) -> dict[str, Any]:
     return ((manifest.get("export") or {}).get("sources") or {}).get(source) or {}
 
 
+def export_rejects(entry: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """A source's export rejects as ``{split: {reason: rows}}`` (also read from the flat
+    ``{reason: rows}`` of train-only manifests)."""
+    rejected = entry.get("rejected") or {}
+    if all(isinstance(v, dict) for v in rejected.values()):
+        return {split: {r: int(n) for r, n in reasons.items()} for split, reasons in rejected.items()}
+    return {"train": {r: int(n) for r, n in rejected.items() if not isinstance(n, dict)}}
+
+
 def row_flow(manifest: dict[str, Any], source: str) -> dict[str, int]:
     """Every row of a source, from read to written, in buckets that add up.
 
@@ -126,7 +135,7 @@ def row_flow(manifest: dict[str, Any], source: str) -> dict[str, int]:
     ex = export_entry(manifest, source)
     if ex:
         written = ex.get("rows_written") or {}
-        flow["export_rejected"] = sum(int(v) for v in (ex.get("rejected") or {}).values())
+        flow["export_rejected"] = sum(export_rejects(ex).get("train", {}).values())
         flow["written_train"] = int(written.get("train", 0))
         flow["written_validation"] = int(written.get("validation", 0))
     return flow

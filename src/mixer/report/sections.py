@@ -123,9 +123,13 @@ def flow_section(m: dict[str, Any]) -> Section:
         for group, label in (("rejected_reasons", "rejected"), ("filtered_by", "filtered")):
             for reason, count in (e.get(group) or {}).items():
                 reasons.append([text(n), text(label), text(reason), num(count, f"sources/{esc(n)}/{group}/{esc(reason)}")])
-        for reason, count in (data.export_entry(m, n).get("rejected") or {}).items():
-            reasons.append([text(n), text("export-rejected"), text(reason),
-                            num(count, f"export/sources/{esc(n)}/rejected/{esc(reason)}")])
+        raw = data.export_entry(m, n).get("rejected") or {}
+        nested = all(isinstance(v, dict) for v in raw.values())
+        for split, by_reason in data.export_rejects(data.export_entry(m, n)).items():
+            for reason, count in by_reason.items():
+                where = f"{esc(split)}/{esc(reason)}" if nested else esc(reason)
+                reasons.append([text(n), text(f"export-rejected ({split})"), text(reason),
+                                num(count, f"export/sources/{esc(n)}/rejected/{where}")])
     if reasons:
         blocks.append(Table(["source", "bucket", "reason", "rows"], reasons, "Why rows were removed"))
     export = m.get("export") or {}
