@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -273,8 +274,12 @@ def test_sweep_section_shows_realised_shares_of_each_variant(tmp_path: Path) -> 
 
 # -- the file itself --------------------------------------------------------------------------------
 
-def test_report_is_self_contained_and_deterministic(quickstart: Path) -> None:
+def test_report_is_self_contained_deterministic_and_the_same_wherever_the_folder_is(quickstart: Path,
+                                                                                  tmp_path: Path) -> None:
     html = (quickstart / "report.html").read_text()
+    moved = tmp_path / ".staging-123"  # a build writes it before renaming its staging folder
+    shutil.copytree(quickstart, moved)
+    assert render_report(moved) == html
     assert "<script" not in html and "<link" not in html and "@import" not in html
     assert not re.search(r'(?:src|href)\s*=\s*"(?!#)', html), "only in-page links"
     assert not re.search(r"url\((?!#)", html), "no CSS fetches"

@@ -28,8 +28,10 @@ REPORT_NAME = "report.html"
 __all__ = ["REPORT_NAME", "render_report", "share_matrix", "sweep_section", "write_report"]
 
 
-def _subtitle(m: dict[str, Any], out_dir: Path) -> str:
-    bits = [str(out_dir)]
+def _subtitle(m: dict[str, Any]) -> str:
+    """What was built, never where: the page is the same whether written in the build's staging
+    folder or in the final one."""
+    bits = []
     if m.get("sources"):
         bits += [data.output_format(m), f"unit: {m.get('unit')}", f"seed {m.get('seed')}"]
     if isinstance(m.get("recipe"), dict) and m["recipe"].get("path"):
@@ -57,22 +59,22 @@ def render_report(out_dir: Path) -> str:
     out_dir = Path(out_dir)
     manifest = data.load_manifest(out_dir)
     if isinstance(manifest.get("mixtures"), dict):
-        page = Page(f"{manifest.get('recipe') or out_dir.name}", f"{out_dir} · staged build, "
+        page = Page(f"{manifest.get('recipe') or out_dir.name}", "staged build, "
                     f"{len(manifest['mixtures'])} stages", intro=[_stage_table(manifest)])
         for name, entry in manifest["mixtures"].items():
             stage_dir = out_dir / str(entry.get("path") or name)
             try:
                 out = data.open_output(stage_dir)
                 found = sections.mixture_sections(out)
-                subtitle = _subtitle(out.manifest, stage_dir)
+                subtitle = _subtitle(out.manifest)
             except OutputError as exc:
                 found, subtitle = [Section("missing", "Not found", [Note(str(exc))])], ""
             scope = str(entry.get("path") or name).rstrip("/")
             page.parts.append(Part(f"stage-{name}", f"Stage: {name}", found, scope, subtitle))
         return render(page)
     out = data.open_output(out_dir, manifest)
-    title = manifest.get("name") or out_dir.name
-    return render(Page(str(title), _subtitle(manifest, out_dir), [Part("m", str(title), sections.mixture_sections(out))]))
+    title = manifest.get("name") or ("conversion" if manifest.get("converted") else out_dir.name)
+    return render(Page(str(title), _subtitle(manifest), [Part("m", str(title), sections.mixture_sections(out))]))
 
 
 def write_report(out_dir: Path) -> Path:
