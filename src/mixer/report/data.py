@@ -174,8 +174,8 @@ def token_lengths(out: Output, split: str = "train") -> dict[str, np.ndarray]:
     if lf is None or not (out.has("n_tokens") and out.has("source")):
         return {}
     frame = lf.select("source", "n_tokens").collect()
-    return {name: part.get_column("n_tokens").to_numpy() for (name,), part in
-            frame.partition_by("source", as_dict=True, maintain_order=True).items()}
+    return _in_manifest_order({name: part.get_column("n_tokens").to_numpy() for (name,), part in
+                               frame.partition_by("source", as_dict=True, maintain_order=True).items()}, out.manifest)
 
 
 def tool_counts(out: Output, split: str = "train") -> dict[str, dict[int, int]]:
@@ -190,7 +190,7 @@ def tool_counts(out: Output, split: str = "train") -> dict[str, dict[int, int]]:
     result: dict[str, dict[int, int]] = {}
     for name, n, rows in counts.iter_rows():
         result.setdefault(name, {})[int(n)] = int(rows)
-    return result
+    return _in_manifest_order(result, out.manifest)
 
 
 def _transform_keys(manifest: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
@@ -264,32 +264,88 @@ def augmentations(out: Output, split: str = "train") -> dict[str, dict[str, Any]
 
 # -- example rows --------------------------------------------------------------------------------
 
-def example_rows(out: Output, seed: int, per_source: int = 3, split: str = "train") -> dict[str, list[dict]]:
-    """A seeded handful of rows per source (the same ones for the same folder): the rows with the
-    smallest ``rng.draw`` for the purpose "report". Trainer formats keep no source column, so
-    their examples come from the whole mixture, under ``"all rows"``."""
-    lf = out.splits.get(split)
-    if lf is None:
-        return {}
+def sample(out: Output, seed: int, per_source: int, split: str = "train") -> list[int]:
+    """Row numbers of a seeded sample: per source, the rows with the smallest ``rng.draw`` for
+    the purpose "report" (the same rows for the same folder, whatever its row order). Without a
+    source column (trainer formats), ``2 * per_source`` rows of the whole mixture."""
+    lf = out.splits[split]
     draw_salt = rng.salt(seed, "report")
     if out.has("id") and out.has("source"):
         ids = lf.select("id", "source").collect()
         keys = rng.row_keys(ids.get_column("id"))
         draws = rng.draw(keys, draw_salt, rng.repeat_index(ids.get_column("id")))
         ranked = ids.with_columns(pl.Series("draw", draws), pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"))
-        chosen = (ranked.sort("draw").group_by("source", maintain_order=True).head(per_source)
-                  .get_column("row").to_list())
-    else:
-        height = lf.select(pl.len()).collect().item()
-        draws = rng.draw(np.arange(height, dtype=np.uint64), draw_salt)
-        chosen = np.argsort(draws, kind="stable")[:per_source * 2].tolist()
+        return (ranked.sort("draw", "row").group_by("source", maintain_order=True).head(per_source)
+                .get_column("row").to_list())
+    height = lf.select(pl.len()).collect().item()
+    draws = rng.draw(np.arange(height, dtype=np.uint64), draw_salt)
+    return np.argsort(draws, kind="stable")[:per_source * 2].tolist()
+
+
+def _in_manifest_order(found: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    order = list(manifest.get("sources") or {})
+    return dict(sorted(found.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def example_rows(out: Output, seed: int, per_source: int = 3, split: str = "train") -> dict[str, list[dict]]:
+    """A seeded handful of rows per source (see :func:`sample`), as :func:`example_view` shows
+    them. Trainer formats keep no source column: their examples are under ``"all rows"``."""
+    lf = out.splits.get(split)
+    if lf is None:
+        return {}
+    chosen = sample(out, seed, per_source, split)
     rows = (lf.with_row_index("_row").filter(pl.col("_row").is_in(chosen)).collect())
     order = {row: i for i, row in enumerate(chosen)}
     result: dict[str, list[dict]] = {}
     for record in sorted(rows.iter_rows(named=True), key=lambda r: order[r["_row"]]):
         view = example_view(record)
         result.setdefault(view["source"], []).append(view)
-    return result
+    return _in_manifest_order(result, out.manifest)
+
+
+SAMPLE_ROWS = 5_000  # per source, for lengths the data files do not store
+
+
+def turn_lengths(out: Output, seed: int, per_source: int = SAMPLE_ROWS,
+                 split: str = "train") -> tuple[dict[str, dict[str, np.ndarray]], str | None]:
+    """Per source, on a seeded sample of rows: tokens of the turns alone (content and tool calls
+    of every turn, or a document's text; no system prompt, no tool specs, no framing) and of the
+    assistant turns alone, with the manifest's tokenizer. Canonical output only, since a row's
+    source and turns must both be in the file. Returns the lengths and why there are none."""
+    lf = out.splits.get(split)
+    if lf is None or not out.canonical:
+        return {}, None
+    name = (out.manifest.get("tokenizer") or {}).get("name")
+    if not name:
+        return {}, "the manifest names no tokenizer"
+    try:
+        from mixer.tokens import encoding, lengths
+
+        enc = encoding(str(name))
+    except Exception as exc:  # a model tokenizer that is not on this machine, say
+        return {}, f"tokenizer {name!r} is not available here ({exc})"
+    chosen = sample(out, seed, per_source, split)
+    rows = (lf.with_row_index("_row").filter(pl.col("_row").is_in(chosen))
+            .select("_row", "source", "messages", "text").collect())
+    turns = rows.select("_row", "messages").explode("messages", keep_nulls=False).unnest("messages")
+    turns = turns.select("_row", *(pl.col(c) if c in turns.columns else pl.lit(None, pl.String).alias(c)
+                                   for c in ("role", "content", "tool_calls")))
+    pieces = pl.concat([
+        turns.select("_row", "role", pl.col("content").alias("s")),
+        turns.select("_row", "role", pl.col("tool_calls").alias("s")),
+        rows.select("_row", pl.lit("document").alias("role"), pl.col("text").alias("s")),
+    ]).with_columns(n=lengths(pl.concat([turns.get_column("content"), turns.get_column("tool_calls"),
+                                         rows.get_column("text")]).alias("s"), enc).cast(pl.Int64))
+    per_row = rows.select("_row", "source").join(
+        pieces.group_by("_row").agg(turns=pl.col("n").sum(),
+                                    assistant=pl.col("n").filter(pl.col("role") == "assistant").sum(),
+                                    has_assistant=(pl.col("role") == "assistant").any()),
+        on="_row", how="left")
+    result: dict[str, dict[str, np.ndarray]] = {}
+    for (source,), part in per_row.partition_by("source", as_dict=True, maintain_order=True).items():
+        result[source] = {"turns": part.get_column("turns").fill_null(0).to_numpy(),
+                          "assistant": part.filter(pl.col("has_assistant")).get_column("assistant").to_numpy()}
+    return _in_manifest_order(result, out.manifest), None
 
 
 _ROLES = {"human": "user", "gpt": "assistant", "function_call": "assistant", "observation": "tool",

@@ -91,7 +91,7 @@ nav a{margin-right:14px;color:#0969da;text-decoration:none}nav b{margin-right:10
 main{padding:0 28px 40px;max-width:1180px}
 h2{font-size:19px;margin:30px 0 6px;padding-top:6px;border-top:3px solid var(--ink)}
 h3{font-size:16px;margin:26px 0 8px}
-svg.chart{width:100%;max-width:860px;height:auto;display:block;margin:6px 0}
+svg.chart{width:100%;height:auto;display:block;margin:6px 0}
 table{border-collapse:collapse;margin:8px 0 4px;font-size:13px}th,td{border-bottom:1px solid var(--line);padding:3px 10px;text-align:left;vertical-align:top}
 th{background:var(--bg);font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 caption{caption-side:bottom;text-align:left;color:var(--muted);font-size:12px;padding-top:4px}

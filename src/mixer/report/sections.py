@@ -160,17 +160,33 @@ def token_section(m: dict[str, Any], out: data.Output) -> Section:
                             + (f"; budgets count {budget!r} tokens" if budget else "")))
     lengths = data.token_lengths(out)
     if lengths:
-        blocks.append(Chart(charts.lengths(lengths, "Tokens per row (train)", "n_tokens (log scale)")))
+        sampled, why = data.turn_lengths(out, int(m.get("seed") or 0))
+        panels = {"whole row: n_tokens (every row)": lengths}
+        if sampled:
+            panels["turns only (sample)"] = {n: v["turns"] for n, v in sampled.items()}
+            panels["assistant turns (sample)"] = {n: v["assistant"] for n, v in sampled.items() if len(v["assistant"])}
+        blocks.append(Chart(charts.length_panels(panels, "tokens per row (log scale)")))
         rows = []
         for n, v in lengths.items():
             q = np.percentile(v, [10, 50, 90]) if len(v) else [0, 0, 0]
-            rows.append([text(n), num(int(len(v)), f"=lengths/{esc(n)}/rows"), num(int(q[0])), num(int(q[1])),
-                         num(int(q[2])), num(int(v.max()) if len(v) else 0), num(int(v.sum()), f"=lengths/{esc(n)}/sum")])
-        blocks.append(Table(["source", "rows", "p10", "median", "p90", "max", "sum"], rows,
-                            "Per-row n_tokens of the train rows (the recipe's count, the unit budgets use)"))
-        if counted:
-            blocks.append(Note("Per-row lengths are drawn for n_tokens only: the data keep one count per row; the "
-                               "content and assistant-only counts are totals from the manifest (table above)."))
+            s = sampled.get(n) or {}
+            row = [text(n), num(int(len(v)), f"=lengths/{esc(n)}/rows"), num(int(q[0])), num(int(q[1])),
+                   num(int(q[2])), num(int(v.max()) if len(v) else 0), num(int(v.sum()), f"=lengths/{esc(n)}/sum")]
+            if sampled:
+                row += [num(len(s.get("turns", [])), f"=sampled/{esc(n)}/rows"),
+                        num(int(np.median(s["turns"])) if len(s.get("turns", [])) else None),
+                        num(int(np.median(s["assistant"])) if len(s.get("assistant", [])) else None)]
+            rows.append(row)
+        headers = ["source", "rows", "p10", "median", "p90", "max", "sum"]
+        if sampled:
+            headers += ["rows sampled", "turns median", "assistant median"]
+        blocks.append(Table(headers, rows, "n_tokens is the recipe's count per row (the unit budgets use): turns, "
+                                           "system prompt, tool specs and framing"
+                            + (f"; turns and assistant counts are recounted here with {m['tokenizer'].get('name')} "
+                               f"on a seeded sample of up to {data.SAMPLE_ROWS:,} rows per source (turn text and "
+                               "tool calls only: no system prompt, tool specs or framing)" if sampled else "")))
+        if why:
+            blocks.append(Note(f"Turn and assistant lengths are not drawn: {why}."))
     elif out.splits:
         blocks.append(Note(f"The {out.format!r} format keeps neither a row's source nor its token count, so per-source "
                            "length distributions cannot be drawn from these files; build with the canonical format "
