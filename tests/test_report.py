@@ -239,6 +239,23 @@ format = "trl"
     assert "Tool specs per row" in html  # the tools column is still there to count
 
 
+def test_export_rejects_flow_from_selected_to_written_rows_per_source(tmp_path: Path) -> None:
+    out = tmp_path / "tt"  # torchtune cannot carry documents or tool turns: rows are rejected at export
+    build(str(QUICKSTART), "--out", str(out), "--set", 'output.format="torchtune"')
+    html = write_report(out).read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    derived = check_against_manifests(html, out)[""]
+    for name, e in manifest["sources"].items():
+        ex = manifest["export"]["sources"][name]
+        rejected = sum(ex["rejected"].get("train", {}).values())
+        assert derived[f"flow/{name}/export_rejected"] == rejected
+        assert e["rows_selected"] - rejected == ex["rows_written"]["train"]
+        assert derived[f"share_rows_written/{name}"] == pytest.approx(
+            ex["rows_written"]["train"] / manifest["export"]["rows"]["train"])
+    assert derived["flow/documents/export_rejected"] == manifest["sources"]["documents"]["rows_selected"] > 0
+    assert "= train rows written" in html and "export-rejected (validation)" in html
+
+
 def test_staged_build_report_has_one_part_per_stage_checked_against_each_stage(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", chats(30))
     recipe = write_recipe(tmp_path / "r.toml", """

@@ -96,7 +96,7 @@ table{border-collapse:collapse;margin:8px 0 4px;font-size:13px}th,td{border-bott
 th{background:var(--bg);font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 caption{caption-side:bottom;text-align:left;color:var(--muted);font-size:12px;padding-top:4px}
 .note{color:var(--muted);font-size:13px;max-width:900px}
-.scroll{overflow-x:auto}table.kv td.num{text-align:left}table.kv td:first-child{color:var(--muted);white-space:nowrap}
+.scroll{overflow-x:auto}td.step{font-weight:600}table.kv td.num{text-align:left}table.kv td:first-child{color:var(--muted);white-space:nowrap}
 .src{margin:14px 0 4px;font-weight:600}
 .ex{border:1px solid var(--line);border-radius:8px;padding:10px 12px;margin:8px 0 14px;max-width:900px;background:#fff}
 .exhead{font-size:12px;color:var(--muted);margin-bottom:6px;word-break:break-all}

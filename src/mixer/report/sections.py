@@ -64,11 +64,11 @@ def share_section(m: dict[str, Any]) -> Section:
     series[f"share of {other}"] = [sh[n][other] for n in names]
     has_written = any(sh[n]["written"] is not None for n in names)
     if has_written:
-        series["realised, as written"] = [sh[n]["written"] for n in names]
+        series[f"realised ({unit}), as written"] = [sh[n]["written"] for n in names]
     headers = ["source", "target", f"realised ({unit})", "share of tokens", "share of rows", "tokens selected",
                "rows selected"]
     if has_written:
-        headers.append("realised, as written")
+        headers += [f"realised ({unit}), as written", "share of rows, as written", "rows written"]
     rows = []
     for n in names:
         e = m["sources"][n]
@@ -78,7 +78,10 @@ def share_section(m: dict[str, Any]) -> Section:
                num(e.get("tokens_selected"), f"sources/{esc(n)}/tokens_selected"),
                num(e.get("rows_selected"), f"sources/{esc(n)}/rows_selected")]
         if has_written:
-            row.append(pct(sh[n]["written"], f"export/sources/{esc(n)}/realized_share_written"))
+            row += [pct(sh[n]["written"], f"export/sources/{esc(n)}/realized_share_written"),
+                    pct(sh[n]["rows_written"], f"=share_rows_written/{esc(n)}"),
+                    num((data.export_entry(m, n).get("rows_written") or {}).get("train"),
+                        f"export/sources/{esc(n)}/rows_written/train")]
         rows.append(row)
     blocks: list[Any] = [Chart(charts.shares(names, series, "Target vs realised share of the train split")),
                          Table(headers, rows)]
@@ -94,27 +97,34 @@ def flow_section(m: dict[str, Any]) -> Section:
     chart = charts.flow(names, {label: [flows[n][key] for n in names] for label, key in FLOW_BUCKETS.items()},
                         "Where every row read went")
     exported = any("written_train" in f for f in flows.values())
-    headers = ["source", "read", "rejected", "deduplicated", "decontaminated", "filtered", "validation written",
-               "validation not written", "train not selected", "train selected", "+ repeats", "= train rows"]
+    steps = [  # (label, row_flow key, manifest key or None for a derived one)
+        ("rows read", "rows_read", "rows_read"),
+        ("− rejected (unreadable)", "rows_rejected", "rows_rejected"),
+        ("− deduplicated", "rows_deduplicated", "rows_deduplicated"),
+        ("− decontaminated", "rows_decontaminated", "rows_decontaminated"),
+        ("− filtered", "rows_filtered", "rows_filtered"),
+        ("− held out: validation written", "validation_written", "validation_rows_selected"),
+        ("− held out: not written", "validation_not_written", "validation_rows_not_written"),
+        ("− train rows never selected", "train_not_selected", None),
+        ("= train rows selected at least once", "train_selected_distinct", None),
+        ("+ repeats (upsampling)", "repeats_added", None),
+        ("= train rows selected", "rows_selected", "rows_selected"),
+    ]
     if exported:
-        headers += ["export-rejected", "written (train)"]
+        steps += [("− export-rejected (train)", "export_rejected", None),
+                  ("= train rows written", "written_train", "export/rows_written/train")]
+    headers = ["", *names]
     rows = []
-    for n in names:
-        f = flows[n]
-        row = [text(n), num(f["rows_read"], f"sources/{esc(n)}/rows_read"),
-               num(f["rows_rejected"], f"sources/{esc(n)}/rows_rejected"),
-               num(f["rows_deduplicated"], f"sources/{esc(n)}/rows_deduplicated"),
-               num(f["rows_decontaminated"], f"sources/{esc(n)}/rows_decontaminated"),
-               num(f["rows_filtered"], f"sources/{esc(n)}/rows_filtered"),
-               num(f["validation_written"], f"sources/{esc(n)}/validation_rows_selected"),
-               num(f["validation_not_written"], f"sources/{esc(n)}/validation_rows_not_written"),
-               num(f["train_not_selected"], f"=flow/{esc(n)}/train_not_selected"),
-               num(f["train_selected_distinct"], f"=flow/{esc(n)}/train_selected_distinct"),
-               num(f["repeats_added"], f"=flow/{esc(n)}/repeats_added"),
-               num(f["rows_selected"], f"sources/{esc(n)}/rows_selected")]
-        if exported:
-            row += [num(f.get("export_rejected"), f"=flow/{esc(n)}/export_rejected"),
-                    num(f.get("written_train"), f"export/sources/{esc(n)}/rows_written/train")]
+    for label, key, source_key in steps:
+        row = [Cell(label, cls="step" if label[0] in "=r" else "")]
+        for n in names:
+            if source_key is None:
+                where = f"=flow/{esc(n)}/{key}"
+            elif source_key.startswith("export/"):
+                where = f"export/sources/{esc(n)}/{source_key.split('/', 1)[1]}"
+            else:
+                where = f"sources/{esc(n)}/{source_key}"
+            row.append(num(flows[n].get(key), where))
         rows.append(row)
     blocks: list[Any] = [Chart(chart), Table(headers, rows)]
     reasons = []
