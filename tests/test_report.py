@@ -409,3 +409,16 @@ def test_quickstart_report_renders_in_chromium_without_errors_or_requests(quicks
         assert title in seen.dom_text
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
+
+
+def test_report_open_hands_the_file_to_the_web_browser(quickstart: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    result = CliRunner().invoke(main, ["report", str(quickstart), "--open"])
+    assert result.exit_code == 0, result.output
+    assert opened == [(quickstart / "report.html").resolve().as_uri()]
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)
+    result = CliRunner().invoke(main, ["report", str(quickstart), "--open"])
+    assert result.exit_code == 0 and "no web browser found here" in result.output
