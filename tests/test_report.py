@@ -422,3 +422,36 @@ def test_report_open_hands_the_file_to_the_web_browser(quickstart: Path, monkeyp
     monkeypatch.setattr(webbrowser, "open", lambda url: False)
     result = CliRunner().invoke(main, ["report", str(quickstart), "--open"])
     assert result.exit_code == 0 and "no web browser found here" in result.output
+
+
+def test_canonical_jsonl_output_gives_the_same_numbers_as_parquet(quickstart: Path, tmp_path: Path) -> None:
+    out = tmp_path / "qj"
+    build(str(QUICKSTART), "--out", str(out), "--set", 'output.format="jsonl"')
+    as_jsonl = [(c["key"], c["value"]) for c in cells(write_report(out).read_text())]
+    as_parquet = [(c["key"], c["value"]) for c in cells((quickstart / "report.html").read_text())]
+    assert as_jsonl == as_parquet and len(as_jsonl) > 50
+
+
+def test_jsonl_tool_specs_are_read_as_text_not_one_struct_per_schema(tmp_path: Path) -> None:
+    specs = [{"type": "function", "function": {"name": f"f{i}", "parameters": {"type": "object", "properties":
+                                                                            {f"p{i}": {"type": "string"}}}}}
+             for i in range(50)]
+    path = write_jsonl(tmp_path / "o.jsonl", [{"messages": [{"role": "user", "content": "hi"},
+                                                            {"role": "assistant", "content": "yo"}],
+                                               "tools": specs[i % 7: i % 7 + i % 4]} for i in range(300)])
+    schema = data.jsonl_schema(path)
+    assert schema["tools"] == pl.List(pl.String)
+    assert schema["messages"] == pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+    frame = pl.read_ndjson(path, schema=schema)
+    assert json.loads(frame.get_column("tools")[3][0]) == specs[3]
+
+
+@pytest.mark.parametrize("fmt", ["trl", "llama-factory", "openai", "torchtune", "text", "prompt"])
+def test_every_output_format_gets_a_report_with_its_rows_shown(fmt: str, tmp_path: Path) -> None:
+    out = tmp_path / fmt
+    build(str(QUICKSTART), "--out", str(out), "--set", f'output.format="{fmt}"')
+    html = write_report(out).read_text()
+    check_against_manifests(html, out)
+    assert "could not be read" not in html
+    assert html.count('class="ex"') == 6
+    assert html.count('class="turn ') + html.count('class="doc"') >= 6  # every example shows its content

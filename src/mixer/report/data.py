@@ -83,7 +83,7 @@ def open_output(out_dir: Path, manifest: dict[str, Any] | None = None) -> Output
             if all(f.suffix == ".parquet" for f in files):
                 lf = pl.scan_parquet(files)
             else:
-                lf = pl.scan_ndjson(files, infer_schema_length=None)
+                lf = pl.scan_ndjson(files, schema=jsonl_schema(files[0]))
             schema = dict(lf.collect_schema())
         except Exception as exc:  # a report never fails a build over a file it cannot chart
             result.problems.append(f"{split}: cannot read {files[0].name} ({type(exc).__name__}: {exc})")
@@ -91,6 +91,48 @@ def open_output(out_dir: Path, manifest: dict[str, Any] | None = None) -> Output
         result.splits[split] = lf
         result.schema = result.schema or schema
     return result
+
+
+_TURN_FIELDS = ("role", "content", "tool_calls", "tool_call_id", "name", "from", "value")
+
+
+def _json_type(values: list[Any]) -> pl.DataType:
+    """A light column type for JSON values: scalars as themselves, lists of turns as lists of
+    structs of strings, anything else nested (tool specs) as JSON text (never a struct per tool
+    schema)."""
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, bool) for v in present) and present:
+        return pl.Boolean
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present) and present:
+        return pl.Int64
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present) and present:
+        return pl.Float64
+    if present and all(isinstance(v, list) for v in present):
+        items = [i for v in present for i in v if i is not None]
+        if items and all(isinstance(i, dict) and ("role" in i or "from" in i) for i in items):  # turns
+            keys = dict.fromkeys(k for i in items for k in i)
+            keys.update(dict.fromkeys(k for k in _TURN_FIELDS if k in ("role", "content") or k in keys))
+            return pl.List(pl.Struct({k: pl.String for k in keys}))
+        return pl.List(pl.String)
+    return pl.String
+
+
+def jsonl_schema(path: Path, sample_lines: int = 200) -> dict[str, pl.DataType]:
+    """The columns of a JSON-lines data file from its first lines, typed so that Polars never
+    infers one struct field per tool schema (inferring over varied tool specs took ~50 s for a
+    few hundred rows): nested values the report only shows are read as JSON text."""
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                records.append(json.loads(line))
+            if len(records) >= sample_lines:
+                break
+    keys = dict.fromkeys(k for r in records for k in r)
+    schema = {k: _json_type([r.get(k) for r in records]) for k in keys}
+    if "n_tokens" in schema:
+        schema["n_tokens"] = pl.UInt32
+    return schema
 
 
 # -- row accounting ---------------------------------------------------------------------------
