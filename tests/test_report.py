@@ -328,9 +328,15 @@ def test_report_command_fails_with_a_message_on_a_folder_mixer_did_not_write(tmp
     assert result.exit_code == 1 and "no such folder" in result.output
 
 
-def synthetic_output(out: Path, rows: int, template: dict[str, Any]) -> None:
-    """A canonical output folder of ``rows`` rows with augmentation notes, and its manifest."""
+def synthetic_output(out: Path, rows: int, template: dict[str, Any], sources: int = 0, turns: int = 1,
+                     chars: int = 10, tools: int = 2) -> None:
+    """A canonical output folder of ``rows`` rows with augmentation notes, and its manifest
+    (``sources`` > 0: that many copies of the template's first source; each row ``turns`` user +
+    assistant pairs of ``chars`` characters and ``tools`` tool specs when it has tools)."""
     gen = np.random.default_rng(0)
+    if sources:
+        first = next(iter(template["sources"].values()))
+        template = {**template, "sources": {f"source_{k:02d}": copy.deepcopy(first) for k in range(sources)}}
     names = list(template["sources"])
     source = np.array(names)[gen.integers(0, len(names), rows)]
     n_tokens = gen.lognormal(5.5, 0.8, rows).astype(np.uint32) + 1
@@ -338,12 +344,13 @@ def synthetic_output(out: Path, rows: int, template: dict[str, Any]) -> None:
     i = pl.int_range(rows).cast(pl.String)
     domain = pl.lit(pl.Series(["calendar", "finance", "maps", "email", "shipping"])).get(pl.int_range(rows) % 5)
     spec = pl.lit('{"type": "function", "function": {"name": "a"}}')
+    pad = pl.lit(" " + "w" * max(0, chars - 10))
     frame = pl.DataFrame({"source": source, "n_tokens": n_tokens, "has_tools": has_tools}).select(
         id=pl.concat_str(pl.col("source"), pl.lit("/"), i.str.zfill(16)), source="source", kind=pl.lit("chat"),
         system=pl.lit(None, pl.String),
-        messages=pl.concat_list(pl.struct(role=pl.lit("user"), content=pl.concat_str(pl.lit("question "), i)),
-                                pl.struct(role=pl.lit("assistant"), content=pl.concat_str(pl.lit("answer "), i))),
-        tools=pl.when("has_tools").then(pl.concat_list(spec, spec)).otherwise(pl.lit([], pl.List(pl.String))),
+        messages=pl.concat_list(*[pl.struct(role=pl.lit(role), content=pl.concat_str(pl.lit(f"{role} "), i, pad))
+                                  for _ in range(turns) for role in ("user", "assistant")]),
+        tools=pl.when("has_tools").then(pl.concat_list(*[spec] * tools)).otherwise(pl.lit([], pl.List(pl.String))),
         text=pl.lit(None, pl.String),
         meta=pl.when("has_tools").then(pl.concat_str(pl.lit('{"origin": "x.jsonl:'), i, pl.lit('", "aug.0.tools": '
                                                        '["builtin:'), domain, pl.lit('.tool", "generated:'), i,
@@ -379,6 +386,16 @@ def test_report_of_a_1m_row_mixture_stays_under_2_mb(quickstart: Path, tmp_path:
     manifest = json.loads((out / "manifest.json").read_text())
     for name, e in manifest["sources"].items():
         assert derived[f"meta_touched/{name}/0"] == e["transforms"][0]["augmented_selected"]
+
+
+def test_report_of_many_sources_with_long_rows_stays_under_2_mb(quickstart: Path, tmp_path: Path) -> None:
+    out = tmp_path / "wide"  # the worst case for size: examples of 60 sources, 40 turns of 5,000 characters
+    synthetic_output(out, 600, json.loads((quickstart / "manifest.json").read_text()), sources=60, turns=20,
+                     chars=5_000, tools=40)
+    html = write_report(out).read_text()
+    print(f"60 sources x 40 turns of 5,000 characters: {len(html.encode()):,} bytes")
+    assert len(html.encode()) < 2_000_000
+    assert html.count('class="ex"') == 60 and "28 more turns not shown" in html and "… 16 more</li>" in html
 
 
 # -- as a person sees it ----------------------------------------------------------------------------

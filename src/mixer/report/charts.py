@@ -36,6 +36,7 @@ _STYLE = {
     "legend.frameon": False,
     "legend.fontsize": 8,
 }
+MANY = 10  # above this many sources a chart drops per-item labels and legends (the tables have them)
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
            "#9c755f", "#bab0ac"]
 BUCKET_COLOURS = {
@@ -60,8 +61,10 @@ def _svg(fig: Figure) -> str:
     width = float(re.search(r'<svg[^>]*? width="([0-9.]+)pt"', text).group(1))
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"',
                   rf'<svg\1 class="chart" style="max-width:{width * 1.6:.0f}px"', text, count=1)
-    # comments and blank runs only cost bytes
+    # comments, blank runs and sub-pixel digits only cost bytes (a path with 40 sources x 40
+    # bins is mostly coordinates: two decimals of a point are invisible at any zoom a page allows)
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    text = re.sub(r'( d="[^"]*")', lambda m: re.sub(r"(\d+\.\d\d)\d+", r"\1", m.group(1)), text)
     return re.sub(r">\s+<", "><", text).strip()
 
 
@@ -87,7 +90,7 @@ def shares(names: Sequence[str], series: dict[str, Sequence[float | None]], titl
             pos = y - 0.4 + height * (k + 0.5)
             ax.barh(pos, np.nan_to_num(vals), height=height * 0.92, label=label, color=greys[k % len(greys)])
             for p, v in zip(pos, vals):
-                if not np.isnan(v):
+                if not np.isnan(v) and len(names) <= MANY:
                     ax.text(v, p, f" {v:.1%}", va="center", fontsize=7)
         ax.set_yticks(y, list(names))
         ax.invert_yaxis()
@@ -116,7 +119,7 @@ def flow(names: Sequence[str], buckets: dict[str, Sequence[int]], title: str) ->
                 continue
             ax.barh(names, frac, left=left, color=BUCKET_COLOURS.get(label, "#999"), label=label, height=0.6)
             for i, (f, v) in enumerate(zip(frac, values)):
-                if f > 0.07:
+                if f > 0.07 and len(names) <= MANY:
                     ax.text(left[i] + f / 2, i, f"{v:,}", ha="center", va="center", fontsize=7,
                             color="white" if label in ("train selected", "rejected") else "black")
             left += frac
@@ -168,7 +171,7 @@ def length_panels(panels: dict[str, dict[str, np.ndarray]], xlabel: str) -> str:
         fig = _figure(7.5 if len(panels) == 1 else 11.0, 2.9)
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, (title, per_source) in zip(axes, panels.items()):
-            _length_axes(ax, per_source, colours, title, xlabel, legend=True)
+            _length_axes(ax, per_source, colours, title, xlabel, legend=len(per_source) <= MANY)
         axes[0].set_ylabel("share of the source's rows")
         return _svg(fig)
 
@@ -211,14 +214,18 @@ def counts(per_source: dict[str, dict[int, int]], title: str, xlabel: str) -> st
         width = 0.8 / max(len(per_source), 1)
         for i, (name, c) in enumerate(per_source.items()):
             total = sum(c.values()) or 1
-            ax.bar(x - 0.4 + width * (i + 0.5), [c.get(k, 0) / total for k in x], width=width * 0.92,
-                   color=colour(i), label=name)
-        ax.set_xticks(x)
+            shares = [c.get(k, 0) / total for k in x]
+            if len(per_source) <= 4:  # grouped bars while they stay readable, else one line per source
+                ax.bar(x - 0.4 + width * (i + 0.5), shares, width=width * 0.92, color=colour(i), label=name)
+            else:
+                ax.plot(x, shares, color=colour(i), label=name, linewidth=1.2)
+        ax.set_xticks(x if top <= 30 else np.linspace(0, top, 11).round())
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("share of rows")
         ax.set_title(title)
-        ax.legend()
+        if len(per_source) <= MANY:
+            ax.legend()
         return _svg(fig)
 
 

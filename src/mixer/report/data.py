@@ -390,6 +390,9 @@ def turn_lengths(out: Output, seed: int, per_source: int = SAMPLE_ROWS,
     return _in_manifest_order(result, out.manifest), None
 
 
+MAX_TURNS = 12  # turns shown per example row (the report stays small whatever the rows hold)
+MAX_TOOLS = 24  # tool names listed per example row
+
 _ROLES = {"human": "user", "gpt": "assistant", "function_call": "assistant", "observation": "tool",
           "system": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
@@ -445,6 +448,7 @@ def example_view(record: dict[str, Any]) -> dict[str, Any]:
                       "tool_calls": _as_text(calls) if calls not in (None, [], "") else "",
                       "call": turn.get("from") == "function_call"})
     aug = {key.split(".", 2)[2]: value for key, value in meta.items() if key.startswith("aug.")}
+    tools = [_tool_name(t) for t in _json_list(record.get("tools"))]
     return {
         "id": record.get("id") or f"row {record['_row']}",
         "source": record.get("source") or "all rows",
@@ -452,9 +456,12 @@ def example_view(record: dict[str, Any]) -> dict[str, Any]:
         "origin": meta.get("origin"),
         "system": system,
         "system_injected": aug.get("system_prompt"),
-        "tools": [_tool_name(t) for t in _json_list(record.get("tools"))],
+        "tools": tools[:MAX_TOOLS],
+        "tools_hidden": max(0, len(tools) - MAX_TOOLS),
+        "tools_count": len(tools),
         "tools_injected": aug.get("tools") or [],
-        "turns": shown,
+        "turns": shown[:MAX_TURNS],
+        "turns_hidden": max(0, len(shown) - MAX_TURNS),
         "text": record.get("text") if not turns else None,
         "n_tokens": record.get("n_tokens"),
         "augmentations": sorted(aug),

@@ -69,11 +69,11 @@ _TEMPLATE = r"""{% macro section(s, prefix, scope, level) -%}
 <div class="ex"><div class="exhead">{{ r.id }}{% if r.origin %} · {{ r.origin }}{% endif %}{% if r.n_tokens is not none %} · {{ "{:,}".format(r.n_tokens) }} tokens{% endif %}
 {% for a in r.augmentations %} <span class="tag inj">{{ a }}</span>{% endfor %}</div>
 {% if r.system %}<div class="sys{% if r.system_injected %} inj{% endif %}"><span class="tag{% if r.system_injected %} inj{% endif %}">{% if r.system_injected %}injected system prompt · {{ r.system_injected }}{% else %}system prompt{% endif %}</span>{{ clip(r.system) }}</div>{% endif %}
-{% if r.tools %}<div class="tools{% if r.tools_injected %} inj{% endif %}"><span class="tag{% if r.tools_injected %} inj{% endif %}">{{ r.tools|length }} tool{{ "s" if r.tools|length != 1 }}{% if r.tools_injected %} · {{ r.tools_injected|length }} injected{% endif %}</span>
-<ul>{% for t in r.tools %}<li>{{ t }}</li>{% endfor %}</ul></div>{% endif %}
+{% if r.tools %}<div class="tools{% if r.tools_injected %} inj{% endif %}"><span class="tag{% if r.tools_injected %} inj{% endif %}">{{ r.tools_count }} tool{{ "s" if r.tools_count != 1 }}{% if r.tools_injected %} · {{ r.tools_injected|length }} injected{% endif %}</span>
+<ul>{% for t in r.tools %}<li>{{ t }}</li>{% endfor %}{% if r.tools_hidden %}<li>… {{ r.tools_hidden }} more</li>{% endif %}</ul></div>{% endif %}
 {% if r.text is not none %}<div class="doc">{{ clip(r.text) }}</div>{% endif %}
 {% for t in r.turns %}<div class="turn {{ t.role }}">{% if t.role != "user" %}<span class="role">{{ t.role }}</span>{% endif %}<div class="b">{{ clip(t.content) }}{% if t.tool_calls %}<pre class="call">{{ clip(t.tool_calls, 400) }}</pre>{% endif %}</div>{% if t.role == "user" %}<span class="role">user</span>{% endif %}</div>
-{% endfor %}</div>
+{% endfor %}{% if r.turns_hidden %}<p class="note">… {{ r.turns_hidden }} more turn{{ "s" if r.turns_hidden != 1 }} not shown</p>{% endif %}</div>
 {%- endmacro %}
 <!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

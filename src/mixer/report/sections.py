@@ -315,9 +315,11 @@ def timing_section(m: dict[str, Any]) -> Section | None:
         Table(["phase", "seconds", "rows"], rows)])
 
 
-def examples_section(m: dict[str, Any], out: data.Output, per_source: int = 3) -> Section | None:
+def examples_section(m: dict[str, Any], out: data.Output, per_source: int | None = None) -> Section | None:
     if not out.splits:
         return None
+    if per_source is None:  # three rows per source, fewer when there are many sources (size)
+        per_source = max(1, min(3, 60 // max(1, len(m.get("sources") or {}))))
     rows = data.example_rows(out, int(m.get("seed") or 0), per_source)
     if not rows:
         return None
