@@ -358,5 +358,27 @@ def audit(out: Path, template: str, sample: int | None, split: str, seed: int, a
         sys.exit(1)
 
 
+@main.command()
+@click.argument("out", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--open", "open_it", is_flag=True, help="Open the report in the default web browser.")
+@_friendly
+def report(out: Path, open_it: bool) -> None:
+    """(Re)write OUT/report.html for an existing output folder.
+
+    One self-contained HTML file (no scripts, no network): shares, row accounting, token
+    lengths, augmentation, repeats, validation, timings and example rows. For a staged
+    build's top folder, one part per stage.
+    """
+    from mixer.report import write_report
+
+    written = write_report(out)
+    click.echo(f"wrote {written}")
+    if open_it:
+        import webbrowser
+
+        if not webbrowser.open(written.resolve().as_uri()):
+            click.echo(f"no web browser found here: copy {written} to a machine with one and open it there", err=True)
+
+
 if __name__ == "__main__":
     main()
