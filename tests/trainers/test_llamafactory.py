@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, needs_shared
-from trainer_helpers import build_hh
+from trainer_helpers import build_hh, rows_written
 
 LF_PYTHON = Path(os.environ.get("MIXER_LLAMAFACTORY_PYTHON", REPO / ".venv-lf" / "bin" / "python"))
 NAME = "harmlessness-diversified"  # the recipe's name: the dataset's key in dataset_info.json
@@ -33,7 +33,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(rows as mixer wrote them, rows as LLaMA-Factory aligned them), in file order."""
-    out = build_hh(tmp_path_factory.mktemp("lf") / "out", "llama-factory", 60_000)
+    out = build_hh(tmp_path_factory.mktemp("lf"), "llama-factory", 60_000)
     written = [json.loads(line) for f in sorted((out / "data").glob("train-*.jsonl"))
                for line in f.read_text(encoding="utf-8").splitlines()]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -41,6 +41,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any
                          capture_output=True, text=True, env=env, cwd=out, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     aligned = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]  # its log goes to stdout
+    assert len(written) == rows_written(out)
     return written, aligned
 
 

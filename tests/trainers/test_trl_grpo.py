@@ -18,7 +18,7 @@ pytest.importorskip("trl", reason="the trainers tier needs TRL: pip install -e '
 
 from conftest import needs_shared  # noqa: E402
 from trainer_helpers import (  # noqa: E402
-    build_hh, needs_templates, row_texts, system_of, template, tiny_qwen2, tiny_tokenizer, tool_names,
+    build_hh, needs_templates, row_texts, rows_written, system_of, template, tiny_qwen2, tiny_tokenizer, tool_names,
 )
 
 pytestmark = [pytest.mark.trainers, needs_shared, needs_templates]
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.trainers, needs_shared, needs_templates]
 
 @pytest.fixture(scope="module")
 def prompt_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_hh(tmp_path_factory.mktemp("prompt") / "out", "prompt")
+    return build_hh(tmp_path_factory.mktemp("prompt"), "prompt")
 
 
 def grpo_on(train: Any, out: Path) -> tuple[Any, list[list[dict[str, Any]]], list[str], list[Any]]:
@@ -69,6 +69,7 @@ def test_grpo_renders_each_prompts_system_prompt_and_tools(prompt_out: Path, tmp
     # README: load the `prompt` output -- begin
     train = load_dataset(str(prompt_out), split="train")  # columns: prompt, tools
     # README: load the `prompt` output -- end
+    assert len(train) == rows_written(prompt_out)
     train = train.filter(lambda r: bool(r["tools"]) and system_of(r["prompt"]) is not None)
     assert len(train) >= 4
     by_turns = {str([m["content"] for m in r["prompt"][1:]]): r for r in train}

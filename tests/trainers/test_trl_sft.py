@@ -18,7 +18,7 @@ pytest.importorskip("trl", reason="the trainers tier needs TRL: pip install -e '
 
 from conftest import needs_shared  # noqa: E402
 from trainer_helpers import (  # noqa: E402
-    build_hh, needs_templates, row_texts, system_of, template, tiny_qwen2, tiny_tokenizer, tool_names,
+    build_hh, needs_templates, row_texts, rows_written, system_of, template, tiny_qwen2, tiny_tokenizer, tool_names,
 )
 
 pytestmark = [pytest.mark.trainers, needs_shared, needs_templates]
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.trainers, needs_shared, needs_templates]
 
 @pytest.fixture(scope="module")
 def trl_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_hh(tmp_path_factory.mktemp("trl") / "out", "trl")
+    return build_hh(tmp_path_factory.mktemp("trl"), "trl")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def train_rows(trl_out: Path) -> Any:
 
     train = load_dataset(str(trl_out), split="train")  # columns: messages, tools
     # README: TRL SFTTrainer -- end
-    assert set(train.column_names) == {"messages", "tools"}
+    assert set(train.column_names) == {"messages", "tools"} and len(train) == rows_written(trl_out)
     return train
 
 

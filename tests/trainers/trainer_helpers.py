@@ -8,6 +8,7 @@ it, a 2-layer model) the way a user would before handing them to the trainer.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,14 @@ needs_templates = pytest.mark.skipif(
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_hh(out: Path, fmt: str, total: int = 30_000, *sets: str) -> Path:
-    """The harmlessness-diversified recipe on the HH slice, with system prompts and tools, in ``fmt``."""
+def build_hh(parent: Path, fmt: str, total: int = 30_000, *sets: str) -> Path:
+    """The harmlessness-diversified recipe on the HH slice, with system prompts and tools, in ``fmt``.
+
+    The folder gets a unique name: ``datasets`` caches a folder's load under its base name, so
+    two builds named alike (across test sessions too) could load each other's rows (issue 12,
+    item 1). Callers check the loaded row count against the manifest.
+    """
+    out = parent / f"{fmt}-{total}-{uuid.uuid4().hex[:8]}"
     args = ["build", str(DIVERSIFIED), "--out", str(out), "-q",
             "--set", f"sources.harmless.path={HH}", "--set", f"total={total}",
             "--set", f"output.format={fmt}"]
@@ -39,6 +46,10 @@ def build_hh(out: Path, fmt: str, total: int = 30_000, *sets: str) -> Path:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return out
+
+
+def rows_written(out: Path, split: str = "train") -> int:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))["export"]["rows"][split]
 
 
 def template(name: str) -> str:
