@@ -62,7 +62,21 @@ def grpo_on(train: Any, out: Path) -> tuple[Any, list[list[dict[str, Any]]], lis
     return trainer, seen, rendered, rewarded_tools
 
 
-@pytest.mark.xfail(strict=True, reason="prompt format folds tools into the system turn: lands with the formats branch")
+def prompt_format_folds_tools() -> bool:
+    """Whether this checkout's `prompt` format puts a row's tools inside the prompt's turns."""
+    import json
+
+    from mixer.formats import prompt
+
+    spec = {"type": "function", "function": {"name": "zz_probe_tool", "description": "d",
+                                             "parameters": {"type": "object", "properties": {}}}}
+    row = {"kind": "chat", "system": "s", "tools": [json.dumps(spec)],
+           "messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
+    return "zz_probe_tool" in json.dumps(prompt.convert(row)["prompt"])
+
+
+@pytest.mark.xfail(not prompt_format_folds_tools(), strict=True,
+                   reason="prompt format folds tools into the system turn: lands with the formats branch")
 def test_grpo_renders_each_prompts_system_prompt_and_tools(prompt_out: Path, tmp_path: Path) -> None:
     from datasets import load_dataset
 
