@@ -48,11 +48,14 @@ def test_torchtune_chat_dataset_tokens_carry_system_prompts_and_tools(tmp_path: 
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator([m["content"] for r in rows for m in r["messages"]], trainers.BpeTrainer(
         vocab_size=2000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    bpe.model.save(str(tmp_path))
-    data_files = str(out / "data" / "train-00000-of-00001.jsonl")
+    tokenizer_dir = tmp_path / "tokenizer"
+    tokenizer_dir.mkdir()
+    bpe.model.save(str(tokenizer_dir))
 
     # README: torchtune -- begin
-    tokenizer = qwen2_5_tokenizer(path=str(tmp_path / "vocab.json"), merges_file=str(tmp_path / "merges.txt"))
+    data_files = str(out / "data" / "train-00000-of-00001.jsonl")
+    tokenizer = qwen2_5_tokenizer(path=str(tokenizer_dir / "vocab.json"),
+                                  merges_file=str(tokenizer_dir / "merges.txt"))
     dataset = chat_dataset(tokenizer, source="json", data_files=data_files, split="train",
                            conversation_column="messages", conversation_style="openai", train_on_input=False)
     # README: torchtune -- end

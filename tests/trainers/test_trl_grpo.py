@@ -37,16 +37,19 @@ def grpo_on(train: Any, out: Path) -> tuple[Any, list[list[dict[str, Any]]], lis
                                template("qwen2.5-instruct.jinja"))
     rewarded_tools: list[Any] = []
 
+    # README: TRL GRPOTrainer, a reward function -- begin
     def brevity(completions: list[Any], tools: list[Any], **_: Any) -> list[float]:
         rewarded_tools.extend(tools)  # the `tools` column arrives here, beside the completions
         return [-float(len(c[0]["content"])) for c in completions]
+    # README: TRL GRPOTrainer, a reward function -- end
 
-    # README: TRL GRPOTrainer (the `prompt` output) -- begin
+    model = tiny_qwen2(tokenizer)
+    # README: TRL GRPOTrainer, the trainer -- begin
     args = GRPOConfig(output_dir=str(out), max_steps=1, per_device_train_batch_size=4, num_generations=2,
                       max_completion_length=8, report_to="none", save_strategy="no", use_cpu=True, seed=0)
-    trainer = GRPOTrainer(model=tiny_qwen2(tokenizer), reward_funcs=brevity, args=args,
-                          train_dataset=train, processing_class=tokenizer)
-    # README: TRL GRPOTrainer -- end
+    trainer = GRPOTrainer(model=model, reward_funcs=brevity, args=args, train_dataset=train,
+                          processing_class=tokenizer)
+    # README: TRL GRPOTrainer, the trainer -- end
     seen: list[list[dict[str, Any]]] = []
     rendered: list[str] = []
     tokenize_prompts = trainer._tokenize_prompts
@@ -80,9 +83,9 @@ def prompt_format_folds_tools() -> bool:
 def test_grpo_renders_each_prompts_system_prompt_and_tools(prompt_out: Path, tmp_path: Path) -> None:
     from datasets import load_dataset
 
-    # README: load the `prompt` output -- begin
+    # README: TRL GRPOTrainer, the data -- begin
     train = load_dataset(str(prompt_out), split="train")  # columns: prompt, tools
-    # README: load the `prompt` output -- end
+    # README: TRL GRPOTrainer, the data -- end
     assert len(train) == rows_written(prompt_out)
     train = train.filter(lambda r: bool(r["tools"]) and system_of(r["prompt"]) is not None)
     assert len(train) >= 4

@@ -31,11 +31,11 @@ def trl_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def train_rows(trl_out: Path) -> Any:
-    # README: TRL SFTTrainer (the `trl` output) -- begin
+    # README: TRL SFTTrainer, the data -- begin
     from datasets import load_dataset
 
     train = load_dataset(str(trl_out), split="train")  # columns: messages, tools
-    # README: TRL SFTTrainer -- end
+    # README: TRL SFTTrainer, the data -- end
     assert set(train.column_names) == {"messages", "tools"} and len(train) == rows_written(trl_out)
     return train
 
@@ -44,10 +44,14 @@ def sft_trainer(train: Any, out: Path, chat_template: str, **config: Any) -> Any
     from trl import SFTConfig, SFTTrainer
 
     tokenizer = tiny_tokenizer([s for r in train for s in row_texts(r["messages"], r["tools"])], chat_template)
+    model = tiny_qwen2(tokenizer)
+    # README: TRL SFTTrainer, the trainer -- begin
     args = SFTConfig(output_dir=str(out), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-3,
                      report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, seed=0,
                      dataloader_num_workers=0, **config)
-    return SFTTrainer(model=tiny_qwen2(tokenizer), args=args, train_dataset=train, processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+    # README: TRL SFTTrainer, the trainer -- end
+    return trainer
 
 
 def assert_row_in(text: str, row: dict[str, Any]) -> None:
