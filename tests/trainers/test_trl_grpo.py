@@ -75,7 +75,10 @@ def prompt_format_folds_tools() -> bool:
                                              "parameters": {"type": "object", "properties": {}}}}
     row = {"kind": "chat", "system": "s", "tools": [json.dumps(spec)],
            "messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
-    return "zz_probe_tool" in json.dumps(prompt.convert(row)["prompt"])
+    try:
+        return "zz_probe_tool" in json.dumps(prompt.convert(row)["prompt"])
+    except Exception:  # noqa: BLE001 - a reshaped convert(): run the test as expected to fail; strict says if not
+        return False
 
 
 @pytest.mark.xfail(not prompt_format_folds_tools(), strict=True,
