@@ -312,3 +312,18 @@ def test_user_pool_tags_are_checked_and_honoured(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "text": "Hi.", "tags": ["format:jason"]}])
     with pytest.raises(RecipeError, match=r"bad.jsonl:x: tags: unknown constraint tag 'format:jason' \(did you mean 'format:json'"):
         load_bank("bad.jsonl", seed=0, position=0, base_dir=tmp_path)
+
+
+def test_builtin_tool_enums_are_strings_so_every_trainer_can_render_them() -> None:
+    """LLaMA-Factory's default tool format joins enum values as strings (a number raised TypeError)."""
+    from mixer.pools import builtin_records
+
+    def enums(schema):
+        if isinstance(schema, dict):
+            yield from ([schema["enum"]] if "enum" in schema else [])
+            for value in schema.values():
+                yield from enums(value)
+
+    for record in builtin_records("tools"):
+        for values in enums(record["function"].get("parameters")):
+            assert all(isinstance(v, str) for v in values), record["id"]

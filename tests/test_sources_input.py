@@ -133,8 +133,6 @@ def test_prompt_rows_are_rejected_with_a_counted_reason_by_sft_formats(tmp_path:
     assert len(rejects) == 4 and all("assistant" in r["reason"] for r in rejects)
 
 
-@pytest.mark.xfail(strict=True, reason="formats helper: trl.py, torchtune.py and text.py accept rows without a "
-                                       "final assistant turn (reported to the lead; drop this marker once fixed)")
 @pytest.mark.parametrize("fmt", ["trl", "torchtune", "text"])
 def test_prompt_rows_are_rejected_by_the_other_sft_formats(tmp_path: Path, fmt: str) -> None:
     (tmp_path / "xs.csv").write_text(XSTEST_LIKE, encoding="utf-8")
@@ -396,8 +394,6 @@ def test_a_prompt_that_is_not_text_says_what_it_got(tmp_path: Path) -> None:
         read(tmp_path / "p.jsonl")
 
 
-@pytest.mark.xfail(strict=True, reason="transforms helper: pools/catalog.py:45 prefixes the entry id that "
-                                       "tool_spec already put in the message (reported to the lead)")
 def test_a_bad_catalog_entry_names_its_file_and_line_once(recipe_dir: Path) -> None:
     write_jsonl(recipe_dir / "cat.jsonl", [{"type": "function", "function": {"name": "f", "parameters": "bad"}}])
     catalog = recipe_dir / "cat.jsonl"
@@ -407,8 +403,6 @@ def test_a_bad_catalog_entry_names_its_file_and_line_once(recipe_dir: Path) -> N
     assert output.count("cat.jsonl:1") == 1, output
 
 
-@pytest.mark.xfail(strict=True, reason="formats helper: formats/prompt.py:17-18 cuts a prompt that ends in a user "
-                                       "turn at its last assistant turn (reported to the lead)")
 def test_a_multi_turn_prompt_keeps_every_turn_in_the_prompt_output(tmp_path: Path) -> None:
     turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
     write_jsonl(tmp_path / "p.jsonl", [{"prompt": turns}])

@@ -59,9 +59,6 @@ def test_llamafactory_loads_every_row_with_its_system_prompt_and_tools(loaded: A
         assert isinstance(rendered, str) and all(f'"name": "{n}"' in rendered for n in names), rendered
 
 
-@pytest.mark.xfail(strict=True, reason="mixer defect: builtin tool analyze_ab_test has a numeric enum "
-                   "(confidence_level: [0.9, 0.95, 0.99]); LLaMA-Factory's default tool format joins enums "
-                   "as strings and raises TypeError, failing the whole run")
 def test_llamafactory_default_tool_format_renders_every_rows_tools(loaded: Any) -> None:
     written, aligned = loaded
     if not any('"analyze_ab_test"' in r["tools"] for r in written):

@@ -25,6 +25,13 @@ def require_chat(row: dict[str, Any], fmt: str) -> None:
         raise Unrepresentable(f"{fmt} holds conversations; documents need format = \"text\"")
 
 
+def require_answer(row: dict[str, Any], fmt: str) -> None:
+    """SFT formats train on a final assistant turn: a prompt-only row is counted, never written half."""
+    if row["kind"] == "chat" and (not row["messages"] or row["messages"][-1]["role"] != "assistant"):
+        raise Unrepresentable(f"{fmt} trains on a final assistant turn and this row has none (a prompt-only row: "
+                              "use format = \"prompt\")")
+
+
 def openai_messages(row: dict[str, Any], *, system: bool = True) -> list[dict[str, Any]]:
     """OpenAI-style messages: the system prompt first, then turns with only the keys they use."""
     out: list[dict[str, Any]] = []

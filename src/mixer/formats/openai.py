@@ -13,13 +13,14 @@ import json
 import re
 from typing import Any
 
-from mixer.formats.common import Unrepresentable, has_json_feature, openai_messages, require_chat, tools
+from mixer.formats.common import Unrepresentable, has_json_feature, openai_messages, require_answer, require_chat, tools
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
     require_chat(row, "openai")
+    require_answer(row, "openai")
     messages = openai_messages(row)
     pending: list[str] = []
     for i, m in enumerate(messages):

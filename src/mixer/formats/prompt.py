@@ -1,6 +1,7 @@
 """RL trainers (TRL GRPO / RLOO style): a conversational ``prompt`` with the tools in it, plus ``tools``.
 
-The prompt is the system prompt and every turn up to, not including, the last assistant turn.
+The prompt is the system prompt and every turn up to, not including, the last assistant turn
+(every turn, when the row already ends on a user or tool turn).
 
 The row's tool specs are folded into the system turn as the documented tools block
 (:func:`mixer.formats.common.render_tools_block`), because that is the only place an RL trainer
@@ -22,10 +23,13 @@ from mixer.formats.common import Unrepresentable, render_tools_block, require_ch
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
     require_chat(row, "prompt")
-    converted = trl.convert(row)
+    converted = trl.conversation(row)
     messages = converted["messages"]
-    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
-    prompt = messages[:last]
+    if messages and messages[-1]["role"] != "assistant":
+        prompt = messages  # already a prompt (prompt input, to_prompt): every turn stays
+    else:
+        last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
+        prompt = messages[:last]
     if not prompt or prompt[-1]["role"] not in ("user", "tool"):
         raise Unrepresentable("no user turn before the last assistant turn to use as a prompt")
     specs = tools(row)  # the converted column may be JSON text (datasets < 4.7); fold from the row

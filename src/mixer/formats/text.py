@@ -140,6 +140,9 @@ def _from_tokenizer_config(path: Path) -> Template:
 def convert(row: dict[str, Any], template: Template | None = None) -> dict[str, Any]:
     if row["kind"] == "document":
         return {"text": row["text"]}
+    from mixer.formats.common import require_answer
+
+    require_answer(row, "text")
     from jinja2.exceptions import TemplateError
 
     template = template or Template(CHATML)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixer.formats.common import Unrepresentable, render_tools_block, require_chat, tools
+from mixer.formats.common import Unrepresentable, render_tools_block, require_answer, require_chat, tools
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
     require_chat(row, "torchtune")
+    require_answer(row, "torchtune")
     if any(m["role"] == "tool" or m.get("tool_calls") for m in row["messages"]):
         raise Unrepresentable("torchtune chat format has no tool-call or tool-result turns")
     system = row.get("system")

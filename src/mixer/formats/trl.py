@@ -16,11 +16,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mixer.formats.common import encode_json, has_json_feature, json_feature, openai_messages, require_chat, tools
+from mixer.formats.common import encode_json, has_json_feature, json_feature, openai_messages, require_answer, require_chat, tools
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
     require_chat(row, "trl")
+    require_answer(row, "trl")
+    return conversation(row)
+
+
+def conversation(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's messages and tools in TRL's shape, whatever its last turn (the prompt format uses it too)."""
     messages = []
     for m in openai_messages(row):
         calls = [

@@ -43,7 +43,7 @@ def _normalize(ident: str, raw: Any) -> tuple[str, str, str, str]:
     try:
         spec = tool_spec(raw, ident)
     except RowError as exc:
-        raise RecipeError(f"tool catalog entry {ident}: {exc}") from None
+        raise RecipeError(f"tool catalog entry {exc}") from None
     fn = json.loads(spec)["function"]
     return ident, fn["name"], spec, " ".join([str(fn.get("description") or ""), *_schema_words(fn.get("parameters"))])
 
