@@ -77,6 +77,7 @@ class _Build:
     enc: Any
     base_dir: Path
     sources: list[_Source]
+    prepared: dict[str, transforms.Prepared] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
 
     def start(self, stage: str, rows: int) -> None:
@@ -90,8 +91,7 @@ class _Build:
     def augment(self, frame: pl.DataFrame, src: Source) -> tuple[pl.DataFrame, list[transforms.Step]]:
         """The source's transforms on rows, then their token counts: the one place transforms run
         (first copies in ``prepare``, upsampled repeats in ``gather``)."""
-        frame, steps = transforms.apply(frame, src.transforms, seed=self.recipe.seed, source=src.name,
-                                        base_dir=self.base_dir, encoding=self.enc)
+        frame, steps = self.prepared[src.name].apply(frame)
         return tokens.count(frame, self.enc), steps
 
 
@@ -100,12 +100,15 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) 
     b = _Build(recipe, executor, progress or silent, tokens.encoding(recipe.tokenizer),
                recipe.path.resolve().parent if recipe.path else Path.cwd(),
                [_Source(src, prio) for prio, src in enumerate(recipe.sources)])
+    # prepared once (pools, catalogs, banks, guard index), before any data is read; applied per chunk
+    b.prepared = {src.name: transforms.prepare(src.transforms, seed=recipe.seed, source=src.name,
+                                               base_dir=b.base_dir, encoding=b.enc) for src in recipe.sources}
     try:
         keys, table_rows = _read(b)
         copies = _dedup(b, keys, table_rows)
         del keys
         removed, index = _prepare(b, copies)
-        chosen, val_chosen, allocations = _select(b)
+        chosen, val_chosen, allocations = _select(b, removed)
         plans = _order(b, chosen, val_chosen)
         sizes, augmented = _gather(b, plans)
         # from here on the accounting needs only sizes
@@ -225,13 +228,51 @@ def _add_steps(total: list[transforms.Step], chunk: list[transforms.Step]) -> li
                             a.augmented + b.augmented) for a, b in zip(total, chunk)]
 
 
-def _select(b: _Build) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame], list[mix.Allocation]]:
-    """Global: per-source budgets and the selected ids (train, then validation), on key tables."""
+def _select(b: _Build, removed: pl.DataFrame) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame],
+                                                       list[mix.Allocation]]:
+    """Global: per-source budgets and the selected ids (train, then validation), on key tables.
+
+    Repeats of augmented sources are sized by their own re-augmented token counts, so a token
+    target holds for the rows written; a shortfall says what cleaning removed."""
     b.start("select", sum(s.train.height + s.held.height for s in b.sources))
-    chosen, allocations = mix.allocate(b.recipe, {s.src.name: s.train for s in b.sources})
+    resize = {s.src.name: _resizer(b, s) for s in b.sources if s.src.transforms}
+    chosen, allocations = mix.allocate(b.recipe, {s.src.name: s.train for s in b.sources}, resize, _losses(b, removed))
     val_chosen = mix.select_validation(chosen, {s.src.name: s.held for s in b.sources}, b.recipe)
     b.end("select", sum(f.height for f in chosen.values()) + sum(f.height for f in val_chosen.values()))
     return chosen, val_chosen, allocations
+
+
+def _losses(b: _Build, removed: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Per source: rows read, and how many each step before selection removed (for shortfall messages)."""
+    out = {}
+    for s in b.sources:
+        name, report = s.src.name, s.report
+        assert report is not None
+        buckets = removed.filter(pl.col("source") == name).get_column("bucket")
+        out[name] = {"read": report.rows_read, "unreadable": report.rows_rejected,
+                     "duplicates": int((buckets == "deduplicated").sum()),
+                     "decontaminated": int((buckets == "decontaminated").sum()),
+                     "filtered by transforms": sum(st.rows_in - st.rows_out for st in s.steps)}
+    return out
+
+
+def _resizer(b: _Build, s: _Source) -> mix.Resize:
+    """Token counts of repeat ``r`` of ranked key rows: re-augmented from the cleaned rows, chunk
+    by chunk, exactly as ``gather`` will write them."""
+    def resize(rows: pl.DataFrame, r: int) -> np.ndarray:
+        def one(io: ChunkIO) -> pl.DataFrame:
+            mine = rows.filter(pl.col("_chunk") == io.chunk).select("id")
+            fresh = mine.join(io.get("clean"), on="id", how="inner", maintain_order="left")
+            if not fresh.height:
+                return pl.DataFrame(schema={"id": pl.String, "_r": pl.UInt32})
+            fresh, _ = b.augment(fresh.with_columns(pl.col("id") + f"#{r}").select(schema.COLUMNS), s.src)
+            return fresh.select(pl.col("id").str.replace(r"#\d+$", ""), _r=pl.col("n_tokens"))
+
+        sized = pl.concat(b.executor.map(s.prio, one))
+        return (rows.select("id", "n_tokens").join(sized, on="id", how="left", maintain_order="left")
+                .select(pl.col("_r").fill_null(pl.col("n_tokens"))).to_series().to_numpy())
+
+    return resize
 
 
 def _order(b: _Build, chosen: dict[str, pl.DataFrame], val_chosen: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
