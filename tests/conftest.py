@@ -42,3 +42,20 @@ def chats(n: int, prefix: str = "q") -> list[dict[str, Any]]:
 def write_recipe(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def without_run(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest minus its ``run`` section (timings and executor): the part that may differ between
+    two builds of the same recipe."""
+    return {k: v for k, v in manifest.items() if k != "run"}
+
+
+def output_files(folder: Path) -> dict[str, bytes]:
+    """Every file of an output folder, the manifest without its ``run`` section."""
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    for name in [n for n in files if n == "manifest.json" or n.endswith("/manifest.json")]:
+        manifest = without_run(json.loads(files[name]))
+        for stage in (manifest.get("mixtures") or {}).values():  # a staged index hashes each stage's file
+            stage.pop("manifest_sha256", None)
+        files[name] = json.dumps(manifest, indent=2).encode()
+    return files

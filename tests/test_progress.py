@@ -33,7 +33,7 @@ def test_lines_mode_prints_timestamped_start_and_end_lines_with_rows_and_seconds
     lines = out.getvalue().splitlines()
     assert re.fullmatch(r"\d\d:\d\d:\d\d +0\.0s  reading harmless \(3,000 rows\) \.\.\.", lines[0])
     assert lines[1].endswith("reading harmless: 3,000 of 3,000 rows so far")
-    assert re.fullmatch(r"\d\d:\d\d:\d\d +6\.0s  reading harmless: 3,000 rows in 6\.0s, 500 rows/s", lines[2])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d +6\.0s  reading harmless: done, 3,000 rows, 6\.0s \(500 rows/s\)", lines[2])
     assert len(lines) == 3
 
 
@@ -71,3 +71,21 @@ def test_timings_add_up_phases_of_the_same_name() -> None:
     assert progress.timings == {"seconds": 3.0, "phases": [
         {"phase": "transform chunk", "seconds": 3.0, "rows": 200},
         {"phase": "write", "seconds": 0.0, "files": 2}]}
+
+
+def test_cli_build_outside_a_terminal_prints_a_timestamped_line_per_stage_and_q_silences_it(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    recipe = REPO / "recipes" / "quickstart.toml"
+    run = subprocess.run([sys.executable, "-m", "mixer.cli", "build", str(recipe), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    stages = ("read", "dedup", "prepare", "select", "order", "gather", "export")
+    for stage in stages:
+        assert re.search(rf"^\d\d:\d\d:\d\d +\d+\.\ds  {stage}: done, [\d,]+ rows, \d+\.\ds", run.stderr, re.M), stage
+    quiet = subprocess.run([sys.executable, "-m", "mixer.cli", "build", str(recipe), "--out", str(tmp_path / "q"), "-q"],
+                           capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ""

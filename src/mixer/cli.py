@@ -19,6 +19,7 @@ from mixer import pipeline
 from mixer.manifest import table as manifest_table
 from mixer import recipe as recipe_mod
 from mixer.errors import MixerError, RecipeError
+from mixer.progress import Progress
 
 _SET_HELP = ("Override a recipe key, e.g. --set sources.hh.weight=0.2, --set total=1e6, or a transform's "
              "option by its position from 0: --set sources.hh.transforms[1].p=0.3. Values are TOML; paths "
@@ -74,7 +75,8 @@ def main() -> None:
                    "spills to the output's staging folder.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Rows per chunk with --stream; memory grows with it.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress on stderr (otherwise: a live bar per stage on a terminal, timestamped lines elsewhere).")
 @_friendly
 def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], only: tuple[str, ...],
           weights_file: str | None, strict: bool, stream: bool, chunk_rows: int, quiet: bool) -> None:
@@ -98,7 +100,7 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
     result = pipeline.build_all(recipe, list(sets) + (["output.strict=true"] if strict else []), only=only, out=out,
                                 weights=weights_file, force=force, dry_run=dry_run,
                                 executor="stream" if stream else "memory", chunk_rows=chunk_rows,
-                                progress=pipeline.log_progress(pipeline.stderr_log(quiet)), on_built=show)
+                                progress=Progress("quiet" if quiet else "auto").on_stage, on_built=show)
     if result.index is not None:
         click.echo(f"wrote {result.index}")
 

@@ -78,6 +78,7 @@ class _Build:
     base_dir: Path
     sources: list[_Source]
     prepared: dict[str, transforms.Prepared] = field(default_factory=dict)
+    phases: list[dict[str, Any]] = field(default_factory=list)  # seconds and rows per stage, for the manifest
     _started: dict[str, float] = field(default_factory=dict)
 
     def start(self, stage: str, rows: int) -> None:
@@ -86,6 +87,7 @@ class _Build:
 
     def end(self, stage: str, rows: int) -> None:
         seconds = time.perf_counter() - self._started.pop(stage)
+        self.phases.append({"phase": stage, "seconds": round(seconds, 3), "rows": rows})
         self.progress(StageEvent(stage, "end", rows, seconds, self.executor.name))
 
     def augment(self, frame: pl.DataFrame, src: Source) -> tuple[pl.DataFrame, list[transforms.Step]]:
@@ -125,6 +127,9 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) 
         if index is not None:
             manifest["decontamination"] = manifest_mod.decontamination_summary(index)
         output = _export(b, plans, manifest)
+        # the one part of the manifest that differs between runs of the same recipe
+        manifest["run"] = {"executor": executor.name, "seconds": round(sum(p["seconds"] for p in b.phases), 3),
+                           "phases": b.phases}
         manifest_mod.check(manifest)
     except BaseException:
         executor.close()

@@ -1,7 +1,7 @@
 """The manifest: what went into a mixture, what was left out and why, and what was written.
 
-It holds no timestamps, so building the same recipe on the same inputs gives the same
-manifest. ``check`` asserts the accounting identities the manifest promises.
+Building the same recipe on the same inputs gives the same manifest, except its ``run``
+section (the executor and each stage's seconds and rows), which the engine adds last. ``check`` asserts the accounting identities the manifest promises.
 """
 
 from __future__ import annotations

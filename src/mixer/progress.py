@@ -62,6 +62,7 @@ class Progress:
         self._start = clock()
         self._last_line = self._start
         self._bar: Any = None
+        self._open: dict[str, Any] = {}
         self.phases: list[Phase] = []
 
     @contextmanager
@@ -89,6 +90,19 @@ class Progress:
 
     def __call__(self, text: str) -> None:  # usable wherever a plain ``log(str)`` is expected
         self.message(text)
+
+    def on_stage(self, event: Any) -> None:
+        """Follow the build engine's stage events (``mixer.engine.StageEvent``): a phase opens when
+        a stage starts and closes, with the rows it gave, when the stage ends."""
+        if event.event == "start":
+            cm = self.phase(event.stage, total=event.rows or None)
+            self._open[event.stage] = (cm, cm.__enter__())
+            return
+        opened = self._open.pop(event.stage, None)
+        if opened is not None:
+            cm, step = opened
+            step.advance(event.rows)
+            cm.__exit__(None, None, None)
 
     @property
     def timings(self) -> dict[str, Any]:
@@ -128,8 +142,8 @@ class Progress:
             self._bar.close()
             self._bar = None
         elif self.mode == "lines":
-            rate = f", {step.rows / step.seconds:,.0f} {step.unit}/s" if step.rows and step.seconds > 0 else ""
-            self._line(f"{step.name}: {step.rows:,} {step.unit} in {step.seconds:.1f}s{rate}")
+            rate = f" ({step.rows / step.seconds:,.0f} {step.unit}/s)" if step.rows and step.seconds > 0 else ""
+            self._line(f"{step.name}: done, {step.rows:,} {step.unit}, {step.seconds:.1f}s{rate}")
 
     def _line(self, text: str) -> None:
         now = self._clock()
