@@ -51,8 +51,10 @@ def without_run(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def output_files(folder: Path) -> dict[str, bytes]:
-    """Every file of an output folder, the manifest without its ``run`` section."""
-    files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file of an output folder, the manifest without its ``run`` section; ``report.html``
+    (a view that shows the run's timings) left out."""
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+             if p.is_file() and p.name != "report.html"}
     for name in [n for n in files if n == "manifest.json" or n.endswith("/manifest.json")]:
         manifest = without_run(json.loads(files[name]))
         for stage in (manifest.get("mixtures") or {}).values():  # a staged index hashes each stage's file

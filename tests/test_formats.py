@@ -356,7 +356,7 @@ examples = 7
 """)
     result = CliRunner().invoke(main, ["build", str(recipe), "--out", str(tmp_path / "o"), "--only", "two", "-q"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json", "two"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json", "report.html", "two"]
     bad = CliRunner().invoke(main, ["build", str(recipe), "--only", "three"])
     assert bad.exit_code == 2 and "no such mixture" in bad.output
     assert CliRunner().invoke(main, ["build", str(recipe), "--dry-run"]).exit_code == 0

@@ -444,8 +444,9 @@ def test_report_open_hands_the_file_to_the_web_browser(quickstart: Path, monkeyp
 def test_canonical_jsonl_output_gives_the_same_numbers_as_parquet(quickstart: Path, tmp_path: Path) -> None:
     out = tmp_path / "qj"
     build(str(QUICKSTART), "--out", str(out), "--set", 'output.format="jsonl"')
-    as_jsonl = [(c["key"], c["value"]) for c in cells(write_report(out).read_text())]
-    as_parquet = [(c["key"], c["value"]) for c in cells((quickstart / "report.html").read_text())]
+    as_jsonl = [(c["key"], c["value"]) for c in cells(write_report(out).read_text()) if not c["key"].startswith("run/")]
+    as_parquet = [(c["key"], c["value"]) for c in cells((quickstart / "report.html").read_text())
+                  if not c["key"].startswith("run/")]  # timings differ between two builds
     assert as_jsonl == as_parquet and len(as_jsonl) > 50
 
 

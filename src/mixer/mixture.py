@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import hashlib
 import json
 import os
@@ -87,6 +89,21 @@ class Mixture:
         files = self.output.write(stage)
         rejects = [r.__dict__ for r in self.rejects] + [r for split in self.output.rejects.values() for r in split]
         finish(stage, self.recipe, self.manifest, files, rejects, self.removed)
+        if self.recipe.output.report:
+            write_report_or_warn(stage)
+
+
+def write_report_or_warn(folder: Path) -> None:
+    """``report.html`` for a written output; a report bug never loses a finished build."""
+    from mixer.report import write_report  # loads matplotlib: only when a report is written
+
+    try:
+        write_report(folder)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the data is written; say how to retry (Polars panics too)
+        print(f"warning: report.html not written ({type(exc).__name__}: {exc}); run `mixer report OUT`",
+              file=sys.stderr)
 
 
 def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[writers.OutputFile],

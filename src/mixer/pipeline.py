@@ -25,7 +25,7 @@ from mixer.engine import Progress, StageEvent, export_options
 from mixer.errors import DataError, RecipeError
 from mixer.executors import Executor, InMemory, LocalStreaming, MemoryOutput
 from mixer.manifest import export_summary
-from mixer.mixture import Log, Mixture, check_not_inside_inputs, no_log, finish, write_index
+from mixer.mixture import Log, Mixture, check_not_inside_inputs, no_log, finish, write_index, write_report_or_warn
 from mixer.recipe import Recipe
 from mixer.sources.read import ReadReport, read_source
 
@@ -181,6 +181,8 @@ def build_all(recipe: str | Path, overrides: list[str] | None = None, *, only: t
     written = [b.target for b in result.mixtures.values() if b.written]
     if result.staged and written:
         result.index = write_index(written[0].parent, recipe)
+        if any(r.output.report for r in stages.values()):
+            write_report_or_warn(written[0].parent)
     return result
 
 

@@ -74,6 +74,7 @@ class Output:
     shard_rows: int = 250_000
     chat_template: str | None = None  # text format: "chatml", a .jinja file or a tokenizer_config.json
     strict: bool = False  # any row the format cannot carry fails the build
+    report: bool = True  # write report.html beside manifest.json
 
 
 @dataclass(frozen=True)
@@ -361,7 +362,7 @@ _SOURCE_KEYS = {
     "text_field", "prompt_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
     "max_record_mb",
 }
-_OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict"}
+_OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict", "report"}
 
 
 class _Validator:
@@ -576,6 +577,8 @@ class _Validator:
         if template not in (None, "chatml") and not Path(template).is_absolute():
             template = str(self.base_dir / template)
         strict = self.typed(table, "strict", "output.strict", (bool,), "true or false", False)
+        report = self.typed(table, "report", "output.report", (bool,), "true or false", True)
         file = "jsonl" if fmt == "jsonl" else "parquet"
         fmt = "canonical" if fmt in ("parquet", "jsonl") else fmt
-        return Output(dir=out_dir, format=fmt, file=file, shard_rows=shard_rows, chat_template=template, strict=strict)
+        return Output(dir=out_dir, format=fmt, file=file, shard_rows=shard_rows, chat_template=template, strict=strict,
+                      report=report)

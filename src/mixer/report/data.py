@@ -80,12 +80,17 @@ def open_output(out_dir: Path, manifest: dict[str, Any] | None = None) -> Output
             result.problems.append(f"{missing[0]} is listed in manifest.json but missing")
             continue
         try:
-            if all(f.suffix == ".parquet" for f in files):
+            if all(f.suffix == ".parquet" for f in files) and len(files) == 1:
                 lf = pl.scan_parquet(files)
+            elif all(f.suffix == ".parquet" for f in files):
+                # shards of trainer formats may type an all-null Json column differently: read each, relax
+                lf = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed").lazy()
             else:
                 lf = pl.scan_ndjson(files, schema=jsonl_schema(files[0]))
             schema = dict(lf.collect_schema())
-        except Exception as exc:  # a report never fails a build over a file it cannot chart
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a report never fails a build over a file it cannot chart (Polars panics are BaseException)
             result.problems.append(f"{split}: cannot read {files[0].name} ({type(exc).__name__}: {exc})")
             continue
         result.splits[split] = lf
