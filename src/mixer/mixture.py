@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import hashlib
@@ -67,8 +68,12 @@ class Mixture:
                 {name: datasets.Dataset(frame.to_arrow()) for name, frame in self.splits.items() if frame.height})
         fmt = formats.FORMATS[self.recipe.output.format]
         features = fmt.features() if fmt.features else None
+        # on_mixed_types exists from datasets 5; older versions take the rows as they are
+        mixed = {} if features else {"on_mixed_types": "use_json"}
+        if mixed and "on_mixed_types" not in inspect.signature(datasets.Dataset.from_list).parameters:
+            mixed = {}
         return datasets.DatasetDict({
-            name: datasets.Dataset.from_list(ex.rows, features=features, on_mixed_types=None if features else "use_json")
+            name: datasets.Dataset.from_list(ex.rows, features=features, **mixed)
             for name, ex in exported.items() if ex.rows
         })
 
