@@ -263,7 +263,11 @@ def prompt(record: dict[str, Any], source: Source) -> Row:
     ending in an assistant turn; ``system`` and ``tools`` columns are used; every other column
     is kept in ``meta["columns"]``."""
     field_name = source.prompt_field
-    value = _maybe_json(record.get(field_name), field_name)
+    raw = record.get(field_name)
+    try:
+        value = _maybe_json(raw, field_name)
+    except RowError:
+        value = raw  # plain text that happens to start with "[" or "{" ("[Caveat: ...] Act as ..."): a prompt
     if isinstance(value, str):
         if not value.strip():
             raise RowError(f"empty prompt in {field_name!r}")
