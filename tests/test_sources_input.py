@@ -415,8 +415,9 @@ def test_a_multi_turn_prompt_keeps_every_turn_in_the_prompt_output(tmp_path: Pat
 def test_a_text_prompt_starting_with_a_bracket_is_a_prompt_not_broken_json(tmp_path: Path) -> None:
     """Seen in a public prompt collection: '[Caveat Emptor: ...] I want you to act as ...'."""
     (tmp_path / "p.csv").write_text('act,prompt\nLinux,"[Caveat: run it in a container] Act as a terminal."\n'
-                                    'Poet,"{Be kind} Write a poem."\n', encoding="utf-8")
+                                    'Poet,"{Be kind} Write a poem."\n'
+                                    'Data,"{""role"": ""Data Transformer""}"\n', encoding="utf-8")
     frame, report = read_source(Source(name="p", path=str(tmp_path / "p.csv"), format="prompt"))
     assert report.rows_rejected == 0
     assert [m[0]["content"] for m in frame.get_column("messages").to_list()] == [
-        "[Caveat: run it in a container] Act as a terminal.", "{Be kind} Write a poem."]
+        "[Caveat: run it in a container] Act as a terminal.", "{Be kind} Write a poem.", '{"role": "Data Transformer"}']

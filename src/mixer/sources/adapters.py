@@ -268,6 +268,8 @@ def prompt(record: dict[str, Any], source: Source) -> Row:
         value = _maybe_json(raw, field_name)
     except RowError:
         value = raw  # plain text that happens to start with "[" or "{" ("[Caveat: ...] Act as ..."): a prompt
+    if isinstance(raw, str) and not isinstance(value, list):
+        value = raw  # only a message list is structure; a JSON object in a prompt column is the prompt's text
     if isinstance(value, str):
         if not value.strip():
             raise RowError(f"empty prompt in {field_name!r}")
