@@ -89,61 +89,33 @@ class Renderer:
 
 def load_renderer(spec: str, encoding: str = "cl100k_base") -> Renderer:
     """``spec``: a ``.jinja`` file, a ``tokenizer_config.json``, a tokenizer folder (its template in
-    ``tokenizer_config.json`` or ``chat_template.jinja``), or the built-in ``chatml``."""
+    ``tokenizer_config.json`` or ``chat_template.jinja``), or the built-in ``chatml``. Templates are
+    found as the ``text`` format finds them (:func:`mixer.formats.text.load_template`); a folder
+    with a ``tokenizer.json`` brings its own tokenizer for the counts."""
     try:
         import transformers  # noqa: F401
     except ImportError:
         raise RecipeError("mixer audit renders rows with transformers' apply_chat_template; install it with "
                           "pip install 'mixer[audit]' (or pip install transformers)") from None
-    from mixer.formats.text import CHATML
+    from mixer.formats.text import load_template
 
     path = Path(spec).expanduser()
-    if spec == "chatml":
-        return _minimal("chatml", CHATML, {}, encoding)
-    if path.is_dir():
-        if (path / "tokenizer.json").is_file():
-            from transformers import AutoTokenizer
+    if path.is_dir() and (path / "tokenizer.json").is_file():
+        from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(str(path))
-            if not tok.chat_template:
-                raise RecipeError(f"--template {path}: the tokenizer there has no chat template")
-            return Renderer(str(path), tok.chat_template, tok, "tokenizer")
-        config = path / "tokenizer_config.json"
-        jinja = path / "chat_template.jinja"
-        if jinja.is_file():
-            return _minimal(str(path), jinja.read_text(encoding="utf-8"), _special(config), encoding)
-        if config.is_file():
-            path = config
-        else:
-            raise RecipeError(f"--template {path}: no tokenizer.json, tokenizer_config.json or chat_template.jinja "
-                              "in that folder")
-    if not path.is_file():
+        tok = AutoTokenizer.from_pretrained(str(path))
+        if not tok.chat_template:
+            raise RecipeError(f"--template {path}: the tokenizer there has no chat template")
+        return Renderer(str(path), tok.chat_template, tok, "tokenizer")
+    if spec != "chatml" and not path.exists():
         raise RecipeError(f"--template {spec}: no such file or folder (give a .jinja file, a tokenizer_config.json, "
                           "a tokenizer folder, or chatml)")
-    if path.suffix == ".json":
-        config = json.loads(path.read_text(encoding="utf-8"))
-        template = config.get("chat_template")
-        if isinstance(template, list):
-            template = next((t["template"] for t in template if t.get("name") == "default"), None)
-        if not isinstance(template, str) and (path.parent / "chat_template.jinja").is_file():
-            template = (path.parent / "chat_template.jinja").read_text(encoding="utf-8")
-        if not isinstance(template, str):
-            raise RecipeError(f"--template {path}: no chat_template in it or beside it (chat_template.jinja)")
-        return _minimal(str(path), template, _special(path), encoding)
-    return _minimal(str(path), path.read_text(encoding="utf-8"), {}, encoding)
-
-
-def _special(config: Path) -> dict[str, str]:
-    if not config.is_file():
-        return {}
-    data = json.loads(config.read_text(encoding="utf-8"))
-    out = {}
-    for key in ("bos_token", "eos_token"):
-        value = data.get(key)
-        value = value.get("content") if isinstance(value, dict) else value
-        if isinstance(value, str):
-            out[key] = value
-    return out
+    try:
+        template = load_template(spec, Path.cwd())
+    except RecipeError as exc:
+        raise RecipeError(str(exc).replace("output.chat_template:", "--template:", 1)) from None
+    special = {k: v for k, v in (("bos_token", template.bos_token), ("eos_token", template.eos_token)) if v}
+    return _minimal(spec if spec == "chatml" else str(path), template.source, special, encoding)
 
 
 def _minimal(name: str, template: str, special: dict[str, str], encoding: str) -> Renderer:

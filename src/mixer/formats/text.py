@@ -54,6 +54,7 @@ class Template:
             self.template = env.from_string(source)
         except TemplateError as exc:
             raise RecipeError(f"output.chat_template: not a valid Jinja template: {exc}") from None
+        self.source = source
         self.bos_token, self.eos_token = bos_token, eos_token
         self.renders_tools = self._probe_tools()
         self.renders_tool_calls = self._probe_tool_calls()
