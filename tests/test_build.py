@@ -216,6 +216,7 @@ def test_repeats_in_a_build_carry_fresh_augmentations(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path / "r.toml", """
 unit = "examples"
 total = 120
+token_budget = "rendered"
 [sources.a]
 path = "a.jsonl"
 weight = 1

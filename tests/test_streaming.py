@@ -69,6 +69,7 @@ def test_dedup_rejects_decontamination_upsampling_and_shards_match_in_memory(tmp
     recipe = write_recipe(tmp_path / "r.toml", """
 unit = "tokens"
 total = 6000
+token_budget = "rendered"
 validation = 0.1
 seed = 7
 [decontaminate]
@@ -326,11 +327,14 @@ p = 1.0
     assert_same_output(recipe, tmp_path, chunk_rows=chunk_rows)
 
 
-def test_token_budget_with_repeats_and_validation_matches_in_memory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("budget", ["rendered", "content", "assistant"])
+def test_token_budget_with_repeats_and_validation_matches_in_memory(tmp_path: Path, budget: str) -> None:
     write_jsonl(tmp_path / "a.jsonl", chats(30))
-    recipe = write_recipe(tmp_path / "r.toml", """
+    total = {"rendered": 12000, "content": 2000, "assistant": 800}[budget]
+    recipe = write_recipe(tmp_path / "r.toml", f"""
 unit = "tokens"
-total = 12000
+total = {total}
+token_budget = "{budget}"
 validation = 0.3
 [sources.a]
 path = "a.jsonl"

@@ -12,10 +12,11 @@ from mixer import pipeline
 from mixer.errors import DataError
 
 
-def recipe(tmp_path: Path) -> Path:
+def recipe(tmp_path: Path, budget: str = "content") -> Path:
     write_jsonl(tmp_path / "small.jsonl", chats(20, "s"))
     write_jsonl(tmp_path / "big.jsonl", chats(2000, "b"))
-    return write_recipe(tmp_path / "r.toml", """
+    return write_recipe(tmp_path / "r.toml", f"""
+token_budget = "{budget}"
 unit = "tokens"
 total = 60000
 [sources.small]
@@ -32,15 +33,28 @@ weight = 0.5
 """)
 
 
+@pytest.mark.parametrize("budget", ["rendered", "content", "assistant"])
 @pytest.mark.parametrize("executor", ["memory", "stream"])
-def test_an_upsampled_augmented_source_meets_its_token_target_within_one_row(tmp_path: Path, executor: str) -> None:
-    m = pipeline.build(recipe(tmp_path), executor=executor, chunk_rows=7)
+def test_an_upsampled_augmented_source_meets_its_token_target_within_one_row(tmp_path: Path, executor: str,
+                                                                             budget: str) -> None:
+    m = pipeline.build(recipe(tmp_path, budget), executor=executor, chunk_rows=7)
     small = m.manifest["sources"]["small"]
     assert small["repeat_factor"] > 2
     frame = m.to_polars()["train"]
     rows = frame.filter(frame["source"] == "small")
     assert int(rows["n_tokens"].sum()) == small["tokens_selected"]  # what is written
     assert abs(small["tokens_selected"] - 30000) <= int(rows["n_tokens"].max())  # within one row
+    assert small["token_counts"]["selected"][budget] == small["tokens_selected"]
+
+
+def test_the_manifest_check_refuses_a_source_more_than_one_row_off_its_target(tmp_path: Path) -> None:
+    from mixer import manifest as manifest_mod
+    m = pipeline.build(recipe(tmp_path)).manifest
+    manifest_mod.check(m)
+    small = m["sources"]["small"]
+    small["tokens_selected"] = int(small["target"]) + small["largest_row_selected"] + 1
+    with pytest.raises(AssertionError, match="more than one row away"):
+        manifest_mod.check(m)
 
 
 def test_a_shortfall_names_what_dedup_removed(tmp_path: Path) -> None:

@@ -35,7 +35,10 @@ from mixer.sources.read import ReadReport
 from mixer.split import split
 
 STAGES = ("read", "dedup", "prepare", "select", "order", "gather", "export")
-SKINNY = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, "_chunk": pl.UInt32})  # per row, for selection
+MEASURED = {f"n_{m}": pl.UInt32 for m in tokens.MEASURES}  # a row's size in every token measure
+#: per row, for selection: ``n_tokens`` is its size under the recipe's ``token_budget``
+SKINNY = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, **MEASURED, "_chunk": pl.UInt32})
+GATHERED = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, "meta": pl.String, "_rendered": pl.UInt32})
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,16 @@ class _Build:
         self.phases.append({"phase": stage, "seconds": round(seconds, 3), "rows": rows})
         self.progress(StageEvent(stage, "end", rows, seconds, self.executor.name))
 
-    def augment(self, frame: pl.DataFrame, src: Source) -> tuple[pl.DataFrame, list[transforms.Step]]:
+    def augment(self, frame: pl.DataFrame, src: Source) -> tuple[pl.DataFrame, list[transforms.Step], pl.DataFrame]:
         """The source's transforms on rows, then their token counts: the one place transforms run
-        (first copies in ``prepare``, upsampled repeats in ``gather``)."""
-        frame, steps = self.prepared[src.name].apply(frame)
-        return tokens.count(frame, self.enc), steps
+        (first copies in ``prepare``, upsampled repeats in ``gather``).
+
+        ``n_tokens`` becomes each row's size under the recipe's ``token_budget``; every measure
+        (rendered, content, assistant) is returned beside, aligned with the rows."""
+        out, steps = self.prepared[src.name].apply(frame)
+        measured = tokens.counts(out, self.enc, frame if src.transforms else None)
+        out = out.with_columns(n_tokens=measured.get_column(f"n_{self.recipe.token_budget}"))
+        return schema.check(out, "token counting"), steps, measured
 
 
 def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) -> Mixture:
@@ -117,8 +125,7 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) 
         entries = manifest_mod.source_entries(
             recipe, {s.src.name: s.report for s in b.sources},  # type: ignore[misc]
             {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"],
-            {s.src.name: s.train.select("n_tokens") for s in b.sources},
-            {s.src.name: s.held.select("n_tokens") for s in b.sources},
+            {s.src.name: s.train for s in b.sources}, {s.src.name: s.held for s in b.sources},
             sizes["validation"], removed, {s.src.name: s.flagged for s in b.sources}, augmented)
         totals = {name: {"rows": sum(f.height for f in part.values()),
                          "tokens": int(sum(mix.amount(f, "tokens") for f in part.values()))}
@@ -192,11 +199,11 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
                 chunk, out.flagged = cleaned[s.src.name], flagged[s.src.name]
             if s.src.transforms:
                 io.put("clean", chunk)  # upsampled repeats are re-augmented from the cleaned rows
-            frame, out.steps = b.augment(chunk, s.src)
+            frame, out.steps, measured = b.augment(chunk, s.src)
             io.put("ready", frame)
-            train, held = split(frame, recipe.validation, recipe.seed)
-            c = pl.lit(io.chunk, pl.UInt32)
-            out.train, out.held = train.select("id", "n_tokens", _chunk=c), held.select("id", "n_tokens", _chunk=c)
+            keys = pl.concat([frame.select("id", "n_tokens"), measured], how="horizontal")
+            out.train, out.held = split(keys.with_columns(_chunk=pl.lit(io.chunk, pl.UInt32)), recipe.validation,
+                                        recipe.seed)
             return out
 
         done = b.executor.map(s.prio, prepare)
@@ -237,10 +244,13 @@ def _select(b: _Build, removed: pl.DataFrame) -> tuple[dict[str, pl.DataFrame], 
                                                        list[mix.Allocation]]:
     """Global: per-source budgets and the selected ids (train, then validation), on key tables.
 
-    Repeats of augmented sources are sized by their own re-augmented token counts, so a token
-    target holds for the rows written; a shortfall says what cleaning removed."""
+    Under ``token_budget = "rendered"``, repeats of augmented sources are sized by their own
+    re-augmented token counts, so a token target holds for the rows written (content and
+    assistant tokens do not change when a repeat draws fresh tools or prompts); a shortfall says
+    what cleaning removed."""
     b.start("select", sum(s.train.height + s.held.height for s in b.sources))
-    resize = {s.src.name: _resizer(b, s) for s in b.sources if s.src.transforms}
+    resize = {s.src.name: _resizer(b, s) for s in b.sources
+              if s.src.transforms and b.recipe.token_budget == "rendered"}
     chosen, allocations = mix.allocate(b.recipe, {s.src.name: s.train for s in b.sources}, resize, _losses(b, removed))
     val_chosen = mix.select_validation(chosen, {s.src.name: s.held for s in b.sources}, b.recipe)
     b.end("select", sum(f.height for f in chosen.values()) + sum(f.height for f in val_chosen.values()))
@@ -270,7 +280,7 @@ def _resizer(b: _Build, s: _Source) -> mix.Resize:
             fresh = mine.join(io.get("clean"), on="id", how="inner", maintain_order="left")
             if not fresh.height:
                 return pl.DataFrame(schema={"id": pl.String, "_r": pl.UInt32})
-            fresh, _ = b.augment(fresh.with_columns(pl.col("id") + f"#{r}").select(schema.COLUMNS), s.src)
+            fresh, _, _ = b.augment(fresh.with_columns(pl.col("id") + f"#{r}").select(schema.COLUMNS), s.src)
             return fresh.select(pl.col("id").str.replace(r"#\d+$", ""), _r=pl.col("n_tokens"))
 
         sized = pl.concat(b.executor.map(s.prio, one))
@@ -321,9 +331,15 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
         done = b.executor.map(s.prio, gather)
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
+        measured = pl.concat([s.train, s.held]).select(pl.col("id").alias("_base"), *MEASURED)
         for split_name in plans:
-            sizes[split_name][name] = _concat([d[split_name].select("n_tokens") for d in done if split_name in d],
-                                              {"n_tokens": pl.UInt32})
+            got = _concat([d[split_name] for d in done if split_name in d], GATHERED)
+            # a repeat's content and assistant tokens are its original's; its rendered count is its own
+            sizes[split_name][name] = (
+                got.with_columns(_base=pl.col("id").str.replace(r"#\d+$", ""))
+                .join(measured, on="_base", how="left", maintain_order="left")
+                .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
+                        "n_assistant"))
         for d in done:
             if "train" in d:
                 for label, n in manifest_mod.augmented_counts(d["train"], s.steps).items():
@@ -349,14 +365,17 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
             # a repeat starts again from the untransformed row under its own id: fresh draws
             fresh = (repeats.select("id", "_base").join(io.get("clean").rename({"id": "_base"}), on="_base",
                                                         how="inner", maintain_order="left").drop("_base"))
-            fresh, _ = b.augment(fresh.select(schema.COLUMNS), s.src)
+            fresh, _, measured = b.augment(fresh.select(schema.COLUMNS), s.src)
+            fresh = fresh.with_columns(_rendered=measured.get_column("n_rendered"))
             again = repeats.select("id", "_pos", "_shard").join(fresh, on="id", how="inner")
         else:
             again = repeats.join(ready.rename({"id": "_base"}), on="_base", how="inner").drop("_base")
+            again = again.with_columns(_rendered=pl.lit(None, pl.UInt32))
+        first = first.with_columns(_rendered=pl.lit(None, pl.UInt32))
         rows = pl.concat([first, again.select(first.columns)]) if repeats.height else first
         assert rows.height == mine.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
-        io.put_rows(split_name, rows)
-        out[split_name] = rows.select(schema.COLUMNS)
+        io.put_rows(split_name, rows.drop("_rendered"))
+        out[split_name] = rows.select(GATHERED.names())
     return out
 
 

@@ -37,7 +37,8 @@ def versions() -> dict[str, str]:
 def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, cleaned: dict[str, int],
                  split_rows: dict[str, int],
                  tokens_available: int, validation: dict[str, int], realized_share: float,
-                 augmented_selected: dict[str, int]) -> dict[str, Any]:
+                 augmented_selected: dict[str, int], token_counts: dict[str, dict[str, int]],
+                 largest_row: int) -> dict[str, Any]:
     filtered = {s.label: s.rows_in - s.rows_out for s in steps if s.rows_in != s.rows_out}
     return {
         "format": report.format,
@@ -53,6 +54,7 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
         "filtered_by": filtered,
         "rows_available": split_rows["train"] + split_rows["validation"],
         "tokens_available": tokens_available,
+        "token_counts": token_counts,
         "split": split_rows,
         "transforms": [
             {"position": s.position, "type": s.type, "rows_in": s.rows_in, "rows_out": s.rows_out,
@@ -67,6 +69,7 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
         "rebalanced": alloc.rebalanced,
         "rows_selected": alloc.selected_rows,
         "tokens_selected": alloc.selected_tokens,
+        "largest_row_selected": largest_row,
         "repeat_factor": alloc.epochs,
         "validation_rows_selected": validation["rows"],
         "validation_tokens_selected": validation["tokens"],
@@ -83,13 +86,18 @@ def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[s
                    "resolved": recipe.resolved},
         "seed": recipe.seed,
         "unit": recipe.unit,
+        "token_budget": recipe.token_budget,
         "total": recipe.total,
         "validation": recipe.validation,
         "validation_rule": VALIDATION_RULE if recipe.validation > 0 else None,
         "pools": {"builtin_sha256": pools.version()},
         "tokenizer": {"name": recipe.tokenizer, "resolved": encoding_name,
                       "counting": "chat: content + tool-call JSON + 4 per turn (system counts as a "
-                                  "turn) + tool spec JSON; document: text"},
+                                  "turn) + tool spec JSON; document: text",
+                      "measures": {"rendered": "the whole row as written",
+                                   "content": "the row without what transforms injected (system prompts, "
+                                              "tool specs, wrapped requests)",
+                                   "assistant": "assistant turns only (a document counts whole)"}},
         "versions": versions(),
         "sources": sources,
         "totals": totals,
@@ -111,6 +119,11 @@ def check(manifest: dict[str, Any]) -> None:
             raise AssertionError(f"manifest: source {name}: available != train + validation")
         if entry["split"]["validation"] != entry["validation_rows_selected"] + entry["validation_rows_not_written"]:
             raise AssertionError(f"manifest: source {name}: held out != validation written + not written")
+        # selection takes the prefix closest to the target: what is written is within one row of it
+        got = entry["tokens_selected"] if entry["unit"] == "tokens" else entry["rows_selected"]
+        if entry["target"] > 0 and abs(got - entry["target"]) > max(entry["largest_row_selected"], 1) + 1e-6:
+            raise AssertionError(f"manifest: source {name}: {got:,} {entry['unit']} written for a target of "
+                                 f"{entry['target']:,.0f}, more than one row away")
 
 
 SHARE_TOLERANCE = 0.005  # a source's share moved more than this by export rejects is called out
@@ -182,20 +195,28 @@ def warnings(manifest: dict[str, Any]) -> list[str]:
 
 
 def table(manifest: dict[str, Any]) -> str:
-    """The human-readable summary ``mixer build`` ends with."""
+    """The human-readable summary ``mixer build`` ends with: per source, rows, the selected tokens
+    in every measure (the budget's marked ``*``), target and realized shares, and what was written."""
     export = (manifest.get("export") or {}).get("sources")
-    header = ("source", "available", "selected", "tokens", "target", "realized", "epochs")
+    budget = manifest.get("token_budget", "rendered")
+    measures = ("rendered", "content", "assistant")
+    header = ("source", "available", "selected", *(m + ("*" if m == budget else "") for m in measures),
+              "target", "realized", "epochs")
     if export:
         header += ("written", "as written")
     rows = [header]
+    sums = {m: 0 for m in measures}
     for name, e in manifest["sources"].items():
-        row = (name, f"{e['split']['train']:,}", f"{e['rows_selected']:,}", f"{e['tokens_selected']:,}",
+        selected = e["token_counts"]["selected"]
+        row = (name, f"{e['split']['train']:,}", f"{e['rows_selected']:,}", *(f"{selected[m]:,}" for m in measures),
                f"{e['target_share']:.1%}", f"{e['realized_share']:.1%}", f"{e['repeat_factor']:.2f}")
+        for m in measures:
+            sums[m] += selected[m]
         if export:
             row += (f"{export[name]['rows_written']['train']:,}", f"{export[name]['realized_share_written']:.1%}")
         rows.append(row)
     t = manifest["totals"]
-    total = ("total", "", f"{t['train']['rows']:,}", f"{t['train']['tokens']:,}", "", "", "")
+    total = ("total", "", f"{t['train']['rows']:,}", *(f"{sums[m]:,}" for m in measures), "", "", "")
     if export:
         total += (f"{manifest['export']['rows'].get('train', 0):,}", "")
     rows.append(total)
@@ -212,8 +233,17 @@ def table(manifest: dict[str, Any]) -> str:
         note = (f"of {held:,} held out; {unused:,} not written, beyond each source's share" if unused
                 else "every held-out row")
         lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens ({note})")
+    lines.append(f"* {_BUDGET_NOTE[budget]} (token_budget = {budget!r})"
+                 + ("" if manifest["unit"] == "tokens" else "; this mixture is budgeted in examples"))
     lines += warnings(manifest)
     return "\n".join(lines)
+
+
+_BUDGET_NOTE = {
+    "content": "token budgets count each source's own content: injected system prompts and tool specs excluded",
+    "assistant": "token budgets count assistant (trained) tokens only",
+    "rendered": "token budgets count every rendered token, injected system prompts and tool specs included",
+}
 
 
 def augmented_counts(frame: pl.DataFrame, steps: list[Step]) -> dict[str, int]:
@@ -229,7 +259,8 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
                    flagged: dict[str, int], augmented: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
     """The manifest's per-source accounting, from what each stage reported.
 
-    Frames need only ``n_tokens`` (sizes and token sums).
+    Frames hold ``n_tokens`` (each row's size under the token budget) and the three measures
+    ``n_rendered``, ``n_content``, ``n_assistant``.
     """
     train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
     entries = {}
@@ -248,8 +279,15 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
             validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
             realized_share=mix.amount(got, recipe.unit) / train_total if train_total else 0.0,
             augmented_selected=augmented[name],
+            token_counts={"available": _measures(pl.concat([train[name], held[name]])), "selected": _measures(got)},
+            largest_row=(int(got.get_column("n_tokens").max() or 0) if alloc.unit == "tokens" else 1) if got.height
+            else 0,
         )
     return entries
+
+
+def _measures(frame: pl.DataFrame) -> dict[str, int]:
+    return {m: int(frame.get_column(f"n_{m}").sum()) for m in ("rendered", "content", "assistant")}
 
 
 def decontamination_summary(index: Any) -> dict[str, Any]:

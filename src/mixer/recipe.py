@@ -21,6 +21,7 @@ from mixer.errors import RecipeError
 from mixer.specs import DecontaminateSpec, DedupSpec, NearDup
 
 UNITS = ("tokens", "examples")
+TOKEN_BUDGETS = ("content", "assistant", "rendered")  # what a token budget counts: see mixer.tokens
 FORMATS = ("auto", "canonical", "openai", "sharegpt", "alpaca", "hh-rlhf", "document", "prompt")
 OUTPUT_FORMATS = ("canonical", "parquet", "jsonl", "trl", "llama-factory", "openai", "torchtune", "text", "prompt")
 HUB_PREFIX = "hf://"
@@ -96,6 +97,7 @@ class Recipe:
     path: Path | None
     resolved: dict[str, Any]  # the table after overrides, as validated (for the manifest)
     staged: bool = False  # one of several [mixtures.NAME] of a staged recipe
+    token_budget: str = "content"  # what a token counts toward budgets: see tokens.MEASURES
 
     @property
     def sha256(self) -> str:
@@ -351,7 +353,7 @@ def _suggest(word: str, options: list[str]) -> str:
 # --------------------------------------------------------------------------- validation
 
 _TOP_KEYS = {
-    "name", "seed", "unit", "total", "tokenizer", "validation", "temperature", "rebalance",
+    "name", "seed", "unit", "total", "tokenizer", "token_budget", "validation", "temperature", "rebalance",
     "sources", "output", "dedup", "decontaminate", "mixtures",
 }
 _DEDUP_KEYS = {"exact", "key", "scope", "near"}
@@ -429,6 +431,7 @@ class _Validator:
                                "a tiktoken encoding name, or the path of a model's tokenizer.json", "cl100k_base")
         if tokenizer.endswith(".json") or "/" in tokenizer:  # a model's tokenizer, relative to the recipe
             tokenizer = str(self.base_dir / Path(tokenizer).expanduser())
+        token_budget = self.choice(table, "token_budget", "token_budget", TOKEN_BUDGETS, "content")
         validation = self.number(table, "validation", "validation", default=0.0)
         if validation >= 1.0:
             raise self.fail("validation", f"expected a fraction in [0, 1), got {validation!r}")
@@ -453,7 +456,7 @@ class _Validator:
             validation=validation, temperature=temperature, rebalance=rebalance,
             sources=sources, output=output, dedup=dedup, decontaminate=decon,
             path=None if self.origin.startswith("<") else Path(self.origin.split(" [mixtures.")[0]), resolved=table,
-            staged=stage_of is not None,
+            staged=stage_of is not None, token_budget=token_budget,
         )
 
     def source(self, name: str, spec: Any, tempered: bool) -> Source:

@@ -23,6 +23,7 @@ import tiktoken
 
 from mixer import schema
 from mixer.errors import RecipeError
+from mixer.recipe import TOKEN_BUDGETS
 
 MESSAGE_OVERHEAD = 4
 
@@ -117,26 +118,76 @@ def lengths(texts: pl.Series, enc: Encoding) -> pl.Series:
     )
 
 
+MEASURES = TOKEN_BUDGETS
+"""What a token budget can count (``token_budget`` in a recipe); ``n_<measure>`` columns of :func:`counts`.
+
+- ``rendered``: the whole row as written: turns, system prompt, tool specs, framing.
+- ``content``: the source's own text: the rendered row without what the source's transforms
+  injected (system prompts, tool specs, the request ``documents_to_chat`` wraps a document in).
+- ``assistant``: what a trainer trains on by default: assistant turns (content, tool calls,
+  framing); a document counts whole (it is trained on as text).
+"""
+
+
+def counts(df: pl.DataFrame, enc: Encoding, before: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``n_rendered``, ``n_content`` and ``n_assistant`` of each row of ``df``, in one pass over
+    the distinct texts.
+
+    ``before`` is the same rows (by ``id``) as they were before the source's transforms: a
+    system prompt, tool spec or turn not in it was injected and is not ``content``. Without it
+    every rendered token is content.
+    """
+    names = ("n_rendered", "n_content", "n_assistant")
+    if df.is_empty():
+        return pl.DataFrame(schema={n: pl.UInt32 for n in names})
+    rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")
+    own = pl.lit(True)
+    wrapped = pl.lit(False)  # a document turned into a chat: its request turn was injected
+    frame = df.select(rows, "id", "kind", "system", "messages", "tools")
+    if before is not None:
+        old = before.select("id", _kind="kind", _system="system")
+        frame = frame.join(old, on="id", how="left", maintain_order="left")
+        wrapped = (pl.col("_kind") == "document") & (pl.col("kind") == "chat")
+    else:
+        frame = frame.with_columns(_kind=pl.col("kind"), _system=pl.col("system"))
+    turns = (frame.select("_row", wrapped.alias("_wrapped"), "messages")
+             .explode("messages", keep_nulls=False).unnest("messages"))
+    is_assistant = pl.col("role") == "assistant"
+    turn_own = is_assistant | ~pl.col("_wrapped")
+    tools = frame.select("_row", "id", "tools").explode("tools", keep_nulls=False)
+    if before is not None:
+        kept = (before.select("id", "tools").explode("tools", keep_nulls=False).unique()
+                .with_columns(_own=pl.lit(True)))
+        tools = tools.join(kept, on=["id", "tools"], how="left", maintain_order="left")
+        own = pl.col("_own").fill_null(False)
+    system = pl.col("system")
+    kept_system = pl.col("_system").is_not_null() & system.is_not_null()
+    same_system = kept_system & (system == pl.col("_system"))
+    # prepend/append keep the source's prompt inside the new one: that part is still content
+    inside = kept_system & ~same_system & system.str.contains(pl.col("_system"), literal=True)
+    overhead = pl.lit(MESSAGE_OVERHEAD, pl.UInt32)
+    zero = pl.lit(0, pl.UInt32)
+    pieces = pl.concat([
+        turns.select("_row", s=pl.col("content"), extra=overhead, r=pl.lit(True), c=turn_own, a=is_assistant),
+        turns.select("_row", s=pl.col("tool_calls"), extra=zero, r=pl.lit(True), c=turn_own, a=is_assistant),
+        frame.select("_row", s=system, extra=pl.when(system.is_not_null()).then(overhead).otherwise(zero),
+                     r=pl.lit(True), c=same_system | system.is_null(), a=pl.lit(False)),
+        frame.filter(inside).select("_row", s=pl.col("_system"), extra=overhead, r=pl.lit(False), c=pl.lit(True),
+                                    a=pl.lit(False)),
+        tools.select("_row", s=pl.col("tools"), extra=zero, r=pl.lit(True), c=own, a=pl.lit(False)),
+        df.select(rows, s=pl.col("text"), extra=zero, r=pl.lit(True), c=pl.lit(True), a=pl.lit(True)),
+    ], how="vertical_relaxed")
+    n = lengths(pieces.get_column("s"), enc) + pieces.get_column("extra")
+    per_row = (pieces.select("_row", n=n, r="r", c="c", a="a").group_by("_row")
+               .agg(*[pl.col("n").filter(pl.col(flag)).sum().cast(pl.UInt32).alias(name)
+                      for flag, name in zip("rca", names)]))
+    return (df.select(rows).join(per_row, on="_row", how="left", maintain_order="left")
+            .select(pl.col(n).fill_null(0) for n in names))
+
+
 def count(df: pl.DataFrame, enc: Encoding) -> pl.DataFrame:
-    """Return ``df`` with ``n_tokens`` filled in for every row."""
+    """Return ``df`` with ``n_tokens`` filled in for every row (the whole rendered row)."""
     if df.is_empty():
         return df
-    rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")
-    turns = df.select(rows, pl.col("messages")).explode("messages", keep_nulls=False).unnest("messages")
-    tools = df.select(rows, pl.col("tools")).explode("tools", keep_nulls=False)
-    pieces = pl.concat([
-        turns.select("_row", pl.col("content").alias("s"), pl.lit(MESSAGE_OVERHEAD, pl.UInt32).alias("extra")),
-        turns.select("_row", pl.col("tool_calls").alias("s"), pl.lit(0, pl.UInt32).alias("extra")),
-        df.select(rows, pl.col("system").alias("s"),
-                  pl.when(pl.col("system").is_not_null()).then(MESSAGE_OVERHEAD).otherwise(0)
-                  .cast(pl.UInt32).alias("extra")),
-        tools.select("_row", pl.col("tools").alias("s"), pl.lit(0, pl.UInt32).alias("extra")),
-        df.select(rows, pl.col("text").alias("s"), pl.lit(0, pl.UInt32).alias("extra")),
-    ])
-    pieces = pieces.with_columns(n=lengths(pieces.get_column("s"), enc) + pl.col("extra"))
-    per_row = pieces.group_by("_row").agg(pl.col("n").sum().cast(pl.UInt32))
-    n_tokens = (
-        df.select(rows).join(per_row, on="_row", how="left", maintain_order="left")
-        .get_column("n").fill_null(0)
-    )
-    return schema.check(df.with_columns(n_tokens=n_tokens), "token counting")
+    rendered = counts(df, enc).get_column("n_rendered")
+    return schema.check(df.with_columns(n_tokens=rendered), "token counting")
