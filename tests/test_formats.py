@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from conftest import EXAMPLES, HH, REPO, SHARED, chats, needs_shared, write_jsonl
 from mixer import formats, pipeline
+from mixer import manifest as manifest_mod
+from mixer.formats import openai as openai_format_module
 from mixer.cli import main
 from mixer.recipe import Source
 from mixer.sources.read import read_source
@@ -188,8 +190,40 @@ def test_openai_rejects_tool_names_it_does_not_allow(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "a.jsonl", [dict(c, tools=[spec]) for c in chats(3)] + chats(2, "ok"))
     _, manifest = pipeline.convert(source, tmp_path / "o", "openai")
     assert manifest["export"]["rows"]["train"] == 2
-    assert list(manifest["export"]["rejected"]["train"]) == [
-        "tool name 'math.sum' is not allowed by OpenAI (letters, digits, _ and -, at most 64)"]
+    assert list(manifest["export"]["rejected"]["train"]) == [openai_format_module.NAME_RULE]
+    assert "rename_tools = true" in openai_format_module.NAME_RULE  # the reason names the fix
+
+
+def test_rename_tools_renames_specs_and_calls_consistently_and_keeps_every_row(tmp_path: Path) -> None:
+    spec = {"type": "function", "function": {"name": "math.sum", "parameters": {"type": "object", "properties": {}}}}
+    other = {"type": "function", "function": {"name": "math_sum", "parameters": {"type": "object", "properties": {}}}}
+    call = [{"id": "c1", "type": "function", "function": {"name": "math.sum", "arguments": "{}"}}]
+    row = {"messages": [{"role": "user", "content": "add"}, {"role": "assistant", "content": "", "tool_calls": call},
+                        {"role": "tool", "tool_call_id": "c1", "name": "math.sum", "content": "3"},
+                        {"role": "assistant", "content": "It is 3."}], "tools": [spec, other]}
+    source = write_jsonl(tmp_path / "a.jsonl", [row] + chats(2, "ok"))
+    _, manifest = pipeline.convert(source, tmp_path / "o", "openai", rename_tools=True)
+    assert manifest["export"]["rows"]["train"] == 3 and manifest["export"]["rejected"]["train"] == {}
+    assert manifest["export"]["tools_renamed"] == {"train": 1}
+    [written] = [json.loads(line) for line in (tmp_path / "o" / "data" / "train-00000-of-00001.jsonl")
+                 .read_text().splitlines() if "tools" in line]
+    names = [t["function"]["name"] for t in written["tools"]]
+    assert names == ["math_sum_2", "math_sum"]  # no clash with the row's own math_sum
+    assert written["messages"][1]["tool_calls"][0]["function"]["name"] == "math_sum_2"
+    assert written["messages"][2]["name"] == "math_sum_2"
+    assert validate_line(json.dumps(written)) == []
+
+
+def test_a_build_with_rename_tools_writes_every_row_and_says_how_many_were_renamed(tmp_path: Path) -> None:
+    spec = {"name": "weather.get", "parameters": {"type": "object", "properties": {}}}
+    write_jsonl(tmp_path / "a.jsonl", [dict(c, tools=[spec]) for c in chats(6)] + chats(4, "ok"))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('unit = "examples"\n[output]\nformat = "openai"\nrename_tools = true\n'
+                      '[sources.a]\npath = "a.jsonl"\nexamples = 10\n')
+    m = pipeline.build(recipe)
+    assert m.manifest["export"]["rows"]["train"] == 10
+    assert m.manifest["export"]["sources"]["a"]["tools_renamed"] == {"train": 6}
+    assert "note: 6 train rows had tool names renamed to fit openai's rule" in manifest_mod.table(m.manifest)
 
 
 def test_llama_factory_alternation_violations_are_counted_and_written_to_rejects(tmp_path: Path) -> None:

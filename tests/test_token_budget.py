@@ -164,3 +164,23 @@ def test_manifest_records_the_budget_and_what_each_measure_means(tmp_path: Path)
     assert written["token_budget"] == "content"
     assert set(written["tokenizer"]["measures"]) == {"rendered", "content", "assistant"}
     assert set(written["sources"]["aug"]["token_counts"]) == {"available", "selected"}
+
+
+def test_pool_entries_preparation_skipped_are_in_the_manifest_and_on_screen(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(20))
+    (tmp_path / "pool.csv").write_text('prompt,type\n"Be kind.",TEXT\n"Draw a cat.",IMAGE\n"' + "x" * 200 + '",TEXT\n')
+    r = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+[sources.a]
+path = "a.jsonl"
+examples = 10
+[[sources.a.transforms]]
+type = "system_prompt"
+pool = [{path = "pool.csv", column = "prompt", exclude = {type = "IMAGE"}, max_chars = 100}]
+""")
+    m = pipeline.build(r).manifest
+    step = m["sources"]["a"]["transforms"][0]
+    assert step["prepared"]["pool"]["pool.csv"] == {"entries": 1, "skipped": {"exclude type = IMAGE": 1,
+                                                                               "over max_chars = 100": 1}}
+    assert ("note: source 'a' 0:system_prompt: pool.csv skipped 2 entries, used 1 (exclude type = IMAGE: 1, "
+            "over max_chars = 100: 1)") in manifest_mod.table(m)

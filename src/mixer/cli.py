@@ -143,10 +143,12 @@ def validate(recipe: Path, sets: tuple[str, ...]) -> None:
 @click.option("--skip-bad", is_flag=True, help="Skip and count unreadable records instead of failing.")
 @click.option("--chat-template", help="For --to text: chatml, a .jinja file or a tokenizer_config.json.")
 @click.option("--strict", is_flag=True, help="Fail if the target format cannot carry a row.")
+@click.option("--rename-tools", is_flag=True,
+              help="Rename tools whose names break the target's rule (openai) instead of rejecting the rows.")
 @click.option("--force", is_flag=True, help="Replace OUT if a previous mixer build or conversion wrote it.")
 @_friendly
 def convert(source: str, out: Path, to: str, from_format: str, kind: str | None, skip_bad: bool,
-            chat_template: str | None, strict: bool, force: bool) -> None:
+            chat_template: str | None, strict: bool, rename_tools: bool, force: bool) -> None:
     """Convert IN (file, folder, glob or hf://id) to a trainer format in OUT.
 
     Same adapters and per-format rules as a build; rows the target cannot carry
@@ -154,7 +156,7 @@ def convert(source: str, out: Path, to: str, from_format: str, kind: str | None,
     """
     written, manifest = pipeline.convert(source, out, to, from_format=from_format, kind=kind,
                                          on_error="skip" if skip_bad else "fail", force=force, strict=strict,
-                                         chat_template=chat_template)
+                                         chat_template=chat_template, rename_tools=rename_tools)
     export = manifest.get("export") or {}
     for split, counts in manifest["splits"].items():
         rows = export.get("rows", {}).get(split, counts["rows_read"] - counts["rows_rejected"])
@@ -162,6 +164,8 @@ def convert(source: str, out: Path, to: str, from_format: str, kind: str | None,
         click.echo(f"{split}: {manifest['converted']['from']} -> {manifest['converted']['to']}: "
                    f"{counts['rows_read']:,} read, {counts['rows_rejected']:,} unreadable, {rejected:,} not "
                    f"representable, {rows:,} written")
+        if export.get("tools_renamed", {}).get(split):
+            click.echo(f"{split}: {export['tools_renamed'][split]:,} rows had tool names renamed to fit {to}'s rule")
     click.echo(f"wrote {written}")
     _warn_notes(manifest)
 

@@ -126,7 +126,8 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) 
             recipe, {s.src.name: s.report for s in b.sources},  # type: ignore[misc]
             {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"],
             {s.src.name: s.train for s in b.sources}, {s.src.name: s.held for s in b.sources},
-            sizes["validation"], removed, {s.src.name: s.flagged for s in b.sources}, augmented)
+            sizes["validation"], removed, {s.src.name: s.flagged for s in b.sources}, augmented,
+            {name: p.info for name, p in b.prepared.items()})
         totals = {name: {"rows": sum(f.height for f in part.values()),
                          "tokens": int(sum(mix.amount(f, "tokens") for f in part.values()))}
                   for name, part in sizes.items()}
@@ -394,8 +395,9 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     b.start("export", sum(plans[name].height for name in names))
     rows: dict[str, int] = {}
     rejects: dict[str, list[dict[str, Any]]] = {}
+    renamed: dict[str, list[dict[str, Any]]] = {}
     for name in names:
-        rows[name], rejects[name] = 0, []
+        rows[name], rejects[name], renamed[name] = 0, [], []
         for index, count, frame in b.executor.shards(name, plans[name].height, recipe.output):
             frame = schema.check(frame, "export")
             part: pl.DataFrame | list[dict[str, Any]] = frame
@@ -403,10 +405,11 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
                 exported = convert(frame)
                 part = exported.rows
                 rejects[name] += exported.rejects
+                renamed[name] += exported.renamed
             rows[name] += len(part) if isinstance(part, list) else part.height
             b.executor.put_output(name, index, count, frame, part)
     if convert is not None:
-        manifest["export"] = manifest_mod.export_summary(rows, rejects, recipe, manifest["sources"])
+        manifest["export"] = manifest_mod.export_summary(rows, rejects, recipe, manifest["sources"], renamed)
     output = b.executor.output(convert)
     output.rejects = rejects if convert is not None else {}
     b.end("export", sum(rows.values()))
@@ -414,10 +417,11 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
 
 
 def export_options(recipe: Recipe, base_dir: Path) -> dict[str, Any]:
-    """Options of the output format's converter (the chat template of ``text``)."""
+    """Options of the output format's converter (the chat template of ``text``; tool renaming)."""
+    options: dict[str, Any] = {"rename_tools": True} if recipe.output.rename_tools else {}
     if recipe.output.format == "text":
-        return {"template": formats.text.load_template(recipe.output.chat_template, base_dir)}
-    return {}
+        options["template"] = formats.text.load_template(recipe.output.chat_template, base_dir)
+    return options
 
 
 def _concat(parts: list[pl.DataFrame], columns: Any) -> pl.DataFrame:

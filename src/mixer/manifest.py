@@ -38,7 +38,8 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
                  split_rows: dict[str, int],
                  tokens_available: int, validation: dict[str, int], realized_share: float,
                  augmented_selected: dict[str, int], token_counts: dict[str, dict[str, int]],
-                 largest_row: int) -> dict[str, Any]:
+                 largest_row: int, prepared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    prepared = prepared or {}
     filtered = {s.label: s.rows_in - s.rows_out for s in steps if s.rows_in != s.rows_out}
     return {
         "format": report.format,
@@ -58,7 +59,8 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
         "split": split_rows,
         "transforms": [
             {"position": s.position, "type": s.type, "rows_in": s.rows_in, "rows_out": s.rows_out,
-             "augmented": s.augmented, "augmented_selected": augmented_selected.get(s.label, 0)}
+             "augmented": s.augmented, "augmented_selected": augmented_selected.get(s.label, 0),
+             **({"prepared": prepared[s.label]} if prepared.get(s.label) else {})}
             for s in steps
         ],
         "unit": alloc.unit,
@@ -130,13 +132,16 @@ SHARE_TOLERANCE = 0.005  # a source's share moved more than this by export rejec
 
 
 def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]],
-                 sources: dict[str, dict[str, Any]], unit: str) -> dict[str, Any]:
+                 sources: dict[str, dict[str, Any]], unit: str,
+                 renamed: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """What export wrote, per split and per source: rows written, rejects by reason, and each
     source's share of the mixture as written (in the recipe unit).
 
     ``rejects`` are the format's reject records (``source``, ``reason``, ``n_tokens``);
-    ``sources`` the manifest's per-source entries (what selection took).
+    ``sources`` the manifest's per-source entries (what selection took); ``renamed`` the rows
+    whose tool names export renamed to the format's rule (``source``, ``id``, ``names``).
     """
+    renamed = renamed or {}
     by_source: dict[str, dict[str, Any]] = {}
     lost = {name: 0.0 for name in sources}
     for split, records in rejects.items():
@@ -158,12 +163,18 @@ def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[st
             "rejected": {split: dict(sorted(reasons.items())) for split, reasons in sorted(rejected.items())},
             "realized_share_written": (selected[name] - lost[name]) / written_total if written_total > 0 else 0.0,
         }
+        tools_renamed = {split: n for split, records in renamed.items()
+                         if (n := sum(r["source"] == name for r in records))}
+        if tools_renamed:
+            out_sources[name]["tools_renamed"] = tools_renamed
     return {
         "format": fmt,
         "rows": dict(rows),
         "rejected": {split: dict(sorted(Counter(r["reason"] for r in records).items()))
                      for split, records in rejects.items()},
         "sources": out_sources,
+        **({"tools_renamed": {split: len(records) for split, records in renamed.items() if records}}
+           if any(renamed.values()) else {}),
     }
 
 
@@ -183,6 +194,9 @@ def warnings(manifest: dict[str, Any]) -> list[str]:
             rest = sum(sorted(reasons.values(), reverse=True)[5:])
             lines.append(f"warning: {rest:,} more {split} rows not written, for {len(reasons) - 5} other reasons "
                          "(manifest.json export.rejected)")
+    for split, n in (export.get("tools_renamed") or {}).items():
+        lines.append(f"note: {n:,} {split} rows had tool names renamed to fit {export['format']}'s rule "
+                     "(rename_tools; manifest.json export.sources.*.tools_renamed)")
     for name, e in export["sources"].items():
         before, after = manifest["sources"][name]["realized_share"], e["realized_share_written"]
         if abs(after - before) > SHARE_TOLERANCE:
@@ -191,6 +205,23 @@ def warnings(manifest: dict[str, Any]) -> list[str]:
             why = f"export rejected {own:,} of its rows" if own else "export rejected other sources' rows"
             lines.append(f"warning: source {name!r} is {after:.1%} of the mixture as written, {before:.1%} as "
                          f"selected (target {target:.1%}): {why}")
+    return lines
+
+
+def pool_notes(manifest: dict[str, Any]) -> list[str]:
+    """One line per pool or catalog that preparation skipped entries of (too long, filtered out)."""
+    lines = []
+    for name, e in manifest["sources"].items():
+        for step in e["transforms"]:
+            for part in (step.get("prepared") or {}).values():
+                if not isinstance(part, dict):
+                    continue
+                for pool, found in part.items():
+                    skipped = (found or {}).get("skipped") if isinstance(found, dict) else None
+                    if skipped:
+                        why = ", ".join(f"{reason}: {n:,}" for reason, n in skipped.items())
+                        lines.append(f"note: source {name!r} {step['position']}:{step['type']}: {pool} skipped "
+                                     f"{sum(skipped.values()):,} entries, used {found.get('entries', 0):,} ({why})")
     return lines
 
 
@@ -233,8 +264,11 @@ def table(manifest: dict[str, Any]) -> str:
         note = (f"of {held:,} held out; {unused:,} not written, beyond each source's share" if unused
                 else "every held-out row")
         lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens ({note})")
-    lines.append(f"* {_BUDGET_NOTE[budget]} (token_budget = {budget!r})"
-                 + ("" if manifest["unit"] == "tokens" else "; this mixture is budgeted in examples"))
+    if manifest["unit"] == "tokens":
+        lines.append(f"* {_BUDGET_NOTE[budget]} (token_budget = {budget!r})")
+    else:
+        lines.append(f"* budgets are in examples here; token budgets would count {budget} tokens (token_budget)")
+    lines += pool_notes(manifest)
     lines += warnings(manifest)
     return "\n".join(lines)
 
@@ -256,11 +290,13 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
                    allocations: list[Allocation], chosen: dict[str, pl.DataFrame],
                    train: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
                    val_chosen: dict[str, pl.DataFrame], removed: pl.DataFrame,
-                   flagged: dict[str, int], augmented: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+                   flagged: dict[str, int], augmented: dict[str, dict[str, int]],
+                   prepared: dict[str, dict[str, dict[str, Any]]] | None = None) -> dict[str, dict[str, Any]]:
     """The manifest's per-source accounting, from what each stage reported.
 
     Frames hold ``n_tokens`` (each row's size under the token budget) and the three measures
-    ``n_rendered``, ``n_content``, ``n_assistant``.
+    ``n_rendered``, ``n_content``, ``n_assistant``. ``prepared`` is, per source and transform
+    step, what preparing it found (pool and catalog entries used and skipped, by reason).
     """
     train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
     entries = {}
@@ -282,6 +318,7 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
             token_counts={"available": _measures(pl.concat([train[name], held[name]])), "selected": _measures(got)},
             largest_row=(int(got.get_column("n_tokens").max() or 0) if alloc.unit == "tokens" else 1) if got.height
             else 0,
+            prepared=(prepared or {}).get(name),
         )
     return entries
 
@@ -297,14 +334,15 @@ def decontamination_summary(index: Any) -> dict[str, Any]:
 
 
 def export_summary(rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]], recipe: Recipe,
-                   sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                   sources: dict[str, dict[str, Any]] | None = None,
+                   renamed: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Rows written and rejected per split (and per source, given the manifest's source entries);
     under ``strict`` any rejection fails the build."""
     reasons = Counter(r["reason"] for split in rejects.values() for r in split)
     if reasons and recipe.output.strict:
         raise DataError(f"--strict: {reasons.total()} rows cannot be written as {recipe.output.format}: "
                         + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
-    summary = export_entry(recipe.output.format, rows, rejects, sources or {}, recipe.unit)
+    summary = export_entry(recipe.output.format, rows, rejects, sources or {}, recipe.unit, renamed)
     if sources is None:
         del summary["sources"]
     return summary

@@ -188,7 +188,7 @@ def build_all(recipe: str | Path, overrides: list[str] | None = None, *, only: t
 
 def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = "auto", kind: str | None = None,
             on_error: str = "fail", force: bool = False, strict: bool = False, chat_template: str | None = None,
-            shard_rows: int = 250_000, log: Log = no_log) -> tuple[Path, dict[str, Any]]:
+            shard_rows: int = 250_000, rename_tools: bool = False, log: Log = no_log) -> tuple[Path, dict[str, Any]]:
     """Convert a dataset between formats with the same adapters and rules as a build, no mixing.
 
     Every split of ``source`` is converted (a mixer output's train and validation, a
@@ -205,7 +205,7 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
         "name": out_dir.name, "unit": "examples",
         "sources": {"input": {"path": path, "format": from_format, "on_error": on_error, "examples": 1,
                               "split": name, **({"kind": kind} if kind else {})}},
-        "output": {"format": to, "shard_rows": shard_rows, "strict": strict,
+        "output": {"format": to, "shard_rows": shard_rows, "strict": strict, "rename_tools": rename_tools,
                    **({"chat_template": chat_template} if chat_template else {})},
     }, base_dir=Path.cwd()) for name in names}
     recipe = recipes[names[0]]
@@ -221,11 +221,13 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
             raise DataError(str(exc).replace('set sources.input.on_error = "skip"', "pass --skip-bad")) from None
     output = MemoryOutput(frames, {}, {}, recipe.output)
     fmt = formats.FORMATS[recipe.output.format]
+    renamed: dict[str, list[dict[str, Any]]] = {}
     if fmt.convert is not None:
         options = export_options(recipe, Path.cwd())
         for name, frame in frames.items():
             exported = formats.export(frame, fmt, **options)
             output.rows[name], output.rejects[name] = exported.rows, exported.rejects
+            renamed[name] = exported.renamed
     rejected: Counter[str] = Counter()
     repairs: Counter[str] = Counter()
     for report in reports.values():
@@ -245,7 +247,8 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
         **({"notes": notes} if (notes := list(dict.fromkeys(n for r in reports.values() for n in r.notes))) else {}),
     }
     if fmt.convert is not None:
-        manifest["export"] = export_summary({k: len(v) for k, v in output.rows.items()}, dict(output.rejects), recipe)
+        manifest["export"] = export_summary({k: len(v) for k, v in output.rows.items()}, dict(output.rejects), recipe,
+                                            renamed=renamed)
     rejects = [r for report in reports.values() for r in report.rejects]
     mixture = Mixture(recipe=recipe, manifest=manifest, output=output, rejects=rejects)
     return mixture.write(out_dir, force=force, log=log), manifest

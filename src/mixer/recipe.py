@@ -76,6 +76,7 @@ class Output:
     chat_template: str | None = None  # text format: "chatml", a .jinja file or a tokenizer_config.json
     strict: bool = False  # any row the format cannot carry fails the build
     report: bool = True  # write report.html beside manifest.json
+    rename_tools: bool = False  # rename tools whose names break the format's rule (openai) instead of rejecting
 
 
 @dataclass(frozen=True)
@@ -364,7 +365,7 @@ _SOURCE_KEYS = {
     "text_field", "prompt_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
     "max_record_mb",
 }
-_OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict", "report"}
+_OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict", "report", "rename_tools"}
 
 
 class _Validator:
@@ -581,7 +582,8 @@ class _Validator:
             template = str(self.base_dir / template)
         strict = self.typed(table, "strict", "output.strict", (bool,), "true or false", False)
         report = self.typed(table, "report", "output.report", (bool,), "true or false", True)
+        rename_tools = self.typed(table, "rename_tools", "output.rename_tools", (bool,), "true or false", False)
         file = "jsonl" if fmt == "jsonl" else "parquet"
         fmt = "canonical" if fmt in ("parquet", "jsonl") else fmt
         return Output(dir=out_dir, format=fmt, file=file, shard_rows=shard_rows, chat_template=template, strict=strict,
-                      report=report)
+                      report=report, rename_tools=rename_tools)

@@ -20,6 +20,7 @@ manifest and writes them to ``rejects.jsonl`` (or fails under ``--strict``).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from mixer.formats.common import Unrepresentable, decode_json, has_json_feature
-from mixer.formats import llama_factory, openai, prompt, text, torchtune, trl
+from mixer.formats import common, llama_factory, openai, prompt, text, torchtune, trl
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,14 @@ class Format:
     suffix: str  # "parquet" or "jsonl"
     convert: Callable[..., dict[str, Any]] | None  # None: canonical rows pass through
     features: Callable[[], Any] | None = None
+    tool_name: re.Pattern[str] | None = None  # the rule tool names must follow, if the format has one
 
 
 FORMATS: dict[str, Format] = {
     "canonical": Format("canonical", "parquet", None),
     "trl": Format("trl", "parquet", trl.convert, trl.features),
     "llama-factory": Format("llama-factory", "jsonl", llama_factory.convert, llama_factory.features),
-    "openai": Format("openai", "jsonl", openai.convert, openai.features),
+    "openai": Format("openai", "jsonl", openai.convert, openai.features, openai.NAME),
     "torchtune": Format("torchtune", "jsonl", torchtune.convert, torchtune.features),
     "text": Format("text", "parquet", text.convert, text.features),
     "prompt": Format("prompt", "parquet", prompt.convert, prompt.features),
@@ -57,13 +59,21 @@ class Exported:
 
     rows: list[dict[str, Any]]
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    renamed: list[dict[str, Any]] = field(default_factory=list)  # rows whose tools were renamed: source, id, names
 
 
-def export(frame: pl.DataFrame, fmt: Format, **options: Any) -> Exported:
-    """Convert each canonical row; rows that cannot be represented are collected with reasons."""
+def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **options: Any) -> Exported:
+    """Convert each canonical row; rows that cannot be represented are collected with reasons.
+
+    With ``rename_tools``, tool names that break the format's rule are renamed to fit it first
+    (:func:`common.rename_tools`), and each renamed row is recorded."""
     assert fmt.convert is not None
     out = Exported(rows=[])
     for row in frame.iter_rows(named=True):
+        if rename_tools and fmt.tool_name is not None and row["kind"] == "chat":
+            names = common.rename_tools(row, fmt.tool_name)
+            if names:
+                out.renamed.append({"source": row["source"], "id": row["id"], "names": names})
         try:
             out.rows.append(fmt.convert(row, **options))
         except Unrepresentable as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -18,6 +19,48 @@ def tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
 def tools(row: dict[str, Any]) -> list[dict[str, Any]]:
     """A row's tool specs as ``{"type": "function", "function": {...}}`` objects."""
     return [json.loads(t) for t in row.get("tools") or []]
+
+
+def rename_tools(row: dict[str, Any], rule: re.Pattern[str]) -> dict[str, str]:
+    """Rename the row's tools whose names break ``rule`` (in its specs, its assistant tool calls
+    and its tool-result turns, consistently), in place; returns ``{old: new}``.
+
+    A name keeps its allowed characters, others become ``_``, cut to 64; a clash with another
+    name of the row gets ``_2``, ``_3``... Tools folded into a system prompt as text are not touched.
+    """
+    specs = tools(row)
+    names = [s["function"]["name"] for s in specs]
+    names += [c["function"]["name"] for m in row["messages"] for c in tool_calls(m)]
+    taken = {n for n in names if rule.match(n)}
+    mapping: dict[str, str] = {}
+    for name in names:
+        if name in mapping or rule.match(name):
+            continue
+        base = re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "tool"
+        new, k = base, 1
+        while new in taken or not rule.match(new):
+            k += 1
+            new = f"{base[:64 - len(str(k)) - 1]}_{k}"
+        mapping[name] = new
+        taken.add(new)
+    if not mapping:
+        return mapping
+    for spec in specs:
+        spec["function"]["name"] = mapping.get(spec["function"]["name"], spec["function"]["name"])
+    row["tools"] = [json.dumps(s, ensure_ascii=False) for s in specs]
+    turns = []
+    for m in row["messages"]:
+        m = dict(m)
+        calls = tool_calls(m)
+        if calls:
+            for c in calls:
+                c["function"]["name"] = mapping.get(c["function"]["name"], c["function"]["name"])
+            m["tool_calls"] = json.dumps(calls, ensure_ascii=False)
+        if m.get("role") == "tool" and m.get("name") in mapping:
+            m["name"] = mapping[m["name"]]
+        turns.append(m)
+    row["messages"] = turns
+    return mapping
 
 
 def require_chat(row: dict[str, Any], fmt: str) -> None:

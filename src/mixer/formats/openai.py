@@ -16,6 +16,8 @@ from typing import Any
 from mixer.formats.common import Unrepresentable, has_json_feature, openai_messages, require_answer, require_chat, tools
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+NAME_RULE = ("a tool name is not allowed by OpenAI (letters, digits, _ and -, at most 64); "
+             "[output] rename_tools = true renames such tools")
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
             for k, call in enumerate(m["tool_calls"]):
                 call.setdefault("id", f"call_{i}_{k}")  # ids are required; make them positional
                 if not NAME.match(call["function"]["name"]):
-                    raise Unrepresentable(f"tool call name {call['function']['name']!r} is not allowed by OpenAI")
+                    raise Unrepresentable(NAME_RULE)
                 try:
                     json.loads(call["function"]["arguments"])
                 except json.JSONDecodeError:
@@ -53,8 +55,7 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
     for spec in specs:
         fn = spec["function"]
         if not NAME.match(fn["name"]):
-            raise Unrepresentable(f"tool name {fn['name']!r} is not allowed by OpenAI (letters, digits, _ and -, "
-                                  "at most 64)")
+            raise Unrepresentable(NAME_RULE)
         params = fn.get("parameters")
         if params is not None and (not isinstance(params, dict) or params.get("type") != "object"):
             raise Unrepresentable(f"tool {fn['name']!r}: parameters must be a JSON Schema object")
