@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 import click
 
 from mixer import pipeline
+from mixer.cache import ENV as CACHE_ENV
+from mixer.cache import Cache, default_root
 from mixer.manifest import table as manifest_table
 from mixer import recipe as recipe_mod
 from mixer.errors import MixerError, RecipeError
@@ -77,9 +80,14 @@ def main() -> None:
               help="Rows per chunk with --stream; memory grows with it.")
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress on stderr (otherwise: a live bar per stage on a terminal, timestamped lines elsewhere).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep each preparation here (default: $MIXER_CACHE; unset: no cache), so a re-mix (other "
+                   "weights, budgets, output) skips reading and tokenizing.")
+@click.option("--no-cache", is_flag=True, help="Ignore the cache for this build.")
 @_friendly
 def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], only: tuple[str, ...],
-          weights_file: str | None, strict: bool, stream: bool, chunk_rows: int, quiet: bool) -> None:
+          weights_file: str | None, strict: bool, stream: bool, chunk_rows: int, quiet: bool,
+          cache_dir: Path | None, no_cache: bool) -> None:
     """Build the mixture described by RECIPE and write it with a manifest.
 
     The output folder holds data/train-*.parquet (and validation), manifest.json
@@ -94,13 +102,18 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
         if built.staged:
             click.echo(f"\n[{built.name}]  format: {built.recipe.output.format}")
         click.echo(manifest_table(built.manifest))
+        cached = (built.manifest.get("run") or {}).get("cache")
+        if cached:
+            click.echo(f"cache: {'hit, read/dedup/prepare skipped' if cached['hit'] else 'stored'} "
+                       f"({cached['dir']}/{cached['key']})")
         _warn_notes(built.manifest)
         click.echo(f"dry run: nothing written (would write {built.target})" if dry_run else f"wrote {built.target}")
 
     result = pipeline.build_all(recipe, list(sets) + (["output.strict=true"] if strict else []), only=only, out=out,
                                 weights=weights_file, force=force, dry_run=dry_run,
                                 executor="stream" if stream else "memory", chunk_rows=chunk_rows,
-                                progress=Progress("quiet" if quiet else "auto").on_stage, on_built=show)
+                                progress=Progress("quiet" if quiet else "auto").on_stage, on_built=show,
+                                cache_dir=cache_dir, cache=not no_cache)
     if result.index is not None:
         click.echo(f"wrote {result.index}")
 
@@ -203,6 +216,49 @@ def bench(sizes: str, hh: Path | None, cache: Path, no_baselines: bool) -> None:
 
 
 _POOLS = ("system_prompts", "tools", "requests", "generated-tools")
+
+
+@main.group()
+def cache() -> None:
+    """The prepared-source cache ($MIXER_CACHE or --cache-dir): list or empty it."""
+
+
+def _cache_root(cache_dir: Path | None) -> Path:
+    root = cache_dir or default_root()
+    if root is None:
+        raise RecipeError(f"no cache folder: pass --cache-dir DIR or set {CACHE_ENV}")
+    return root
+
+
+@cache.command("ls")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: $MIXER_CACHE.")
+@_friendly
+def cache_ls(cache_dir: Path | None) -> None:
+    """List cached preparations: key, size, recipe, sources, last used."""
+    store = Cache(_cache_root(cache_dir))
+    items = store.entries()
+    for item in sorted(items, key=lambda i: -i.last_used):
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(item.last_used))
+        click.echo(f"{item.key}  {_size(item.bytes):>9}  {used}  {item.recipe}: {', '.join(item.sources)}")
+    click.echo(f"{len(items)} entries, {_size(sum(i.bytes for i in items))} in {store.root}")
+
+
+@cache.command("clear")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: $MIXER_CACHE.")
+@_friendly
+def cache_clear(cache_dir: Path | None) -> None:
+    """Remove every cached preparation."""
+    store = Cache(_cache_root(cache_dir))
+    n, size = store.clear()
+    click.echo(f"removed {n} entries, {_size(size)} from {store.root}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
 
 
 @main.group(invoke_without_command=True)

@@ -16,7 +16,9 @@ A ``progress`` callable gets a :class:`StageEvent` at the start and end of every
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +33,12 @@ from mixer.decontaminate import EvalIndex, build_index, decontaminate
 from mixer.executors import ChunkIO, Executor
 from mixer.mixture import Mixture
 from mixer.recipe import Recipe, Source
-from mixer.sources.read import ReadReport
+from mixer.cache import Cache, Entry, EntryWriter
+from mixer.sources.files import InputFile
+from mixer.sources.read import ReadReport, Reject
 from mixer.split import split
 
-STAGES = ("read", "dedup", "prepare", "select", "order", "gather", "export")
+STAGES = ("read", "dedup", "prepare", "select", "order", "gather", "export")  # plus "cache" when one is used
 MEASURED = {f"n_{m}": pl.UInt32 for m in tokens.MEASURES}  # a row's size in every token measure
 #: per row, for selection: ``n_tokens`` is its size under the recipe's ``token_budget``
 SKINNY = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, **MEASURED, "_chunk": pl.UInt32})
@@ -105,8 +109,11 @@ class _Build:
         return schema.check(out, "token counting"), steps, measured
 
 
-def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) -> Mixture:
-    """Run every stage of ``recipe`` on ``executor``; the mixture's rows stay where it keeps them."""
+def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, cache: Cache | None = None) -> Mixture:
+    """Run every stage of ``recipe`` on ``executor``; the mixture's rows stay where it keeps them.
+
+    With a ``cache``, the state after ``prepare`` is looked up by the recipe's preparation key
+    (:mod:`mixer.cache`): a hit skips read, dedup and prepare; a miss stores it for next time."""
     b = _Build(recipe, executor, progress or silent, tokens.encoding(recipe.tokenizer),
                recipe.path.resolve().parent if recipe.path else Path.cwd(),
                [_Source(src, prio) for prio, src in enumerate(recipe.sources)])
@@ -114,10 +121,18 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) 
     b.prepared = {src.name: transforms.prepare(src.transforms, seed=recipe.seed, source=src.name,
                                                base_dir=b.base_dir, encoding=b.enc) for src in recipe.sources}
     try:
-        keys, table_rows = _read(b)
-        copies = _dedup(b, keys, table_rows)
-        del keys
-        removed, index = _prepare(b, copies)
+        key = cache.key(recipe, b.enc.name, executor.name, getattr(executor, "chunk_rows", None)) if cache else None
+        entry = cache.open(key) if cache is not None and key is not None else None
+        if entry is not None:
+            removed, decontaminated = _restore(b, entry)
+        else:
+            keys, table_rows = _read(b)
+            copies = _dedup(b, keys, table_rows)
+            del keys
+            removed, index = _prepare(b, copies)
+            decontaminated = manifest_mod.decontamination_summary(index) if index is not None else None
+            if cache is not None and key is not None:
+                _store(b, cache.writer(key), removed, decontaminated)
         chosen, val_chosen, allocations = _select(b, removed)
         plans = _order(b, chosen, val_chosen)
         sizes, augmented = _gather(b, plans)
@@ -132,18 +147,74 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None) 
                          "tokens": int(sum(mix.amount(f, "tokens") for f in part.values()))}
                   for name, part in sizes.items()}
         manifest = manifest_mod.build_manifest(recipe, b.enc.name, entries, totals)
-        if index is not None:
-            manifest["decontamination"] = manifest_mod.decontamination_summary(index)
+        if decontaminated is not None:
+            manifest["decontamination"] = decontaminated
         output = _export(b, plans, manifest)
         # the one part of the manifest that differs between runs of the same recipe
         manifest["run"] = {"executor": executor.name, "seconds": round(sum(p["seconds"] for p in b.phases), 3),
-                           "phases": b.phases}
+                           "phases": b.phases,
+                           **({"cache": {"key": key, "hit": entry is not None, "dir": str(cache.root)}}
+                              if cache is not None and key is not None else {})}
         manifest_mod.check(manifest)
     except BaseException:
         executor.close()
         raise
     rejects = [r for s in b.sources for r in s.report.rejects]  # type: ignore[union-attr]
     return Mixture(recipe=recipe, manifest=manifest, output=output, rejects=rejects, removed=removed)
+
+
+def _store(b: _Build, writer: EntryWriter, removed: pl.DataFrame, decontaminated: dict[str, Any] | None) -> None:
+    """Keep the state after ``prepare`` (rows ready per chunk, key tables, reports) for re-mixes."""
+    b.start("cache", 0)
+    try:
+        state: dict[str, Any] = {"recipe": b.recipe.name, "decontamination": decontaminated, "sources": []}
+        for s in b.sources:
+            chunks = b.executor.chunks.get(s.prio, 0)
+            for c in range(chunks):
+                for kind in ("ready", "clean") if s.src.transforms else ("ready",):
+                    writer.frame(f"{s.prio}-{c}-{kind}", b.executor.get(s.prio, c, kind))
+            writer.frame(f"{s.prio}-train", s.train)
+            writer.frame(f"{s.prio}-held", s.held)
+            assert s.report is not None
+            state["sources"].append({"name": s.src.name, "chunks": chunks, "flagged": s.flagged,
+                                     "steps": [dataclasses.asdict(st) for st in s.steps],
+                                     "report": _report_state(s.report)})
+        writer.frame("removed", removed)
+        writer.commit(state)
+    except BaseException:
+        writer.abandon()
+        raise
+    b.end("cache", sum(s.train.height + s.held.height for s in b.sources))
+
+
+def _restore(b: _Build, entry: Entry) -> tuple[pl.DataFrame, dict[str, Any] | None]:
+    """The state after ``prepare``, from a cache entry, into the executor and the build."""
+    b.start("cache", 0)
+    for s, state in zip(b.sources, entry.state["sources"], strict=True):
+        b.executor.chunks[s.prio] = state["chunks"]
+        for c in range(state["chunks"]):
+            for kind in ("ready", "clean") if s.src.transforms else ("ready",):
+                b.executor.put(s.prio, c, kind, entry.frame(f"{s.prio}-{c}-{kind}"))
+        s.train, s.held = entry.frame(f"{s.prio}-train"), entry.frame(f"{s.prio}-held")
+        s.flagged = state["flagged"]
+        s.steps = [transforms.Step(**st) for st in state["steps"]]
+        s.report = _report_from(state["report"])
+    b.end("cache", sum(s.train.height + s.held.height for s in b.sources))
+    return entry.frame("removed"), entry.state["decontamination"]
+
+
+def _report_state(report: ReadReport) -> dict[str, Any]:
+    return {"source": report.source, "format": report.format, "rows_read": report.rows_read,
+            "inputs": [dataclasses.asdict(f) for f in report.inputs], "rejected": dict(report.rejected),
+            "repairs": dict(report.repairs), "rejects": [dataclasses.asdict(r) for r in report.rejects],
+            "formats": report.formats, "notes": report.notes}
+
+
+def _report_from(state: dict[str, Any]) -> ReadReport:
+    return ReadReport(source=state["source"], format=state["format"], rows_read=state["rows_read"],
+                      inputs=[InputFile(**f) for f in state["inputs"]], rejected=Counter(state["rejected"]),
+                      repairs=Counter(state["repairs"]), rejects=[Reject(**r) for r in state["rejects"]],
+                      formats=state["formats"], notes=state["notes"])
 
 
 def _read(b: _Build) -> tuple[pl.DataFrame, int]:

@@ -21,6 +21,7 @@ import polars as pl
 from mixer import engine, formats, writers
 from mixer import manifest as manifest_mod
 from mixer import recipe as recipe_mod
+from mixer.cache import Cache, default_root
 from mixer.engine import Progress, StageEvent, export_options
 from mixer.errors import DataError, RecipeError
 from mixer.executors import Executor, InMemory, LocalStreaming, MemoryOutput
@@ -67,6 +68,14 @@ def executor_for(name: str | Executor, chunk_rows: int = 100_000, spill: Path | 
     raise RecipeError(f"executor: unknown executor {name!r}; expected memory or stream")
 
 
+def cache_for(cache_dir: str | Path | None = None, use: bool = True) -> Cache | None:
+    """The prepared-source cache to use: ``cache_dir``, else ``MIXER_CACHE``, else none."""
+    if not use:
+        return None
+    root = Path(cache_dir).expanduser() if cache_dir else default_root()
+    return Cache(root) if root is not None else None
+
+
 def _load(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None, mixture: str | None) -> Recipe:
     if not isinstance(recipe, Recipe):
         return recipe_mod.load(recipe, overrides, mixture)
@@ -77,28 +86,33 @@ def _load(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
 
 def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None,
           *, mixture: str | None = None, executor: str | Executor = "memory", chunk_rows: int = 100_000,
-          progress: Progress | None = None, log: Log = no_log) -> Mixture:
+          progress: Progress | None = None, log: Log = no_log, cache_dir: str | Path | None = None,
+          cache: bool = True) -> Mixture:
     """Build the mixture a recipe describes. Nothing is written.
 
     For a staged recipe, ``mixture`` names which ``[mixtures.NAME]`` to build. ``executor``
     decides where rows live while building: ``"memory"`` (default), or ``"stream"``
     (``chunk_rows`` at a time through a temporary spill folder, for inputs larger than
     memory); the result is the same. ``progress`` gets every stage's start and end.
+    ``cache_dir`` (default: ``MIXER_CACHE``, else no cache) keeps each preparation so a
+    re-mix (other weights, budgets or output) skips reading and tokenizing; ``cache=False``
+    ignores it.
     """
     parsed = _load(recipe, overrides, mixture)
-    return engine.build(parsed, executor_for(executor, chunk_rows), progress or log_progress(log))
+    return engine.build(parsed, executor_for(executor, chunk_rows), progress or log_progress(log),
+                        cache_for(cache_dir, cache))
 
 
 def build_and_write(recipe: Recipe, out_dir: Path, *, executor: str = "memory", chunk_rows: int = 100_000,
-                    force: bool = False, dry_run: bool = False,
-                    progress: Progress | None = None) -> tuple[Mixture | None, dict[str, Any]]:
+                    force: bool = False, dry_run: bool = False, progress: Progress | None = None,
+                    cache: Cache | None = None) -> tuple[Mixture | None, dict[str, Any]]:
     """Build one mixture and write it to ``out_dir`` (all or nothing); with ``dry_run`` write
     nothing. A streaming build spills inside the output's staging folder and writes shards as
     they are assembled. Returns the mixture (None for a written streaming build: its rows are
     in the files) and the manifest."""
     check_not_inside_inputs(out_dir, recipe)
     if executor == "memory":
-        mixture = engine.build(recipe, InMemory(), progress)
+        mixture = engine.build(recipe, InMemory(), progress, cache)
         if not dry_run:
             mixture.write(out_dir, force=force)
         return mixture, mixture.manifest
@@ -106,13 +120,13 @@ def build_and_write(recipe: Recipe, out_dir: Path, *, executor: str = "memory", 
         with tempfile.TemporaryDirectory(prefix="mixer-dry-run-") as tmp:
             spill = LocalStreaming(chunk_rows, Path(tmp) / "spill")
             try:
-                return None, engine.build(recipe, spill, progress).manifest
+                return None, engine.build(recipe, spill, progress, cache).manifest
             finally:
                 spill.close()
     with writers.staged(out_dir, force) as stage:
         spill = executor_for(executor, chunk_rows, stage / ".spill")
         try:
-            mixture = engine.build(recipe, spill, progress)
+            mixture = engine.build(recipe, spill, progress, cache)
             mixture.write_into(stage)
         finally:
             spill.close()
@@ -142,14 +156,16 @@ class BuiltAll:
 def build_all(recipe: str | Path, overrides: list[str] | None = None, *, only: tuple[str, ...] | list[str] = (),
               out: Path | None = None, weights: str | None = None, force: bool = False, dry_run: bool = False, executor: str = "memory",
               chunk_rows: int = 100_000, progress: Progress | None = None,
-              on_built: Callable[[Built], None] | None = None) -> BuiltAll:
+              on_built: Callable[[Built], None] | None = None, cache_dir: str | Path | None = None,
+              cache: bool = True) -> BuiltAll:
     """Build and write every mixture of a recipe: one for a plain recipe, each ``[mixtures.NAME]``
     (or those in ``only``) of a staged one, each into its own folder under ``out`` plus a
     top-level ``manifest.json`` linking them. Output folders are checked before anything is
     read. ``weights`` (``FILE[:ROW]``, a single mixture only) sets source weights from a JSON
     object or a sweep's ratios.csv row. ``on_built`` is called after each mixture (e.g. to print
-    its table)."""
+    its table). ``cache_dir``/``cache`` as for :func:`build`."""
     overrides = list(overrides or [])
+    store = cache_for(cache_dir, cache)
     if weights:
         from mixer.weights import as_overrides, read_weights
 
@@ -173,7 +189,7 @@ def build_all(recipe: str | Path, overrides: list[str] | None = None, *, only: t
             writers.check_target(targets[name], force)
     for name, parsed in stages.items():
         mixture, manifest = build_and_write(parsed, targets[name], executor=executor, chunk_rows=chunk_rows,
-                                            force=force, dry_run=dry_run, progress=progress)
+                                            force=force, dry_run=dry_run, progress=progress, cache=store)
         built = Built(name, parsed, manifest, targets[name], not dry_run, result.staged, mixture)
         result.mixtures[name] = built
         if on_built is not None:
