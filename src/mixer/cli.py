@@ -6,6 +6,7 @@ printed as one message, never as a traceback.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -216,6 +217,56 @@ def bench(sizes: str, hh: Path | None, cache: Path, no_baselines: bool) -> None:
 
 
 _POOLS = ("system_prompts", "tools", "requests", "generated-tools")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Sweep folder: one subfolder per variant, plus manifest.json and ratios.csv.")
+@click.option("--force", is_flag=True, help="Replace a previous sweep's folders (never any other folder).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--dry-run", is_flag=True, help="List the variants and their overrides; build nothing.")
+@click.option("--stream", is_flag=True, help="Build each variant streaming (see mixer build --stream).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Rows per chunk with --stream.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Prepared-source cache shared by the variants (default: $MIXER_CACHE, else a temporary one).")
+@click.option("-q", "--quiet", is_flag=True, help="No per-stage progress on stderr.")
+@_friendly
+def sweep(recipe: Path, out: Path, force: bool, sets: tuple[str, ...], dry_run: bool, stream: bool,
+          chunk_rows: int, cache_dir: Path | None, quiet: bool) -> None:
+    """Build every variant of RECIPE's [sweep] table (grid, ablations, dropped
+    transforms, Dirichlet swarm over source weights) from one preparation.
+
+    Writes OUT/NAME/ per variant (a full build each), OUT/ratios.csv (realised
+    shares per variant, for mixture fitting; feed a row back with
+    mixer build --weights OUT/ratios.csv:NAME) and OUT/manifest.json.
+    Infeasible variants are listed with the reason.
+    """
+    from mixer import sweep as sweep_mod
+
+    base, _, found = sweep_mod.plan(recipe, list(sets))
+    if dry_run:
+        for v in found:
+            shown = ", ".join(f"{k}={json.dumps(val)}" for k, val in v.overrides.items()) or "(the recipe as it is)"
+            click.echo(f"{v.index:>3}  {v.name}  [{v.kind}]  {shown}")
+        click.echo(f"dry run: {len(found)} variants, nothing built")
+        return
+
+    def show(outcome: Any) -> None:
+        status = "infeasible" if not outcome.built else (
+            "built (cache hit)" if outcome.manifest["run"].get("cache", {}).get("hit") else "built")
+        click.echo(f"[{outcome.variant.index + 1}/{len(found)}] {outcome.variant.name}: {status}, "
+                   f"{outcome.seconds:.1f} s", err=True)
+
+    outcomes = sweep_mod.run(recipe, out, list(sets), force=force, executor="stream" if stream else "memory",
+                             chunk_rows=chunk_rows, cache_dir=cache_dir,
+                             progress=Progress("quiet" if quiet else "auto").on_stage, on_variant=show)
+    click.echo(sweep_mod.table(outcomes, [s.name for s in base.sources]))
+    built = sum(o.built for o in outcomes)
+    click.echo(f"wrote {out.resolve()}: {built} of {len(outcomes)} variants built; ratios.csv, manifest.json")
+    if not built:
+        raise SystemExit(1)
 
 
 @main.group()

@@ -355,7 +355,7 @@ def _suggest(word: str, options: list[str]) -> str:
 
 _TOP_KEYS = {
     "name", "seed", "unit", "total", "tokenizer", "token_budget", "validation", "temperature", "rebalance",
-    "sources", "output", "dedup", "decontaminate", "mixtures",
+    "sources", "output", "dedup", "decontaminate", "mixtures", "sweep",
 }
 _DEDUP_KEYS = {"exact", "key", "scope", "near"}
 _NEAR_KEYS = {"threshold", "ngram", "permutations", "bands"}

@@ -33,6 +33,12 @@ def salt(*parts: object) -> np.uint64:
     return np.uint64(int.from_bytes(digest, "little"))
 
 
+def generator(seed: int, *purpose: object) -> np.random.Generator:
+    """A NumPy generator for draws that are not per row (e.g. a sweep's Dirichlet weights),
+    seeded from the seed and purpose names like every other draw."""
+    return np.random.default_rng(int(salt(seed, *purpose)))
+
+
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """The SplitMix64 finalizer, vectorized: a bijective, well-mixed uint64 -> uint64."""
     with np.errstate(over="ignore"):
