@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from conftest import chats, output_files, write_jsonl, write_recipe
+from conftest import HH, REPO, chats, needs_shared, output_files, write_jsonl, write_recipe
 from mixer import pipeline, sweep
 from mixer.cli import main
 from mixer.errors import RecipeError
@@ -163,3 +163,26 @@ def test_cli_sweep_dry_run_lists_variants_and_refuses_a_foreign_folder(tmp_path:
     refused = runner.invoke(main, ["sweep", str(recipe), "--out", str(tmp_path / "mine"), "--force"])
     assert refused.exit_code == 1 and "not a mixer sweep folder" in refused.output
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+@needs_shared
+def test_the_ablation_recipe_gives_four_augmentation_arms_over_the_same_conversations(tmp_path: Path) -> None:
+    recipe = REPO / "recipes" / "harmlessness-ablation.toml"
+    outcomes = sweep.run(recipe, tmp_path / "abl", [f"sources.harmless.path={HH}", "total=60000"])
+    assert [o.variant.name for o in outcomes] == [
+        "base", "harmless.transforms=none", "harmless.weight=0.2", "harmless.weight=0.4", "harmless.weight=0.8",
+        "no-harmless-tools", "no-harmless-system_prompt"]
+    assert all(o.built for o in outcomes)
+    frames = {name: pl.read_parquet(tmp_path / "abl" / name / "data" / "train-00000-of-00001.parquet")
+              .filter(pl.col("source") == "harmless")
+              for name in ("base", "harmless.transforms=none", "no-harmless-tools", "no-harmless-system_prompt")}
+    ids = {name: sorted(f["id"].to_list()) for name, f in frames.items()}
+    assert len({tuple(v) for v in ids.values()}) == 1  # the same conversations in every arm
+    has_tools = {name: int((f["tools"].list.len() > 0).sum()) for name, f in frames.items()}
+    has_system = {name: int(f["system"].is_not_null().sum()) for name, f in frames.items()}
+    assert has_tools["base"] > 0 and has_system["base"] > 0
+    assert has_tools["no-harmless-tools"] == 0 and has_system["no-harmless-tools"] > 0
+    assert has_tools["no-harmless-system_prompt"] > 0 and has_system["no-harmless-system_prompt"] < has_system["base"]
+    assert has_tools["harmless.transforms=none"] == 0
+    shares = {o.variant.name: sweep.shares_written(o.manifest)["harmless"] for o in outcomes}
+    assert shares["harmless.weight=0.2"] < shares["harmless.weight=0.4"] < shares["base"] < shares["harmless.weight=0.8"]

@@ -175,8 +175,8 @@ def variants(spec: Spec, base: Recipe) -> list[Variant]:
             out.append((f"grid-{i:03d}", "grid", dict(zip(keys, combo))))
     for key, values in spec.ablate.items():
         for value in values:
-            out.append((f"{_short(key)}={_short(json.dumps(value) if not isinstance(value, str) else value)}",
-                        "ablate", {key: value}))
+            shown = "none" if value in ([], {}) else value if isinstance(value, str) else json.dumps(value)
+            out.append((f"{_short(key)}={_short(shown)}", "ablate", {key: value}))
     for item in spec.drop:
         match = _DROP.match(item)
         assert match is not None
