@@ -15,12 +15,11 @@ import numpy as np
 import polars as pl
 
 from mixer.errors import DataError
-from mixer.recipe import Source
-from mixer.specs import DecontaminateSpec
+from mixer.specs import DecontaminateSpec, Source
 from mixer.sources.files import InputFile, Unreadable, read
 from mixer.dedup import REMOVED, removed_rows
 from mixer.text import ngram_hashes, row_text
-from mixer.transforms.rows import note
+from mixer.schema import note
 
 _SEED = 7  # n-gram hashes are compared only within one run; any fixed seed works
 

@@ -13,56 +13,16 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mixer.errors import RecipeError
-from mixer.specs import DecontaminateSpec, DedupSpec, NearDup
+from mixer.specs import HUB_PREFIX, TOKEN_BUDGETS, DecontaminateSpec, DedupSpec, NearDup, Source
 
 UNITS = ("tokens", "examples")
-TOKEN_BUDGETS = ("content", "assistant", "rendered")  # what a token budget counts: see mixer.tokens
 FORMATS = ("auto", "canonical", "openai", "sharegpt", "alpaca", "hh-rlhf", "document", "prompt")
 OUTPUT_FORMATS = ("canonical", "parquet", "jsonl", "trl", "llama-factory", "openai", "torchtune", "text", "prompt")
-HUB_PREFIX = "hf://"
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input of the mixture and how much of it to take."""
-
-    name: str
-    path: str  # a resolved local path, or hf://owner/name for the Hub
-    format: str = "auto"
-    kind: str | None = None
-    weight: float | None = None
-    tokens: int | None = None
-    examples: int | None = None
-    max_epochs: float = 1.0
-    side: str = "chosen"
-    text_field: str = "text"
-    prompt_field: str = "prompt"
-    fields: dict[str, str] = field(default_factory=dict)
-    split: str = "train"
-    data_dir: str | None = None
-    revision: str | None = None
-    config: str | None = None
-    on_error: str = "fail"
-    max_record_mb: float = 16.0
-    transforms: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def is_hub(self) -> bool:
-        return self.path.startswith(HUB_PREFIX)
-
-    @property
-    def budget(self) -> tuple[str, float] | None:
-        """The absolute budget as (unit, amount), or None for a weighted source."""
-        if self.tokens is not None:
-            return ("tokens", float(self.tokens))
-        if self.examples is not None:
-            return ("examples", float(self.examples))
-        return None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ layer boundary so a bug shows up where it happens, not three steps later.
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import polars as pl
 
 from mixer.errors import MixerError
@@ -62,3 +65,18 @@ def check(df: pl.DataFrame, where: str) -> pl.DataFrame:
             diffs.append(f"column order {list(got)} != {list(COLUMNS)}")
         raise MixerError(f"internal: non-canonical frame after {where}: " + "; ".join(diffs))
     return df
+
+
+def note(frame: pl.DataFrame, mask: np.ndarray, key: str, values: pl.Series) -> pl.DataFrame:
+    """Record ``key: value`` in the JSON ``meta`` of the rows in ``mask``.
+
+    ``values`` holds JSON fragments (already serialized); the key is spliced in with string
+    operations so no per-row JSON parsing happens.
+    """
+    frag = pl.lit(json.dumps(key) + ": ") + values
+    meta = pl.col("meta")
+    spliced = (
+        pl.when(meta == "{}").then(pl.lit("{") + frag + pl.lit("}"))
+        .otherwise(meta.str.head(-1) + pl.lit(", ") + frag + pl.lit("}"))
+    )
+    return frame.with_columns(meta=pl.when(pl.Series(mask)).then(spliced).otherwise(meta))

@@ -23,7 +23,7 @@ import tiktoken
 
 from mixer import schema
 from mixer.errors import RecipeError
-from mixer.recipe import TOKEN_BUDGETS
+from mixer.specs import TOKEN_BUDGETS
 
 MESSAGE_OVERHEAD = 4
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from mixer.recipe import Source
+from mixer.specs import Source
 
 
 class RowError(ValueError):

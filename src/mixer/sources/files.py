@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mixer.errors import DataError
-from mixer.recipe import HUB_PREFIX, Source
+from mixer.specs import HUB_PREFIX, Source
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz", ".parquet",
             ".csv", ".csv.gz", ".txt", ".md")

@@ -19,7 +19,7 @@ import polars as pl
 from mixer import schema
 from mixer.errors import DataError, RecipeError
 from mixer.rng import content_hash
-from mixer.recipe import Source
+from mixer.specs import Source
 from mixer.sources.adapters import ADAPTERS, RowError, detect, rename
 from mixer.sources.files import (
     JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, fingerprint, locate, read_parts,

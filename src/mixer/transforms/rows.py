@@ -7,12 +7,12 @@ whatever batch it is in, and each upsampled repeat gets its own.
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import polars as pl
 
 from mixer import rng
+from mixer.schema import note as note  # re-exported: transforms record what they did in meta
 from mixer.errors import RecipeError
 
 
@@ -46,21 +46,6 @@ def pick(probs_cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     if n and np.allclose(probs_cdf, np.arange(1, n + 1) / n, rtol=0, atol=1e-12):
         return np.minimum((u * n).astype(np.int64), n - 1)
     return np.minimum(np.searchsorted(probs_cdf, u, side="right"), n - 1)
-
-
-def note(frame: pl.DataFrame, mask: np.ndarray, key: str, values: pl.Series) -> pl.DataFrame:
-    """Record ``key: value`` in the JSON ``meta`` of the rows in ``mask``.
-
-    ``values`` holds JSON fragments (already serialized); the key is spliced in with string
-    operations so no per-row JSON parsing happens.
-    """
-    frag = pl.lit(json.dumps(key) + ": ") + values
-    meta = pl.col("meta")
-    spliced = (
-        pl.when(meta == "{}").then(pl.lit("{") + frag + pl.lit("}"))
-        .otherwise(meta.str.head(-1) + pl.lit(", ") + frag + pl.lit("}"))
-    )
-    return frame.with_columns(meta=pl.when(pl.Series(mask)).then(spliced).otherwise(meta))
 
 
 def probability(p: object, name: str = "p") -> float:
