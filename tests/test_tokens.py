@@ -77,3 +77,29 @@ def test_encoding_missing_offline_says_how_to_get_it() -> None:
 
 def test_model_names_resolve_to_their_encoding() -> None:
     assert tokens.encoding("gpt-4").name.startswith("cl100k_base")
+
+
+def test_counting_over_worker_processes_gives_the_same_counts_as_one_process() -> None:
+    from mixer import tokens as tok
+
+    enc = tok.encoding("cl100k_base")
+    texts = [f"row {i}: " + "naïve café 東京 🙂 " * (i % 7) + ("\n" * (i % 3)) for i in range(3000)] + ["", " "]
+    one = tok.encoded_lengths(texts, enc, workers=1)
+    many = tok._parallel_lengths(texts, enc.name, 2)
+    assert many is not None and many.tolist() == one.tolist()
+    # a worker that died is replaced, and the batch still counts right
+    for proc in tok._Workers.running[enc.name]:
+        proc.kill()
+        proc.wait()
+    assert tok._parallel_lengths(texts, enc.name, 2).tolist() == one.tolist()
+
+
+def test_worker_count_comes_from_the_environment(monkeypatch) -> None:
+    from mixer import tokens as tok
+    from mixer.errors import RecipeError
+
+    monkeypatch.setenv("MIXER_TOKEN_WORKERS", "1")
+    assert tok._worker_count() == 1
+    monkeypatch.setenv("MIXER_TOKEN_WORKERS", "many")
+    with pytest.raises(RecipeError, match="MIXER_TOKEN_WORKERS='many'"):
+        tok._worker_count()

@@ -14,7 +14,12 @@ Each distinct string is tokenized once per call: a tool spec or system prompt sh
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -94,17 +99,87 @@ def encoding(name: str) -> Encoding:
         ) from None
 
 
-def encoded_lengths(texts: list[str], enc: Encoding) -> np.ndarray:
+#: Distinct texts below this are encoded in this process: starting workers costs more.
+PARALLEL_MIN = 50_000
+WORKERS_ENV = "MIXER_TOKEN_WORKERS"
+
+
+def encoded_lengths(texts: list[str], enc: Encoding, workers: int | None = None) -> np.ndarray:
     """Token count of each text.
 
-    For tiktoken, a plain loop over the encoder: ``encode_ordinary_batch`` submits one
-    thread-pool task per string, which costs more than encoding a short chat turn (the loop is
-    about 5x faster here), and slices on two threads gained nothing (GIL-bound). A model
-    tokenizer encodes the batch natively on every core.
+    tiktoken's per-string calls hold the GIL (threads gained nothing, and
+    ``encode_ordinary_batch`` submits one thread-pool task per string, slower than a plain loop
+    for short chat turns), so large batches are split over processes, one per core: this one
+    and worker processes (:mod:`mixer.token_worker`; ``MIXER_TOKEN_WORKERS`` caps the total, 1
+    turns workers off). Each loads the same encoding by name, so counts are identical (tested);
+    if a worker fails, the batch is counted here. A model tokenizer encodes the batch natively
+    on every core already.
     """
     if isinstance(enc, ModelTokenizer):
         return enc.lengths(texts)
+    n = _worker_count() if workers is None else workers
+    if n > 1 and len(texts) >= PARALLEL_MIN:
+        counted = _parallel_lengths(texts, enc.name, n)
+        if counted is not None:
+            return counted
     return np.fromiter((len(enc.encode_ordinary(t)) for t in texts), dtype=np.uint32, count=len(texts))
+
+
+def _worker_count() -> int:
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise RecipeError(f"{WORKERS_ENV}={raw!r}: expected a whole number of worker processes") from None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class _Workers:
+    """Token-counting worker processes (:mod:`mixer.token_worker`), started on first use and kept
+    for the process's life: a build counts chunk after chunk, and starting processes per chunk
+    would cost more than it saves. Closed when the interpreter exits."""
+
+    running: dict[str, list[subprocess.Popen[bytes]]] = {}
+
+    @classmethod
+    def get(cls, name: str, n: int) -> list[subprocess.Popen[bytes]]:
+        procs = [p for p in cls.running.get(name, []) if p.poll() is None]
+        while len(procs) < n:
+            procs.append(subprocess.Popen([sys.executable, "-m", "mixer.token_worker", name],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+        if not cls.running:
+            atexit.register(cls.close)
+        cls.running[name] = procs
+        return procs[:n]
+
+    @classmethod
+    def close(cls) -> None:
+        for procs in cls.running.values():
+            for p in procs:
+                if p.stdin is not None:
+                    p.stdin.close()
+                p.wait(timeout=10)
+        cls.running = {}
+
+
+def _parallel_lengths(texts: list[str], name: str, n: int) -> np.ndarray | None:
+    """Counts over ``n`` processes (this one and ``n - 1`` workers); None if a worker failed."""
+    step = -(-len(texts) // n)
+    slices = [texts[i:i + step] for i in range(0, len(texts), step)]
+    try:
+        workers = _Workers.get(name, len(slices) - 1)
+        for proc, part in zip(workers, slices[1:]):
+            assert proc.stdin is not None
+            pickle.dump(part, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            proc.stdin.flush()
+        enc = tiktoken.get_encoding(name)
+        mine = np.fromiter((len(enc.encode_ordinary(t)) for t in slices[0]), dtype=np.uint32, count=len(slices[0]))
+        theirs = [pickle.load(proc.stdout) for proc in workers]  # type: ignore[arg-type]
+    except (OSError, EOFError, pickle.UnpicklingError):
+        _Workers.close()
+        return None
+    return np.concatenate([mine, *theirs]).astype(np.uint32, copy=False)
 
 
 def lengths(texts: pl.Series, enc: Encoding) -> pl.Series:
