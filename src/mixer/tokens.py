@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import polars as pl
 import tiktoken
 
-from mixer import schema
+from mixer import schema, token_worker
 from mixer.errors import RecipeError
 from mixer.specs import TOKEN_BUDGETS
 
@@ -146,7 +145,7 @@ class _Workers:
     def get(cls, name: str, n: int) -> list[subprocess.Popen[bytes]]:
         procs = [p for p in cls.running.get(name, []) if p.poll() is None]
         while len(procs) < n:
-            procs.append(subprocess.Popen([sys.executable, "-m", "mixer.token_worker", name],
+            procs.append(subprocess.Popen([sys.executable, "-c", "from mixer.token_worker import main; main()", name],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE))
         if not cls.running:
             atexit.register(cls.close)
@@ -171,12 +170,12 @@ def _parallel_lengths(texts: list[str], name: str, n: int) -> np.ndarray | None:
         workers = _Workers.get(name, len(slices) - 1)
         for proc, part in zip(workers, slices[1:]):
             assert proc.stdin is not None
-            pickle.dump(part, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            proc.stdin.flush()
+            token_worker.write_batch(proc.stdin, part)
         enc = tiktoken.get_encoding(name)
         mine = np.fromiter((len(enc.encode_ordinary(t)) for t in slices[0]), dtype=np.uint32, count=len(slices[0]))
-        theirs = [pickle.load(proc.stdout) for proc in workers]  # type: ignore[arg-type]
-    except (OSError, EOFError, pickle.UnpicklingError):
+        theirs = [token_worker.read_counts(proc.stdout, len(part))  # type: ignore[arg-type]
+                  for proc, part in zip(workers, slices[1:])]
+    except (OSError, EOFError, ValueError):
         _Workers.close()
         return None
     return np.concatenate([mine, *theirs]).astype(np.uint32, copy=False)

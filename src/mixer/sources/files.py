@@ -260,23 +260,31 @@ def _parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
 
 
 def _read_jsonl(path: Path, label: str, *, array_ok: bool = False, limit_mb: float = 16.0) -> Iterator[Located]:
+    for lineno, raw in raw_lines(path, array_ok=array_ok, limit_mb=limit_mb):
+        yield Located(label, lineno, raw if isinstance(raw, Unreadable) else _parse_object(raw))
+
+
+def raw_lines(path: Path, *, array_ok: bool = False, limit_mb: float = 16.0) -> Iterator[tuple[int, bytes | Unreadable]]:
+    """The non-blank lines of a JSON Lines file with their 1-based numbers, undecoded (a BOM at
+    the start dropped, as datasets and pandas accept it); a line over the size limit comes as
+    an :class:`Unreadable`."""
     limit = int(limit_mb * 1_000_000)
     try:
         with _open_bytes(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
-                if lineno == 1 and raw.startswith(codecs.BOM_UTF8):  # as datasets and pandas accept it
+                if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8):]
                 if len(raw) > limit:  # a multi-megabyte row is a blob or a broken export
-                    yield Located(label, lineno, Unreadable(
+                    yield lineno, Unreadable(
                         f"record too large ({len(raw) / 1e6:.1f} MB, limit {limit_mb:g} MB; raise "
-                        "max_record_mb for this source if it is real)", _excerpt(raw[:4000])))
+                        "max_record_mb for this source if it is real)", _excerpt(raw[:4000]))
                     continue
                 if not raw.strip():
                     continue
                 if lineno == 1 and raw.lstrip().startswith(b"[") and not array_ok:
                     raise DataError(f"{path} holds a JSON array, not JSON Lines (one object per line): "
                                     "rename it to .json, or write one JSON object per line")
-                yield Located(label, lineno, _parse_object(raw))
+                yield lineno, raw
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
 
