@@ -207,14 +207,14 @@ def _report_state(report: ReadReport) -> dict[str, Any]:
     return {"source": report.source, "format": report.format, "rows_read": report.rows_read,
             "inputs": [dataclasses.asdict(f) for f in report.inputs], "rejected": dict(report.rejected),
             "repairs": dict(report.repairs), "rejects": [dataclasses.asdict(r) for r in report.rejects],
-            "formats": report.formats, "notes": report.notes}
+            "formats": report.formats, "notes": report.notes, "read_paths": dict(report.read_paths)}
 
 
 def _report_from(state: dict[str, Any]) -> ReadReport:
     return ReadReport(source=state["source"], format=state["format"], rows_read=state["rows_read"],
                       inputs=[InputFile(**f) for f in state["inputs"]], rejected=Counter(state["rejected"]),
                       repairs=Counter(state["repairs"]), rejects=[Reject(**r) for r in state["rejects"]],
-                      formats=state["formats"], notes=state["notes"])
+                      formats=state["formats"], notes=state["notes"], read_paths=Counter(state["read_paths"]))
 
 
 def _read(b: _Build) -> tuple[pl.DataFrame, int]:

@@ -50,6 +50,7 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
         "repairs": dict(sorted(report.repairs.items())),
         **({"formats": report.formats} if len(set(report.formats.values())) > 1 else {}),
         **({"notes": report.notes} if report.notes else {}),
+        **({"read_paths": dict(sorted(report.read_paths.items()))} if report.read_paths else {}),
         **cleaned,
         "rows_filtered": sum(filtered.values()),
         "filtered_by": filtered,

@@ -241,7 +241,7 @@ def lone_surrogate(value: Any) -> str | None:
     return None
 
 
-def _parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
+def parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -261,7 +261,7 @@ def _parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
 
 def _read_jsonl(path: Path, label: str, *, array_ok: bool = False, limit_mb: float = 16.0) -> Iterator[Located]:
     for lineno, raw in raw_lines(path, array_ok=array_ok, limit_mb=limit_mb):
-        yield Located(label, lineno, raw if isinstance(raw, Unreadable) else _parse_object(raw))
+        yield Located(label, lineno, raw if isinstance(raw, Unreadable) else parse_object(raw))
 
 
 def raw_lines(path: Path, *, array_ok: bool = False, limit_mb: float = 16.0) -> Iterator[tuple[int, bytes | Unreadable]]:

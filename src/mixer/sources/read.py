@@ -20,9 +20,11 @@ from mixer import schema
 from mixer.errors import DataError, RecipeError
 from mixer.rng import content_hash
 from mixer.specs import Source
-from mixer.sources.adapters import ADAPTERS, RowError, detect, rename
+from mixer.sources import fast
+from mixer.sources.adapters import ADAPTERS, NO_ANSWER, RowError, detect, rename
 from mixer.sources.files import (
-    JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, fingerprint, locate, read_parts,
+    JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, parse_object, fingerprint, locate,
+    raw_lines, read_parts,
 )
 
 _DETECT_SAMPLE = 64
@@ -52,6 +54,7 @@ class ReadReport:
     repairs: Counter[str] = field(default_factory=Counter)
     rejects: list[Reject] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)  # per input file: a folder may mix formats
+    read_paths: Counter[str] = field(default_factory=Counter)  # JSON Lines chats: rows per read path
     notes: list[str] = field(default_factory=list)  # things the user should be told (skipped files)
 
     @property
@@ -171,71 +174,198 @@ def _note_format(report: ReadReport, part: Part, fmt: str) -> str:
     return fmt
 
 
+@dataclass(frozen=True)
+class _Lines:
+    """A JSON Lines file of OpenAI chats, read in batches by :mod:`mixer.sources.fast`."""
+
+    path: Path
+    label: str
+
+
 def _per_file(source: Source, report: ReadReport, first: Part, head: list[Located],
-              pending: Iterator[Part]) -> Iterator[tuple[str, Located]]:
-    """Every record with the format of its own file (a folder may mix formats)."""
+              pending: Iterator[Part]) -> Iterator[tuple[str, Located | _Lines]]:
+    """Every record with the format of its own file (a folder may mix formats); a JSON Lines
+    file of OpenAI chats as a whole, for the batch path."""
     fmt = report.formats[first.label]
-    for item in _chain(head, first.records):
-        yield fmt, item
+    yield from _records(source, fmt, first, head)
     for part in pending:
         head = list(islice(part.records, _DETECT_SAMPLE))
         if not head:
             continue
         fmt = _note_format(report, part, _choose_format(source, part, head))
-        for item in _chain(head, part.records):
-            yield fmt, item
+        yield from _records(source, fmt, part, head)
+
+
+def _records(source: Source, fmt: str, part: Part, head: list[Located]) -> Iterator[tuple[str, Located | _Lines]]:
+    if fmt == "openai" and not source.fields and part.path is not None \
+            and part.path.name.lower().endswith(JSONL_SUFFIXES):
+        yield fmt, _Lines(part.path, part.label)  # read again from the start, undecoded
+        return
+    for item in _chain(head, part.records):
+        yield fmt, item
 
 
 # json.dumps(..., ensure_ascii=False, sort_keys=True) with one encoder built once, not per call.
 _to_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
-def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Located]],
+def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Located | _Lines]],
              rows: int) -> Iterator[pl.DataFrame]:
     seen: Counter[str] = Counter()  # content digests of the whole source: identical copies get .k ids
-    cols = _empty_columns()
-    emitted = False
-    fields = source.fields
+    out = _Chunks(rows, source)
     for fmt, item in records:
-        report.rows_read += 1
-        try:
-            if isinstance(item.record, Unreadable):
-                raise RowError(item.record.reason)
-            row = ADAPTERS[fmt](rename(item.record, fields) if fields else item.record, source)
-            meta = row["meta"]
-            original_id = item.record.get("id")
-            if original_id is not None and not isinstance(original_id, (dict, list)):
-                meta["source_id"] = str(original_id)
-            meta["origin"] = f"{item.file}:{item.line}"
-            meta_json = _to_json(meta)
-            try:
-                digest = content_hash(_to_json([row["kind"], row["system"], row["messages"], row["tools"], row["text"]]))
-            except UnicodeEncodeError:  # a lone surrogate that a reader let through (JSON readers catch them)
-                raise RowError(SURROGATE) from None
-        except RowError as exc:
-            reason = str(exc)
-            if source.on_error == "fail":
-                raise DataError(
-                    f"{item.file}:{item.line} (source {source.name!r}, format {fmt}): {reason}. Fix "
-                    f"the record, or set sources.{source.name}.on_error = \"skip\" to skip and count such rows"
-                ) from None
-            report.rejected[_reason_key(reason)] += 1
-            if len(report.rejects) < _MAX_REJECT_EXAMPLES:
-                report.rejects.append(Reject(source.name, item.file, item.line, reason, _raw_excerpt(item.record)))
+        if isinstance(item, _Lines):
+            for run in _fast_file(source, item, report):
+                if isinstance(run, Located):
+                    _one(source, report, fmt, run, seen, out)
+                else:
+                    out.add_frame(_identified(run, source, report, seen))
+                yield from out.full()
             continue
-        for repair in meta.get("repairs", ()):
-            report.repairs[repair] += 1
-        seen[digest] += 1
-        occurrence = seen[digest] - 1
-        cols["id"].append(f"{source.name}/{digest}" + (f".{occurrence}" if occurrence else ""))
+        _one(source, report, fmt, item, seen, out)
+        yield from out.full()
+    yield from out.rest()
+
+
+class _Chunks:
+    """Adapted rows in read order, handed out as canonical frames of ``rows`` rows."""
+
+    def __init__(self, rows: int, source: Source) -> None:
+        self.rows, self.source = rows, source
+        self.cols = _empty_columns()
+        self.frames: list[pl.DataFrame] = []
+        self.height = 0
+        self.emitted = False
+
+    def add_row(self, row: dict[str, Any], ident: str, meta_json: str) -> None:
+        self.cols["id"].append(ident)
         for name in ("kind", "system", "messages", "tools", "text"):
-            cols[name].append(row[name])
-        cols["meta"].append(meta_json)
-        if len(cols["id"]) >= rows:
-            yield _frame(cols, source)
-            cols, emitted = _empty_columns(), True
-    if cols["id"] or not emitted:
-        yield _frame(cols, source)
+            self.cols[name].append(row[name])
+        self.cols["meta"].append(meta_json)
+        self.height += 1
+
+    def add_frame(self, frame: pl.DataFrame) -> None:
+        self._flush_cols()
+        self.frames.append(frame)
+        self.height += frame.height
+
+    def _flush_cols(self) -> None:
+        if self.cols["id"]:
+            self.frames.append(_frame(self.cols, self.source))
+            self.cols = _empty_columns()
+
+    def full(self) -> Iterator[pl.DataFrame]:
+        while self.height >= self.rows:
+            self._flush_cols()
+            frame = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
+            rest = frame.slice(self.rows)
+            self.frames, self.height = ([rest] if rest.height else []), rest.height
+            self.emitted = True
+            yield frame.head(self.rows)
+
+    def rest(self) -> Iterator[pl.DataFrame]:
+        self._flush_cols()
+        if self.frames:
+            yield pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
+        elif not self.emitted:
+            yield _frame(_empty_columns(), self.source)
+
+
+def _fast_file(source: Source, lines: _Lines, report: ReadReport) -> Iterator[Located | pl.DataFrame]:
+    """The file's records in line order: runs of batch-decoded rows (frames) and, one by one,
+    the lines the batch path leaves to the adapter."""
+    label_json = json.dumps(lines.label, ensure_ascii=False)
+    batch: list[tuple[int, bytes | Unreadable]] = []
+    for item in raw_lines(lines.path, limit_mb=source.max_record_mb):
+        batch.append(item)
+        if len(batch) >= fast.BATCH_LINES:
+            yield from _fast_batch(batch, lines.label, label_json, report)
+            batch = []
+    if batch:
+        yield from _fast_batch(batch, lines.label, label_json, report)
+
+
+def _fast_batch(batch: list[tuple[int, bytes | Unreadable]], label: str, label_json: str,
+                report: ReadReport) -> Iterator[Located | pl.DataFrame]:
+    texts: list[str | None] = []
+    for _, raw in batch:
+        try:
+            texts.append(raw.decode("utf-8") if isinstance(raw, bytes) else None)
+        except UnicodeDecodeError:
+            texts.append(None)  # the adapter path says where the bad byte is
+    mask = fast.plain_mask(pl.Series(texts, dtype=pl.String)).to_list()
+    plain = [(n, text) for (n, _), text, ok in zip(batch, texts, mask) if ok and text is not None]
+    decoded = fast.decode(plain, label_json) if plain else fast.Batch(pl.DataFrame(), [])
+    report.read_paths["batch"] += decoded.rows.height
+    fast_lines = set(decoded.rows.get_column("_line").to_list()) if decoded.rows.height else set()
+    run_start = 0
+    position = 0  # index into decoded.rows
+    for n, raw in batch:
+        if n in fast_lines:
+            position += 1
+            continue
+        if position > run_start:
+            yield decoded.rows.slice(run_start, position - run_start)
+        run_start = position
+        report.read_paths["per record"] += 1
+        yield Located(label, n, raw if isinstance(raw, Unreadable) else parse_object(raw))
+    if position > run_start:
+        yield decoded.rows.slice(run_start, position - run_start)
+
+
+def _identified(run: pl.DataFrame, source: Source, report: ReadReport, seen: Counter[str]) -> pl.DataFrame:
+    """Batch-decoded rows with their ids (content digest, ``.k`` for the k-th identical copy in
+    the source) and their repairs counted, as the per-record path does."""
+    report.rows_read += run.height
+    answerless = int(run.get_column("_no_answer").sum())
+    if answerless:
+        report.repairs[NO_ANSWER] += answerless
+    suffixes = []
+    for digest in run.get_column("_digest").to_list():
+        seen[digest] += 1
+        k = seen[digest] - 1
+        suffixes.append(f".{k}" if k else "")
+    frame = run.with_columns(
+        id=pl.lit(f"{source.name}/") + pl.col("_digest") + pl.Series(suffixes, dtype=pl.String),
+        source=pl.lit(source.name), n_tokens=pl.lit(0, pl.UInt32),
+    )
+    return schema.check(frame.select(schema.COLUMNS), f"reading source {source.name!r}")
+
+
+def _one(source: Source, report: ReadReport, fmt: str, item: Located, seen: Counter[str], out: _Chunks) -> None:
+    """One record through its format's adapter: a row, or a counted rejection."""
+    report.rows_read += 1
+    try:
+        if isinstance(item.record, Unreadable):
+            raise RowError(item.record.reason)
+        record = rename(item.record, source.fields) if source.fields else item.record
+        row = ADAPTERS[fmt](record, source)
+        meta = row["meta"]
+        original_id = item.record.get("id")
+        if original_id is not None and not isinstance(original_id, (dict, list)):
+            meta["source_id"] = str(original_id)
+        meta["origin"] = f"{item.file}:{item.line}"
+        meta_json = _to_json(meta)
+        try:
+            digest = content_hash(_to_json([row["kind"], row["system"], row["messages"], row["tools"], row["text"]]))
+        except UnicodeEncodeError:  # a lone surrogate that a reader let through (JSON readers catch them)
+            raise RowError(SURROGATE) from None
+    except RowError as exc:
+        reason = str(exc)
+        if source.on_error == "fail":
+            raise DataError(
+                f"{item.file}:{item.line} (source {source.name!r}, format {fmt}): {reason}. Fix "
+                f"the record, or set sources.{source.name}.on_error = \"skip\" to skip and count such rows"
+            ) from None
+        report.rejected[_reason_key(reason)] += 1
+        if len(report.rejects) < _MAX_REJECT_EXAMPLES:
+            report.rejects.append(Reject(source.name, item.file, item.line, reason, _raw_excerpt(item.record)))
+        return
+    for repair in meta.get("repairs", ()):
+        report.repairs[repair] += 1
+    seen[digest] += 1
+    occurrence = seen[digest] - 1
+    out.add_row(row, f"{source.name}/{digest}" + (f".{occurrence}" if occurrence else ""), meta_json)
 
 
 def _empty_columns() -> dict[str, list[Any]]:

@@ -1,0 +1,135 @@
+"""The batch path for OpenAI-messages JSON Lines gives exactly the rows, ids, meta, repairs and
+rejections of the per-record path, on real files and on junk."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import EXAMPLES, HH, SHARED, needs_shared, write_jsonl
+from mixer import pipeline
+from mixer.errors import DataError
+from mixer.recipe import from_dict
+from mixer.sources import fast
+from mixer.sources.read import read_source
+
+
+def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, on_error: str = "skip", **extra: object):
+    src = from_dict({"sources": {"s": {"path": str(path), "examples": 1, "on_error": on_error, **extra}}}).sources[0]
+    batch = read_source(src)
+    with monkeypatch.context() as m:
+        m.setattr(fast, "plain_mask", lambda lines: pl.Series([False] * len(lines)))  # all per record
+        one_by_one = read_source(src)
+    return batch, one_by_one
+
+
+def assert_same(batch, one_by_one) -> None:
+    (frame_a, report_a), (frame_b, report_b) = batch, one_by_one
+    assert frame_a.schema == frame_b.schema
+    assert frame_a.to_dicts() == frame_b.to_dicts()
+    for key in ("rows_read", "rejected", "repairs", "rejects", "format", "formats"):
+        assert getattr(report_a, key) == getattr(report_b, key), key
+
+
+def junk_lines(seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    words = ["hello", "naïve", "東京", "🙂", "a\\nb", "tab\\t", "\\u00e9", "quote \\\" inside", "back\\\\slash",
+             "\\u001c", " ", "", "\\u2028", "x" * 50]
+
+    def text() -> str:
+        return " ".join(rnd.choice(words) for _ in range(rnd.randint(0, 4)))
+
+    def message() -> str:
+        role = rnd.choice(["user", "assistant", "system", "developer", "tool", "function", "robot", None])
+        content = rnd.choice([f'"{text()}"', f'"{text()}"', f'"{text()}"', "5", "null", '[{"type": "text", "text": "p"}]'])
+        parts = [f'"role": {json.dumps(role)}'] if role is not None or rnd.random() < 0.5 else []
+        parts.append(f'"content": {content}')
+        if rnd.random() < 0.05:
+            parts.append('"name": "n"')
+        if rnd.random() < 0.05:
+            parts.append('"id": "m1"')
+        rnd.shuffle(parts)
+        return "{" + ", ".join(parts) + "}"
+
+    lines = []
+    for i in range(600):
+        kind = rnd.random()
+        messages = ", ".join(message() for _ in range(rnd.randint(0, 4)))
+        extra = rnd.choice(["", f', "id": "r{i % 50}"', f', "id": {i}', ', "id": null', ', "id": 1.5',
+                            ', "meta": {"k": 1}', ', "tools": []', ', "x": NaN'])
+        if kind < 0.6:  # the commonest shape: a user turn and an answer
+            line = (f'{{"messages": [{{"role": "user", "content": "q {i % 40} {text()}"}}, '
+                    f'{{"role": "assistant", "content": "a {i % 40}"}}]{extra}}}')
+        elif kind < 0.9:
+            line = f'{{"messages": [{messages}]{extra}}}'
+        else:
+            line = rnd.choice(['{"messages": [', "not json", '{"messages": "x"}', "[1, 2]", '{"messages": []}',
+                               '{"messages": [{"role": "user", "content": "a", "content": "b"}]}',
+                               '{"messages": [{"role": "user", "content": "\\ud800"}]}', "   "])
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batch_and_per_record_paths_agree_on_junk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    path = tmp_path / "junk.jsonl"
+    path.write_text("\ufeff" + "\n".join(junk_lines(seed)) + "\n", encoding="utf-8")
+    batch, one_by_one = read_both(path, monkeypatch)
+    assert_same(batch, one_by_one)
+    assert batch[1].read_paths["batch"] > 100 and batch[1].read_paths["per record"] > 50  # both paths ran
+
+
+def test_batch_and_per_record_paths_agree_on_the_example_chats(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_same(*read_both(EXAMPLES / "harmless_chats.jsonl", monkeypatch))
+
+
+@needs_shared
+def test_batch_and_per_record_paths_agree_on_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = SHARED / "agentic_misalignment" / "rendered_conditions.jsonl.gz"
+    assert_same(*read_both(rendered, monkeypatch))
+    # the HH slice as OpenAI JSON Lines, the shape most chat sets are published in
+    pipeline.convert(HH, tmp_path / "hh", "openai")
+    for path in sorted((tmp_path / "hh" / "data").glob("*.jsonl")):
+        batch, one_by_one = read_both(path, monkeypatch)
+        assert_same(batch, one_by_one)
+        assert batch[1].read_paths["batch"] == batch[1].rows_read  # all plain text turns
+    with gzip.open(tmp_path / "hh.jsonl.gz", "wb") as fh:
+        fh.write((tmp_path / "hh" / "data" / "train-00000-of-00001.jsonl").read_bytes())
+    assert_same(*read_both(tmp_path / "hh.jsonl.gz", monkeypatch))
+
+
+def test_a_bad_line_fails_the_same_way_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [{"messages": [{"role": "user", "content": "q"},
+                                                            {"role": "assistant", "content": "a"}]}] * 3
+                       + [{"messages": [{"role": "robot", "content": "q"}]}])
+    messages = []
+    for force_slow in (False, True):
+        with monkeypatch.context() as m:
+            if force_slow:
+                m.setattr(fast, "plain_mask", lambda lines: pl.Series([False] * len(lines)))
+            with pytest.raises(DataError) as exc:
+                read_source(from_dict({"sources": {"s": {"path": str(path), "examples": 1}}}).sources[0])
+            messages.append(str(exc.value))
+    assert messages[0] == messages[1] and "a.jsonl:4" in messages[0]
+
+
+def test_chunks_keep_their_size_and_order_across_paths(tmp_path: Path) -> None:
+    lines = [json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]})
+             for i in range(30)]
+    lines[7] = json.dumps({"messages": [{"role": "user", "content": "q7"}, {"role": "assistant", "content": "a",
+                                                                             "tool_calls": []}]})
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    src = from_dict({"sources": {"s": {"path": str(tmp_path / "a.jsonl"), "examples": 1}}}).sources[0]
+    from mixer.sources.read import read_chunks
+
+    report, chunks = read_chunks(src, rows=4)
+    frames = list(chunks)
+    assert [f.height for f in frames] == [4] * 7 + [2]
+    origins = [json.loads(m)["origin"] for f in frames for m in f["meta"]]
+    assert origins == [f"a.jsonl:{i + 1}" for i in range(30)]
+    assert dict(report.read_paths) == {"batch": 29, "per record": 1}
