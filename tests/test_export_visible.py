@@ -48,7 +48,9 @@ def test_build_table_shows_rows_written_and_shares_after_export_with_a_warning_p
     row_a = next(line for line in lines if line.startswith("a "))
     assert row_a.split()[-2:] == [str(20 - rejected), f"{a['realized_share_written']:.1%}"]
     warning = next(line for line in lines if line.startswith(f"warning: {rejected} train rows not written as openai"))
-    assert "math.sum" in warning and f"a: {rejected}" in warning and "rejects.jsonl" in warning
+    assert "rename_tools = true" in warning and f"a: {rejected}" in warning and "rejects.jsonl" in warning
+    details = [json.loads(line).get("detail") for line in (tmp_path / "out" / "rejects.jsonl").open()]
+    assert details == ["tool name 'math.sum'"] * rejected  # which name, per row
     assert any(line.startswith("warning: source 'a' is") and "as written" in line for line in lines)
     assert len((tmp_path / "out" / "rejects.jsonl").read_text().splitlines()) == rejected
 

@@ -78,7 +78,8 @@ def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **optio
             out.rows.append(fmt.convert(row, **options))
         except Unrepresentable as exc:
             out.rejects.append({"source": row["source"], "id": row["id"], "stage": f"export:{fmt.name}",
-                                "reason": str(exc), "n_tokens": row["n_tokens"]})
+                                "reason": str(exc), **({"detail": exc.detail} if exc.detail else {}),
+                                "n_tokens": row["n_tokens"]})
     return out
 
 

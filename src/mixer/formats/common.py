@@ -8,7 +8,12 @@ from typing import Any
 
 
 class Unrepresentable(ValueError):
-    """The target format cannot carry this row; the message is the counted reason."""
+    """The target format cannot carry this row; the message is the counted reason, ``detail``
+    (in rejects.jsonl) what in this row broke it."""
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.detail = detail
 
 
 def tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:

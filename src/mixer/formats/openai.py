@@ -32,7 +32,7 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
             for k, call in enumerate(m["tool_calls"]):
                 call.setdefault("id", f"call_{i}_{k}")  # ids are required; make them positional
                 if not NAME.match(call["function"]["name"]):
-                    raise Unrepresentable(NAME_RULE)
+                    raise Unrepresentable(NAME_RULE, f"tool call name {call['function']['name']!r}")
                 try:
                     json.loads(call["function"]["arguments"])
                 except json.JSONDecodeError:
@@ -55,7 +55,7 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
     for spec in specs:
         fn = spec["function"]
         if not NAME.match(fn["name"]):
-            raise Unrepresentable(NAME_RULE)
+            raise Unrepresentable(NAME_RULE, f"tool name {fn['name']!r}")
         params = fn.get("parameters")
         if params is not None and (not isinstance(params, dict) or params.get("type") != "object"):
             raise Unrepresentable(f"tool {fn['name']!r}: parameters must be a JSON Schema object")
