@@ -28,6 +28,10 @@ LEGEND = """Methods:
 - io-floor: pyarrow reads and writes the workload batch by batch (zstd), nothing else.
 - build: three sources cut from the workload (one augmented), exact dedup, canonical Parquet out;
   `mixer` in memory (`pipeline.build(...).write(...)`), `mixer-stream` chunk by chunk (`mixer build --stream`).
+- build-jsonl: the workload as OpenAI-messages JSON Lines (the shape people have), one augmented
+  source, canonical Parquet out: `mixer` in memory, `mixer-stream`, `mixer-per-record` (the
+  reader without its batch path) and `floor` = Polars `read_ndjson` + tiktoken over the distinct
+  texts on every core + a Parquet write.
 """
 
 

@@ -136,7 +136,7 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
     """Run one measurement in this process; returns seconds, rows, tokens and peak RSS."""
     import pyarrow.parquet as pq
 
-    out: dict[str, Any] = {"rows": pq.ParquetFile(path).metadata.num_rows}
+    out: dict[str, Any] = {"rows": pq.ParquetFile(path).metadata.num_rows} if path.suffix == ".parquet" else {}
     frame = pl.read_parquet(path) if kind in ("augment", "tokens") else None  # build and io read for themselves
     if kind == "augment":
         from mixer import transforms
@@ -193,6 +193,9 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
             with pq.ParquetWriter(Path(tmp) / "out.parquet", source.schema_arrow, compression="zstd") as writer:
                 for batch in source.iter_batches(batch_size=100_000):
                     writer.write_batch(batch)
+    elif kind == "jsonl":
+        start = time.perf_counter()
+        out.update(_jsonl(method, path, extra))
     elif kind == "build":
         from mixer import pipeline
         from mixer.streaming import build_streaming
@@ -252,6 +255,64 @@ def run_one(kind: str, method: str, path: Path, extra: dict[str, Any] | None = N
 
 
 # --------------------------------------------------------------------------- suites
+
+
+def jsonl_workload(path: Path, cache: Path) -> Path:
+    """The workload as OpenAI-messages JSON Lines (system prompt as a turn): the shape people have."""
+    out = cache / (path.stem + ".openai.jsonl")
+    if out.exists():
+        return out
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for batch in pl.read_parquet(path, columns=["system", "messages"]).iter_slices(100_000):
+            for row in batch.iter_rows(named=True):
+                messages = ([{"role": "system", "content": row["system"]}] if row["system"] else []) + [
+                    {"role": m["role"], "content": m["content"]} for m in row["messages"]]
+                fh.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+    tmp.rename(out)
+    return out
+
+
+def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    """A build from JSON Lines (augmentation on, dedup on, canonical Parquet out), or its floor:
+    Polars' ``read_ndjson`` + tiktoken over the distinct texts on every core + a Parquet write."""
+    if method == "floor":
+        from mixer import tokens
+
+        frame = pl.read_ndjson(path)
+        texts = frame.select(pl.col("messages").explode().struct.field("content")).to_series().unique().to_list()
+        counted = int(tokens.encoded_lengths(texts, tokens.encoding("cl100k_base")).sum())
+        with tempfile.TemporaryDirectory() as tmp:
+            frame.write_parquet(Path(tmp) / "out.parquet", compression="zstd")
+        return {"rows": frame.height, "tokens": counted}
+    from mixer import pipeline
+
+    if method == "mixer-per-record":  # the reader without its batch path, for the ratio
+        from mixer.sources import fast
+
+        fast.plain_mask = lambda lines: pl.Series([False] * len(lines))  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = Path(tmp) / "jsonl.toml"
+        recipe.write_text(f"""
+name = "bench-jsonl"
+unit = "examples"
+[sources.chats]
+path = "{path}"
+examples = {extra["rows"]}
+[[sources.chats.transforms]]
+type = "system_prompt"
+p = 0.8
+[[sources.chats.transforms]]
+type = "tools"
+p = 0.6
+count = [1, 6]
+[output]
+report = false
+""")
+        built = pipeline.build_all(recipe, out=Path(tmp) / "out", executor="stream" if method == "mixer-stream" else "memory",
+                                   cache=False)
+        manifest = next(iter(built.mixtures.values())).manifest
+    return {"rows": manifest["totals"]["train"]["rows"]}
 
 
 def _build_recipe(path: Path, folder: Path) -> Path:
@@ -318,6 +379,10 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
             for method in ("mixer", "mixer-stream"):
                 results.append({"workload": "build", "size": n, "method": method,
                                 **run_one("build", method, path, {"recipe": str(recipe)})})
+        jsonl = jsonl_workload(path, cache)
+        for method in ["mixer", "mixer-stream"] + (["mixer-per-record", "floor"] if baselines else []):
+            results.append({"workload": "build-jsonl", "size": n, "method": method,
+                            **run_one("jsonl", method, jsonl, {"rows": n})})
         _log_last(results, len(results) - first, log)
     return results
 
@@ -340,7 +405,7 @@ def table(results: list[dict[str, Any]]) -> str:
         tok = f"{r['tokens'] / r['seconds']:,.0f}" if r.get("tokens") else ""
         mine = find(r["workload"], r["size"], "mixer")
         ratio = ""
-        if mine is not None and not r["method"].startswith("mixer"):
+        if mine is not None and r["method"] not in ("mixer", "mixer-stream", "mixer-noguard", "mixer-model-tokenizer"):
             ratio = f"{r['seconds'] / mine['seconds']:.1f}x faster" if r["seconds"] >= mine["seconds"] \
                 else f"{mine['seconds'] / r['seconds']:.2f}x slower"
         lines.append(f"| {r['workload']} | {r['size']:,} | {r['method']} | {r['seconds']:.2f} | {rate:,.0f} | {tok} | "
