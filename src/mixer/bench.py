@@ -266,6 +266,8 @@ def jsonl_workload(path: Path, cache: Path) -> Path:
     with tmp.open("w", encoding="utf-8") as fh:
         for batch in pl.read_parquet(path, columns=["system", "messages"]).iter_slices(100_000):
             for row in batch.iter_rows(named=True):
+                if any(not (m["content"] or "").strip() for m in row["messages"]):
+                    continue  # a tool-call turn without text: not a plain chat once its calls are dropped
                 messages = ([{"role": "system", "content": row["system"]}] if row["system"] else []) + [
                     {"role": m["role"], "content": m["content"]} for m in row["messages"]]
                 fh.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
@@ -296,9 +298,14 @@ def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
         recipe.write_text(f"""
 name = "bench-jsonl"
 unit = "examples"
+total = {extra["rows"]}
 [sources.chats]
 path = "{path}"
-examples = {extra["rows"]}
+weight = 1
+max_epochs = 2
+on_error = "skip"
+[output]
+report = false
 [[sources.chats.transforms]]
 type = "system_prompt"
 p = 0.8
@@ -306,8 +313,6 @@ p = 0.8
 type = "tools"
 p = 0.6
 count = [1, 6]
-[output]
-report = false
 """)
         built = pipeline.build_all(recipe, out=Path(tmp) / "out", executor="stream" if method == "mixer-stream" else "memory",
                                    cache=False)
@@ -380,9 +385,10 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
                 results.append({"workload": "build", "size": n, "method": method,
                                 **run_one("build", method, path, {"recipe": str(recipe)})})
         jsonl = jsonl_workload(path, cache)
+        lines = sum(1 for _ in jsonl.open("rb"))
         for method in ["mixer", "mixer-stream"] + (["mixer-per-record", "floor"] if baselines else []):
-            results.append({"workload": "build-jsonl", "size": n, "method": method,
-                            **run_one("jsonl", method, jsonl, {"rows": n})})
+            results.append({"workload": "build-jsonl", "size": lines, "method": method,
+                            **run_one("jsonl", method, jsonl, {"rows": lines})})
         _log_last(results, len(results) - first, log)
     return results
 
