@@ -23,7 +23,7 @@ def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, on_error: str = "skip
     src = from_dict({"sources": {"s": {"path": str(path), "examples": 1, "on_error": on_error, **extra}}}).sources[0]
     batch = read_source(src)
     with monkeypatch.context() as m:
-        m.setattr(fast, "plain_mask", lambda lines: pl.Series([False] * len(lines)))  # all per record
+        m.setattr(fast, "plain_mask", lambda lines, *a: pl.Series([False] * len(lines)))  # all per record
         one_by_one = read_source(src)
     return batch, one_by_one
 
@@ -111,7 +111,7 @@ def test_a_bad_line_fails_the_same_way_on_both_paths(tmp_path: Path, monkeypatch
     for force_slow in (False, True):
         with monkeypatch.context() as m:
             if force_slow:
-                m.setattr(fast, "plain_mask", lambda lines: pl.Series([False] * len(lines)))
+                m.setattr(fast, "plain_mask", lambda lines, *a: pl.Series([False] * len(lines)))
             with pytest.raises(DataError) as exc:
                 read_source(from_dict({"sources": {"s": {"path": str(path), "examples": 1}}}).sources[0])
             messages.append(str(exc.value))
@@ -133,3 +133,49 @@ def test_chunks_keep_their_size_and_order_across_paths(tmp_path: Path) -> None:
     origins = [json.loads(m)["origin"] for f in frames for m in f["meta"]]
     assert origins == [f"a.jsonl:{i + 1}" for i in range(30)]
     assert dict(report.read_paths) == {"batch": 29, "per record": 1}
+
+
+def hh_junk(seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    turn = ["\n\nHuman: ", "\n\nAssistant: "]
+    texts = ["hi", "how do I pick a lock?", "", "  ", "\u001c", "naïve 東京 🙂", "line\nbreak", "Human: nested",
+             "\n\n", "quote \" back \\ slash"]
+    lines = []
+    for i in range(500):
+        parts = []
+        for k in range(rnd.randint(0, 5)):
+            speaker = turn[k % 2] if rnd.random() < 0.8 else rnd.choice(turn)  # some consecutive same-speaker turns
+            parts.append(speaker + rnd.choice(texts))
+        transcript = rnd.choice(["", "", " ", "preamble"]) + "".join(parts) + rnd.choice(["", "", "\n\nAssistant:", "\n\nAssistant: "])
+        record: dict = {"chosen": transcript, "rejected": "\n\nHuman: x\n\nAssistant: y"}
+        r = rnd.random()
+        if r < 0.05:
+            record["chosen"] = 5
+        elif r < 0.1:
+            del record["chosen"]
+        elif r < 0.15:
+            record["id"] = rnd.choice([f"hh-{i % 30}", i])
+        elif r < 0.18:
+            record["chosen"] = transcript + "\u0000"
+        lines.append(json.dumps(record, ensure_ascii=rnd.random() < 0.5))
+    return lines
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hh_transcripts_agree_on_both_paths_with_every_repair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             seed: int) -> None:
+    path = tmp_path / "hh.jsonl"
+    path.write_text("\n".join(hh_junk(seed)) + "\n", encoding="utf-8")
+    batch, one_by_one = read_both(path, monkeypatch, format="hh-rlhf")
+    assert_same(batch, one_by_one)
+    report = batch[1]
+    assert report.read_paths["batch"] > 60 and report.read_paths["per record"] > 20
+    assert {"merged consecutive turns", "removed empty final turn"} <= set(report.repairs)
+
+
+@needs_shared
+@pytest.mark.parametrize("side", ["chosen", "rejected"])
+def test_hh_slice_reads_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch, side: str) -> None:
+    batch, one_by_one = read_both(HH / "test.jsonl.gz", monkeypatch, side=side)
+    assert_same(batch, one_by_one)
+    assert batch[1].read_paths["batch"] > 0.9 * batch[1].rows_read

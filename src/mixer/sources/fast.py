@@ -21,6 +21,7 @@ them on every shared data file and on generated junk); the manifest counts the r
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -41,24 +42,31 @@ _ROLES = {"user": "user", "assistant": "assistant", "tool": "tool", "function": 
 _DTYPE = pl.Struct({"messages": pl.List(pl.Struct({"role": pl.String, "content": pl.String})), "id": pl.String})
 
 
-def plain_mask(lines: pl.Series) -> pl.Series:
-    """Which lines' text shows a shape the batch path handles (it may still refuse some): an
-    object with one ``"messages": [``, every ``"role"``, ``"content"`` and ``"id"`` value a
-    string, no key that needs the adapter's care, no surrogate escape, no NaN/Infinity, no
-    repeated key (Python's json keeps the last, Polars the first)."""
+def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> pl.Series:
+    """Which lines' text shows a shape the batch path handles (it may still refuse some).
+
+    openai: an object with one ``"messages": [``, every ``"role"``, ``"content"`` and ``"id"``
+    value a string, no key that needs the adapter's care. hh-rlhf: one string ``side`` field
+    (``"chosen"``). Both: no surrogate escape, no NaN/Infinity, no repeated key (Python's json
+    keeps the last, Polars the first), at most one string ``"id"``."""
     def count(key: str, tail: str = "") -> pl.Expr:
         return pl.col("s").str.count_matches(_KEY % key + tail)
 
-    frame = pl.DataFrame({"s": lines})
-    return frame.select(
-        pl.col("s").str.strip_chars_start().str.starts_with("{")
-        & ~pl.any_horizontal(pl.col("s").str.contains(key, literal=True) for key in _NEEDS_ADAPTER)
-        & ~pl.col("s").str.contains(_SURROGATE_ESCAPE)
-        & ~pl.col("s").str.contains(_NOT_JSON)
-        & (count("messages", r"\s*\[") == 1) & (count("messages") == 1)
-        & (count("role") == count("content")) & (count("id") <= 1)
-        & (count("role|content|id") == count("role|content|id", r'\s*"'))
-    ).to_series().fill_null(False)
+    common = (pl.col("s").str.strip_chars_start().str.starts_with("{")
+              & ~pl.col("s").str.contains(_SURROGATE_ESCAPE) & ~pl.col("s").str.contains(_NOT_JSON)
+              & (count("id") <= 1) & (count("id") == count("id", r'\s*"')))
+    if fmt == "openai":
+        shape = (~pl.any_horizontal(pl.col("s").str.contains(key, literal=True) for key in _NEEDS_ADAPTER)
+                 & (count("messages", r"\s*\[") == 1) & (count("messages") == 1)
+                 & (count("role") == count("content"))
+                 & (count("role|content") == count("role|content", r'\s*"')))
+    else:
+        key = re.escape(side)
+        shape = (count(key) == 1) & (count(key, r'\s*"') == 1)
+    return pl.DataFrame({"s": lines}).select(common & shape).to_series().fill_null(False)
+
+
+FORMATS = ("openai", "hh-rlhf")  # the adapters this path reproduces
 
 
 @dataclass
@@ -81,21 +89,33 @@ def _blank(expr: pl.Expr) -> pl.Expr:
     return ~expr.str.contains(r"[^\s\x1c-\x1f]")
 
 
-def decode(lines: list[tuple[int, str]], label_json: str) -> Batch:
-    """Canonical rows for plain lines (line number, text), as the openai adapter makes them."""
+def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", side: str = "chosen") -> Batch:
+    """Canonical rows for plain lines (line number, text), exactly as the ``fmt`` adapter
+    (``openai`` or ``hh-rlhf``) makes them; the lines its checks refuse are returned apart."""
     numbers = [n for n, _ in lines]
+    dtype = _DTYPE if fmt == "openai" else pl.Struct({side: pl.String, "id": pl.String})
     try:
-        decoded = pl.Series([text for _, text in lines], dtype=pl.String).str.json_decode(_DTYPE)
+        decoded = pl.Series([text for _, text in lines], dtype=pl.String).str.json_decode(dtype)
     except pl.exceptions.PolarsError:
         if len(lines) == 1:
             return Batch(pl.DataFrame(), numbers)  # these lines go one by one: the adapter names the problem
         half = len(lines) // 2  # one broken line must not send the whole batch the slow way
-        first, second = decode(lines[:half], label_json), decode(lines[half:], label_json)
+        first, second = decode(lines[:half], label_json, fmt, side), decode(lines[half:], label_json, fmt, side)
         both = [b.rows for b in (first, second) if b.rows.height]
         return Batch(pl.concat(both) if both else pl.DataFrame(), first.refused + second.refused)
-    frame = pl.DataFrame({"_line": pl.Series(numbers, dtype=pl.Int64), "r": decoded}).unnest("r")
-    turns = (frame.select("_line", "messages").with_row_index("_row")
-             .explode("messages").unnest("messages").with_columns(_pos=pl.int_range(pl.len()).over("_row")))
+    frame = pl.DataFrame({"_line": pl.Series(numbers, dtype=pl.Int64), "r": decoded}).unnest("r").with_row_index("_row")
+    ok, convo, system = (_openai(frame) if fmt == "openai" else _hh(frame, side))
+    refused = ok.filter(pl.col("_refused")).get_column("_line").to_list()
+    ok = ok.filter(~pl.col("_refused"))
+    if ok.is_empty():
+        return Batch(pl.DataFrame(), refused)
+    return Batch(_canonical(ok, convo, system, label_json), refused)
+
+
+def _openai(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The openai adapter's checks and turns: (rows with ``_refused``/``_repairs``, turns, system)."""
+    turns = (frame.select("_row", "messages").explode("messages").unnest("messages")
+             .with_columns(_pos=pl.int_range(pl.len()).over("_row")))
     is_system = pl.col("role").is_in(_SYSTEM)
     checks = turns.group_by("_row").agg(
         bad_role=(~pl.col("role").is_in([*_SYSTEM, *_ROLES]) | pl.col("role").is_null()).any(),
@@ -107,34 +127,92 @@ def decode(lines: list[tuple[int, str]], label_json: str) -> Batch:
         blank=(pl.col("role").is_in(["user", "assistant"]) & _blank(pl.col("content"))).any(),
         no_answer=(pl.col("role") == "assistant").sum() == 0,
     )
-    ok = frame.with_row_index("_row").join(checks, on="_row", how="left").with_columns(
+    ok = frame.join(checks, on="_row", how="left").with_columns(
         _refused=pl.col("messages").is_null() | pl.col("messages").list.len().eq(0)
         | pl.any_horizontal("bad_role", "null_content", "late_system", "no_turns", "no_user", "blank"),
+        _repairs=pl.when(pl.col("no_answer")).then(pl.lit([NO_ANSWER], pl.List(pl.String)))
+        .otherwise(pl.lit([], pl.List(pl.String))),
     )
-    refused = ok.filter(pl.col("_refused")).get_column("_line").to_list()
-    ok = ok.filter(~pl.col("_refused"))
-    if ok.is_empty():
-        return Batch(pl.DataFrame(), refused)
-    keep = turns.filter(pl.col("_row").is_in(ok.get_column("_row").implode()))
-    system = (keep.filter(is_system).group_by("_row", maintain_order=True)
+    system = (turns.filter(is_system).group_by("_row", maintain_order=True)
               .agg(system=pl.col("content").str.join("\n\n")))
-    mapped = pl.col("role").replace_strict(_ROLES, default=None)
-    convo = keep.filter(~is_system).with_columns(role=mapped)
+    convo = turns.filter(~is_system).with_columns(role=pl.col("role").replace_strict(_ROLES, default=None))
+    return ok, convo.select("_row", "role", "content"), system
+
+
+_HH_SEPARATOR = r"\n\n(Human|Assistant): "
+MERGED, REMOVED_EMPTY = "merged consecutive turns", "removed empty final turn"
+
+
+def _hh(frame: pl.DataFrame, side: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The hh-rlhf adapter on whole batches: split the transcript at ``\\n\\nHuman: `` /
+    ``\\n\\nAssistant: ``, merge consecutive turns of one speaker (joined by a blank line),
+    drop an empty final Assistant turn, each repair recorded in order."""
+    text = pl.col(side)
+    # split at the separators: mark them with NUL (refused where the text has one), then split
+    parts = frame.select(
+        "_row", _nul=text.str.contains("\x00", literal=True).fill_null(True),
+        _parts=text.str.replace_all(_HH_SEPARATOR, "\x00$1\x00").str.split("\x00"),
+    )
+    pieces = (parts.select("_row", "_parts").explode("_parts").with_columns(_i=pl.int_range(pl.len()).over("_row")))
+    head = pieces.filter(pl.col("_i") == 0).select("_row", _lead_blank=_blank(pl.col("_parts")))
+    speakers = pieces.filter((pl.col("_i") % 2 == 1)).select("_row", "_i", speaker="_parts")
+    contents = pieces.filter((pl.col("_i") % 2 == 0) & (pl.col("_i") > 0)).select(
+        "_row", _i=pl.col("_i") - 1, content="_parts")
+    turns = speakers.join(contents, on=["_row", "_i"], how="left").sort("_row", "_i").with_columns(
+        role=pl.when(pl.col("speaker") == "Human").then(pl.lit("user")).otherwise(pl.lit("assistant")))
+    turns = turns.with_columns(_group=(pl.col("role") != pl.col("role").shift(1).over("_row"))
+                               .fill_null(True).cum_sum().over("_row"))
+    merged = (turns.group_by("_row", "_group", maintain_order=True)
+              .agg(role=pl.col("role").first(), content=pl.col("content").str.join("\n\n"), _n=pl.len())
+              .with_columns(_k=pl.int_range(pl.len()).over("_row"), _count=pl.len().over("_row")))
+    last = pl.col("_k") == pl.col("_count") - 1
+    drop_last = last & (pl.col("_count") > 1) & (pl.col("role") == "assistant") & _blank(pl.col("content"))
+    per_row = merged.group_by("_row").agg(
+        _merges=(pl.col("_n") - 1).sum(), _removed=drop_last.any())
+    kept = merged.filter(~drop_last)
+    checks = kept.group_by("_row").agg(
+        no_user=(pl.col("role") == "user").sum() == 0,
+        blank=_blank(pl.col("content")).any(),
+        no_answer=(pl.col("role") == "assistant").sum() == 0,
+    )
+    merged_json = pl.lit(MERGED).repeat_by(pl.col("_merges"))
+    ok = (frame.select("_row", "_line", "id").join(parts.select("_row", "_nul", _n_parts=pl.col("_parts").list.len()),
+                                                   on="_row")
+          .join(head, on="_row", how="left").join(per_row, on="_row", how="left").join(checks, on="_row", how="left")
+          .with_columns(
+              _refused=pl.col("_nul") | (pl.col("_n_parts") < 3) | ~pl.col("_lead_blank").fill_null(False)
+              | pl.col("no_user").fill_null(True) | pl.col("blank").fill_null(True),
+              _repairs=pl.concat_list(
+                  merged_json.fill_null(pl.lit([], pl.List(pl.String))),
+                  pl.when(pl.col("_removed")).then(pl.lit([REMOVED_EMPTY], pl.List(pl.String)))
+                  .otherwise(pl.lit([], pl.List(pl.String))),
+                  pl.when(pl.col("no_answer")).then(pl.lit([NO_ANSWER], pl.List(pl.String)))
+                  .otherwise(pl.lit([], pl.List(pl.String))),
+              )))
+    system = pl.DataFrame(schema={"_row": pl.UInt32, "system": pl.String})
+    return ok, kept.select("_row", "role", "content"), system
+
+
+def _canonical(ok: pl.DataFrame, convo: pl.DataFrame, system: pl.DataFrame, label_json: str) -> pl.DataFrame:
+    """Canonical columns, meta and content digest of accepted rows, as the per-record path writes them."""
+    convo = convo.filter(pl.col("_row").is_in(ok.get_column("_row").implode()))
     message = pl.struct(role="role", content="content", tool_calls=pl.lit(None, pl.String),
                         tool_call_id=pl.lit(None, pl.String), name=pl.lit(None, pl.String))
     digest_part = pl.concat_str(pl.lit('{"content": '), _json_string(pl.col("content")),
                                 pl.lit(', "name": null, "role": "'), pl.col("role"),
                                 pl.lit('", "tool_call_id": null, "tool_calls": null}'))
     messages = convo.group_by("_row", maintain_order=True).agg(messages=message, _parts=digest_part.str.join(", "))
-    out = (ok.select("_row", "_line", "id", "no_answer").join(system, on="_row", how="left")
+    out = (ok.select("_row", "_line", "id", "_repairs").join(system, on="_row", how="left")
            .join(messages, on="_row", how="left").sort("_line"))
     system_json = pl.when(pl.col("system").is_null()).then(pl.lit("null")).otherwise(_json_string(pl.col("system")))
+    repairs_json = pl.col("_repairs").list.eval(pl.lit('"') + pl.element() + pl.lit('"')).list.join(", ")
     out = out.with_columns(
         _digest_text=pl.concat_str(pl.lit('["chat", '), system_json, pl.lit(", ["), pl.col("_parts"),
                                    pl.lit("], [], null]")),
         meta=pl.concat_str(
             pl.lit('{"origin": ' + label_json[:-1] + ":"), pl.col("_line").cast(pl.String), pl.lit('"'),
-            pl.when(pl.col("no_answer")).then(pl.lit(f', "repairs": ["{NO_ANSWER}"]')).otherwise(pl.lit("")),
+            pl.when(pl.col("_repairs").list.len() > 0).then(pl.lit(', "repairs": [') + repairs_json + pl.lit("]"))
+            .otherwise(pl.lit("")),
             pl.when(pl.col("id").is_not_null()).then(pl.lit(', "source_id": ') + _json_string(pl.col("id")))
             .otherwise(pl.lit("")),
             pl.lit("}"),
@@ -142,9 +220,8 @@ def decode(lines: list[tuple[int, str]], label_json: str) -> Batch:
     )
     digests = [hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
                for text in out.get_column("_digest_text").to_list()]
-    rows = out.select(
+    return out.select(
         "_line", kind=pl.lit("chat"), system="system", messages="messages",
         tools=pl.lit([], pl.List(pl.String)), text=pl.lit(None, pl.String), meta="meta",
-        _digest=pl.Series(digests, dtype=pl.String), _no_answer="no_answer",
+        _digest=pl.Series(digests, dtype=pl.String), _repairs="_repairs",
     )
-    return Batch(rows, refused)

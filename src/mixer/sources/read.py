@@ -21,7 +21,7 @@ from mixer.errors import DataError, RecipeError
 from mixer.rng import content_hash
 from mixer.specs import Source
 from mixer.sources import fast
-from mixer.sources.adapters import ADAPTERS, NO_ANSWER, RowError, detect, rename
+from mixer.sources.adapters import ADAPTERS, RowError, detect, rename
 from mixer.sources.files import (
     JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, parse_object, fingerprint, locate,
     raw_lines, read_parts,
@@ -176,10 +176,11 @@ def _note_format(report: ReadReport, part: Part, fmt: str) -> str:
 
 @dataclass(frozen=True)
 class _Lines:
-    """A JSON Lines file of OpenAI chats, read in batches by :mod:`mixer.sources.fast`."""
+    """A JSON Lines file of OpenAI or HH-RLHF chats, read in batches by :mod:`mixer.sources.fast`."""
 
     path: Path
     label: str
+    format: str
 
 
 def _per_file(source: Source, report: ReadReport, first: Part, head: list[Located],
@@ -197,9 +198,9 @@ def _per_file(source: Source, report: ReadReport, first: Part, head: list[Locate
 
 
 def _records(source: Source, fmt: str, part: Part, head: list[Located]) -> Iterator[tuple[str, Located | _Lines]]:
-    if fmt == "openai" and not source.fields and part.path is not None \
+    if fmt in fast.FORMATS and not source.fields and part.path is not None \
             and part.path.name.lower().endswith(JSONL_SUFFIXES):
-        yield fmt, _Lines(part.path, part.label)  # read again from the start, undecoded
+        yield fmt, _Lines(part.path, part.label, fmt)  # read again from the start, undecoded
         return
     for item in _chain(head, part.records):
         yield fmt, item
@@ -279,23 +280,24 @@ def _fast_file(source: Source, lines: _Lines, report: ReadReport) -> Iterator[Lo
     for item in raw_lines(lines.path, limit_mb=source.max_record_mb):
         batch.append(item)
         if len(batch) >= fast.BATCH_LINES:
-            yield from _fast_batch(batch, lines.label, label_json, report)
+            yield from _fast_batch(batch, lines, label_json, report, source.side)
             batch = []
     if batch:
-        yield from _fast_batch(batch, lines.label, label_json, report)
+        yield from _fast_batch(batch, lines, label_json, report, source.side)
 
 
-def _fast_batch(batch: list[tuple[int, bytes | Unreadable]], label: str, label_json: str,
-                report: ReadReport) -> Iterator[Located | pl.DataFrame]:
+def _fast_batch(batch: list[tuple[int, bytes | Unreadable]], lines: _Lines, label_json: str,
+                report: ReadReport, side: str) -> Iterator[Located | pl.DataFrame]:
+    label = lines.label
     texts: list[str | None] = []
     for _, raw in batch:
         try:
             texts.append(raw.decode("utf-8") if isinstance(raw, bytes) else None)
         except UnicodeDecodeError:
             texts.append(None)  # the adapter path says where the bad byte is
-    mask = fast.plain_mask(pl.Series(texts, dtype=pl.String)).to_list()
+    mask = fast.plain_mask(pl.Series(texts, dtype=pl.String), lines.format, side).to_list()
     plain = [(n, text) for (n, _), text, ok in zip(batch, texts, mask) if ok and text is not None]
-    decoded = fast.decode(plain, label_json) if plain else fast.Batch(pl.DataFrame(), [])
+    decoded = fast.decode(plain, label_json, lines.format, side) if plain else fast.Batch(pl.DataFrame(), [])
     report.read_paths["batch"] += decoded.rows.height
     fast_lines = set(decoded.rows.get_column("_line").to_list()) if decoded.rows.height else set()
     run_start = 0
@@ -317,9 +319,7 @@ def _identified(run: pl.DataFrame, source: Source, report: ReadReport, seen: Cou
     """Batch-decoded rows with their ids (content digest, ``.k`` for the k-th identical copy in
     the source) and their repairs counted, as the per-record path does."""
     report.rows_read += run.height
-    answerless = int(run.get_column("_no_answer").sum())
-    if answerless:
-        report.repairs[NO_ANSWER] += answerless
+    report.repairs.update(run.get_column("_repairs").explode().drop_nulls().to_list())
     suffixes = []
     for digest in run.get_column("_digest").to_list():
         seen[digest] += 1
