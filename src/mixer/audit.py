@@ -87,6 +87,14 @@ class Renderer:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def check_template(spec: str, where: str = "output.audit") -> None:
+    """Fail before a build reads any data when its audit template cannot be loaded."""
+    try:
+        load_renderer(spec)
+    except RecipeError as exc:
+        raise RecipeError(str(exc).replace("--template", where, 1)) from None
+
+
 def load_renderer(spec: str, encoding: str = "cl100k_base") -> Renderer:
     """``spec``: a ``.jinja`` file, a ``tokenizer_config.json``, a tokenizer folder (its template in
     ``tokenizer_config.json`` or ``chat_template.jinja``), or the built-in ``chatml``. Templates are
@@ -421,6 +429,35 @@ def audit(out_dir: str | Path, template: str, *, split: str = "train", sample: i
         per_source.setdefault(row.source, Tally()).add(tally)
         total.add(tally)
     return Audit(renderer.name, fmt, split, renderer.counts_with, per_source, total, len(picked), len(rows))
+
+
+def summary(audit: dict[str, Any], sources: dict[str, Any] | None = None) -> str:
+    """The manifest's ``audit`` section as the lines a build prints under its table; with the
+    manifest's ``sources``, the template's token counts beside mixer's estimate."""
+    total = audit["total"]
+    lines = [f"audit with {audit['template']} ({audit['audited']:,} {audit['split']} rows): "
+             + (f"{total['problem_rows']:,} would train differently from what the recipe asked"
+                if total["problem_rows"] else "every row renders what the recipe asked")]
+    for name, t in audit["sources"].items():
+        system, tools = t["system"], t["tools"]
+        lines.append(f"  {name}: system prompt in system turn {system.get('system turn', 0):,}, first user turn "
+                     f"{system.get('first user turn', 0):,}, absent {system.get('absent', 0):,}; tools in system turn "
+                     f"{tools.get('system turn', 0):,}, first user turn {tools.get('first user turn', 0):,}, absent "
+                     f"{tools.get('absent', 0) + tools.get('partly absent', 0):,}; rendered {t['rendered_tokens']:,} "
+                     f"tokens, trainable {t['trainable_tokens']:,}" + _estimate(t, (sources or {}).get(name), audit))
+    for finding, example in total["examples"].items():
+        lines.append(f"  {finding}  (e.g. {example})")
+    return "\n".join(lines)
+
+
+def _estimate(t: dict[str, Any], entry: dict[str, Any] | None, audit: dict[str, Any]) -> str:
+    """mixer's own rendered/assistant estimate for the same rows, when every selected row was audited."""
+    counts = (entry or {}).get("token_counts", {}).get("selected")
+    if not counts or audit["split"] != "train" or t["rows"] != entry.get("rows_selected"):
+        return ""
+    ratio = t["rendered_tokens"] / counts["rendered"] if counts["rendered"] else 0.0
+    return (f" (mixer's estimate: rendered {counts['rendered']:,}, assistant {counts['assistant']:,}; the template "
+            f"renders {ratio:.2f}x)")
 
 
 def table(result: Audit) -> str:

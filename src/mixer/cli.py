@@ -103,6 +103,10 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
         if built.staged:
             click.echo(f"\n[{built.name}]  format: {built.recipe.output.format}")
         click.echo(manifest_table(built.manifest))
+        if built.manifest.get("audit"):
+            from mixer.audit import summary
+
+            click.echo(summary(built.manifest["audit"], built.manifest["sources"]))
         cached = (built.manifest.get("run") or {}).get("cache")
         if cached:
             click.echo(f"cache: {'hit, read/dedup/prepare skipped' if cached['hit'] else 'stored'} "
@@ -136,6 +140,10 @@ def validate(recipe: Path, sets: tuple[str, ...]) -> None:
                 locate(src)
         base_dir = parsed.path.resolve().parent if parsed.path else Path.cwd()
         encoding = tokens.encoding(parsed.tokenizer)  # a missing tokenizer.json fails here too
+        if parsed.output.audit:
+            from mixer.audit import check_template
+
+            check_template(parsed.output.audit)  # the template loads, or says why
         for src in parsed.sources:
             try:
                 transforms.prepare(src.transforms, seed=parsed.seed, source=src.name, base_dir=base_dir,

@@ -117,6 +117,10 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
     b = _Build(recipe, executor, progress or silent, tokens.encoding(recipe.tokenizer),
                recipe.path.resolve().parent if recipe.path else Path.cwd(),
                [_Source(src, prio) for prio, src in enumerate(recipe.sources)])
+    if recipe.output.audit:  # the audit template loads before any data is read
+        from mixer.audit import check_template
+
+        check_template(recipe.output.audit)
     # prepared once (pools, catalogs, banks, guard index), before any data is read; applied per chunk
     b.prepared = {src.name: transforms.prepare(src.transforms, seed=recipe.seed, source=src.name,
                                                base_dir=b.base_dir, encoding=b.enc) for src in recipe.sources}
@@ -467,6 +471,7 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     rows: dict[str, int] = {}
     rejects: dict[str, list[dict[str, Any]]] = {}
     renamed: dict[str, list[dict[str, Any]]] = {}
+    written: list[pl.DataFrame] = []  # which rows the trainer-format files hold, in their order
     for name in names:
         rows[name], rejects[name], renamed[name] = 0, [], []
         for index, count, frame in b.executor.shards(name, plans[name].height, recipe.output):
@@ -477,14 +482,23 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
                 part = exported.rows
                 rejects[name] += exported.rejects
                 renamed[name] += exported.renamed
+                written.append(provenance(name, frame, exported.rejects))
             rows[name] += len(part) if isinstance(part, list) else part.height
             b.executor.put_output(name, index, count, frame, part)
     if convert is not None:
         manifest["export"] = manifest_mod.export_summary(rows, rejects, recipe, manifest["sources"], renamed)
     output = b.executor.output(convert)
     output.rejects = rejects if convert is not None else {}
+    output.provenance = pl.concat(written) if written else None
     b.end("export", sum(rows.values()))
     return output
+
+
+def provenance(split: str, frame: pl.DataFrame, rejects: list[dict[str, Any]]) -> pl.DataFrame:
+    """``split, source, id`` of the rows of ``frame`` a trainer format wrote (the rejected left out),
+    in file order: trainer formats drop mixer's columns, so audit and diff read them from here."""
+    gone = pl.Series([r["id"] for r in rejects], dtype=pl.String)
+    return frame.filter(~pl.col("id").is_in(gone.implode())).select(pl.lit(split).alias("split"), "source", "id")
 
 
 def export_options(recipe: Recipe, base_dir: Path) -> dict[str, Any]:

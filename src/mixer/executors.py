@@ -62,6 +62,7 @@ class Output(Protocol):
     """The built splits, wherever they live; what a :class:`mixer.mixture.Mixture` holds."""
 
     rejects: dict[str, list[dict[str, Any]]]  # export rejects per split
+    provenance: pl.DataFrame | None  # split, source, id of each written trainer-format row, in order
 
     def frames(self) -> dict[str, pl.DataFrame]: ...
 
@@ -234,6 +235,7 @@ class MemoryOutput:
     rows: dict[str, list[dict[str, Any]]]
     rejects: dict[str, list[dict[str, Any]]]
     spec: OutputSpec | None = None
+    provenance: pl.DataFrame | None = None
 
     def frames(self) -> dict[str, pl.DataFrame]:
         return dict(self.splits)
@@ -355,6 +357,7 @@ class SpillOutput:
     rejects: dict[str, list[dict[str, Any]]]
     shards: dict[str, int]
     convert: Callable[[pl.DataFrame], formats.Exported] | None
+    provenance: pl.DataFrame | None = None
     _cleanup: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from mixer import formats
 from mixer import manifest as manifest_mod
 from mixer import writers
 from mixer.dedup import REMOVED
-from mixer.errors import OutputError
+from mixer.errors import DataError, OutputError
 from mixer.executors import Output
 from mixer.recipe import Recipe
 from mixer.sources.read import Reject
@@ -93,9 +93,35 @@ class Mixture:
         """Fill a staging folder: the data files, then the files beside them."""
         files = self.output.write(stage)
         rejects = [r.__dict__ for r in self.rejects] + [r for split in self.output.rejects.values() for r in split]
-        finish(stage, self.recipe, self.manifest, files, rejects, self.removed)
+        finish(stage, self.recipe, self.manifest, files, rejects, self.removed,
+               getattr(self.output, "provenance", None))
+        if self.recipe.output.audit:
+            audit_written(stage, self.recipe, self.manifest)
         if self.recipe.output.report:
             write_report_or_warn(stage)
+
+
+def audit_written(stage: Path, recipe: Recipe, manifest: dict[str, Any]) -> None:
+    """``[output] audit``: render the written rows with the template, as the trainer will, and put
+    the audit in the manifest; under ``strict`` a row that would train differently from what the
+    recipe asked fails the build (nothing is written)."""
+    from mixer import audit as audit_mod
+
+    template = recipe.output.audit
+    assert template is not None
+    result = audit_mod.audit(stage, template, encoding=_tiktoken_name(recipe.tokenizer))
+    manifest["audit"] = result.as_dict()
+    if recipe.output.strict and result.total.problems:
+        findings = "; ".join(f"{finding} (e.g. {example})" for finding, example in result.total.examples.items())
+        raise DataError(f"--strict: the audit with {template} found {result.total.problems:,} of "
+                        f"{result.sampled:,} rows that would train differently from what the recipe asked: "
+                        f"{findings}; nothing was written")
+    (stage / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+
+def _tiktoken_name(tokenizer: str) -> str:
+    return "cl100k_base" if tokenizer.endswith(".json") or "/" in tokenizer else tokenizer
 
 
 def write_report_or_warn(folder: Path) -> None:
@@ -112,8 +138,9 @@ def write_report_or_warn(folder: Path) -> None:
 
 
 def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[writers.OutputFile],
-           rejects: list[dict[str, Any]], removed: pl.DataFrame) -> None:
-    """The files beside the data: dataset card (trainer formats), rejects, removed rows, manifest."""
+           rejects: list[dict[str, Any]], removed: pl.DataFrame, provenance: pl.DataFrame | None = None) -> None:
+    """The files beside the data: dataset card (trainer formats), rejects, removed rows, the
+    written rows' provenance (trainer formats), manifest."""
     output = recipe.output
     if output.format != "canonical":
         fmt = formats.FORMATS[output.format]
@@ -123,6 +150,9 @@ def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[wr
             info = formats.llama_factory.dataset_info(recipe.name, {f.split: f.path for f in files})
             (stage / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     manifest["outputs"] = [f.as_dict() for f in files]
+    if output.format != "canonical" and provenance is not None:
+        provenance.write_parquet(stage / "rows.parquet", compression="zstd")
+        manifest["provenance_file"] = "rows.parquet"
     if rejects:
         writers.write_jsonl(stage / "rejects.jsonl", rejects)
         manifest["rejects_file"] = "rejects.jsonl"

@@ -238,12 +238,14 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
     output = MemoryOutput(frames, {}, {}, recipe.output)
     fmt = formats.FORMATS[recipe.output.format]
     renamed: dict[str, list[dict[str, Any]]] = {}
+    written: list[pl.DataFrame] = []
     if fmt.convert is not None:
         options = export_options(recipe, Path.cwd())
         for name, frame in frames.items():
             exported = formats.export(frame, fmt, **options)
             output.rows[name], output.rejects[name] = exported.rows, exported.rejects
             renamed[name] = exported.renamed
+            written.append(engine.provenance(name, frame, exported.rejects))
     rejected: Counter[str] = Counter()
     repairs: Counter[str] = Counter()
     for report in reports.values():
@@ -265,6 +267,7 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
     if fmt.convert is not None:
         manifest["export"] = export_summary({k: len(v) for k, v in output.rows.items()}, dict(output.rejects), recipe,
                                             renamed=renamed)
+    output.provenance = pl.concat(written) if written else None
     rejects = [r for report in reports.values() for r in report.rejects]
     mixture = Mixture(recipe=recipe, manifest=manifest, output=output, rejects=rejects)
     return mixture.write(out_dir, force=force, log=log), manifest

@@ -37,6 +37,7 @@ class Output:
     strict: bool = False  # any row the format cannot carry fails the build
     report: bool = True  # write report.html beside manifest.json
     rename_tools: bool = False  # rename tools whose names break the format's rule (openai) instead of rejecting
+    audit: str | None = None  # a chat template: render the written rows with it at the end of the build
 
 
 @dataclass(frozen=True)
@@ -325,7 +326,7 @@ _SOURCE_KEYS = {
     "text_field", "prompt_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
     "max_record_mb",
 }
-_OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict", "report", "rename_tools"}
+_OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict", "report", "rename_tools", "audit"}
 
 
 class _Validator:
@@ -543,7 +544,13 @@ class _Validator:
         strict = self.typed(table, "strict", "output.strict", (bool,), "true or false", False)
         report = self.typed(table, "report", "output.report", (bool,), "true or false", True)
         rename_tools = self.typed(table, "rename_tools", "output.rename_tools", (bool,), "true or false", False)
+        audit = self.typed(table, "audit", "output.audit", (str,),
+                           "a chat template: chatml, a .jinja file, a tokenizer folder or tokenizer_config.json")
+        if audit is not None and fmt == "text":
+            raise self.fail("output.audit", "text output is already rendered; audit a chat format (trl, openai, ...)")
+        if audit not in (None, "chatml") and not Path(audit).expanduser().is_absolute():
+            audit = str(self.base_dir / Path(audit).expanduser())
         file = "jsonl" if fmt == "jsonl" else "parquet"
         fmt = "canonical" if fmt in ("parquet", "jsonl") else fmt
         return Output(dir=out_dir, format=fmt, file=file, shard_rows=shard_rows, chat_template=template, strict=strict,
-                      report=report, rename_tools=rename_tools)
+                      report=report, rename_tools=rename_tools, audit=audit)

@@ -129,7 +129,7 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 MARKER = "mixer"  # top-level manifest key that says mixer wrote the folder (its value: mixer's version)
 # what a mixer output folder holds; anything else in it is someone else's and never replaced
-OWN_ENTRIES = frozenset({"data", "manifest.json", "README.md", "rejects.jsonl", "removed.jsonl", "ratios.csv",
+OWN_ENTRIES = frozenset({"data", "manifest.json", "README.md", "rejects.jsonl", "removed.jsonl", "ratios.csv", "rows.parquet",
                          "dataset_info.json", "report.html", ".report.html.tmp"})
 
 
