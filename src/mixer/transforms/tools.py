@@ -27,7 +27,8 @@ from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
 from mixer.transforms.rows import Draws, choice, empty_lists, extend_lists, note, pick, probability
 
-RENDERS = ("field", "system", "both")
+RENDERS = ("field", "system", "both", "user")
+SLOT = "\x00"  # where a masked spec's per-row token goes (mask_names)
 
 #: How a tools block reads when ``render`` puts it in the system prompt: (header, item, footer).
 #: ``{json}`` is the spec; ``{name}`` and ``{description}`` its function's fields.
@@ -219,10 +220,13 @@ class PreparedTools:
     _ids: pl.Series = field(repr=False)
     _rendered: pl.Series | None = field(repr=False)  # every spec in every BLOCKS item layout
     _chunk: int = 65_536
+    mask_names: bool = False
+    _maps: pl.Series | None = field(default=None, repr=False)  # masked specs: {"old": "new"} with SLOT
 
     @property
     def info(self) -> dict[str, Any]:
-        return {"catalog": self.catalog.report, "tools": len(self.catalog)}
+        return {"catalog": self.catalog.report, "tools": len(self.catalog), "render": self.render,
+                "mask_names": self.mask_names}
 
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty() or self.hi == 0:
@@ -258,25 +262,49 @@ class PreparedTools:
             counts[rows[sl]] = counts_slice
         picked = np.concatenate([r[0] for r in results]) if results else np.zeros(0, dtype=np.int64)
 
+        tokens = self._tokens(draws, counts) if self.mask_names else None
+        specs = _fill(self._specs.gather(picked), tokens)
         out = frame
         if self.render in ("field", "both"):
-            out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, self._specs.gather(picked)))
-        if self.render in ("system", "both"):
+            out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, specs))
+        if self.render in ("system", "both", "user"):
             assert self._rendered is not None
-            out = out.with_columns(system=_render_block(frame, picked, counts, len(self.catalog), self._rendered,
-                                                        draws, self.block))
+            block = _block_text(picked, counts, len(self.catalog), self._rendered, draws, self.block, tokens)
+            out = out.with_columns(_place_block(frame, block, counts, self.render))
         id_lists = extend_lists(empty_lists(n), counts, self._ids.gather(picked))
         notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
-        return note(out, counts > 0, f"aug.{self.position}.tools", notes)
+        out = note(out, counts > 0, f"aug.{self.position}.tools", notes)
+        if self.render == "user":  # the one documented change to a turn: recorded on the row
+            out = note(out, counts > 0, f"aug.{self.position}.tools_in_user_turn", pl.repeat("true", n, eager=True))
+        if self.mask_names:
+            assert self._maps is not None
+            maps = extend_lists(empty_lists(n), counts, _fill(self._maps.gather(picked), tokens))
+            mapped = pl.select(pl.concat_str([pl.lit("["), pl.lit(maps).list.join(", "), pl.lit("]")])).to_series()
+            out = note(out, counts > 0, f"aug.{self.position}.mask_names", mapped)
+        return out
+
+    def _tokens(self, draws: Draws, counts: np.ndarray) -> pl.Series:
+        """One opaque token per attached tool (row, slot), from the row's draws: names become
+        ``f_<token>`` and ``p<j>_<token>``, so they carry no keyword a model could key on."""
+        rows = np.repeat(np.arange(len(counts)), counts)
+        slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        values = rng.draw(draws.keys[rows], rng.salt(self.seed, self.position, "tools.mask"),
+                          draws.reps[rows].astype(np.uint64) * np.uint64(1024) + slot.astype(np.uint64))
+        return pl.Series(values % np.uint64(1_000_000), dtype=pl.UInt64).cast(pl.String).str.zfill(6)
 
 
 def prepare_tools(*, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 3), render: str = "field",
-                  block: int | None = None, guard: bool = True, locale: str = "en_US", seed: int = 0,
-                  position: int = 0, base_dir: Path | None = None, _chunk: int = 65_536) -> PreparedTools:
+                  block: int | None = None, guard: bool = True, mask_names: bool = False, locale: str = "en_US",
+                  seed: int = 0, position: int = 0, base_dir: Path | None = None,
+                  _chunk: int = 65_536) -> PreparedTools:
     """With probability ``p``, attach ``count = [lo, hi]`` tool specs from ``catalog`` to chat rows.
 
     ``render``: ``field`` (the ``tools`` column), ``system`` (a tools block appended to the
-    system prompt; ``block`` picks one of ``BLOCKS``, default a per-row draw) or ``both``.
+    system prompt; ``block`` picks one of ``BLOCKS``, default a per-row draw), ``both``, or
+    ``user`` (the block prepended to the first user turn, as some model families render tools:
+    the one documented change to a turn, noted in meta, for placement ablations).
+    ``mask_names``: attached tools get opaque names (``f_<token>``, parameters ``p<j>_<token>``,
+    a per-row token; descriptions kept), so a model cannot key on names; the map is in meta.
     ``guard``: skip tools sharing a content keyword (stems of name, description, parameters)
     with the row's user turns, so attached tools are never needed; ``false`` turns it off.
     """
@@ -285,46 +313,102 @@ def prepare_tools(*, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 
     render = choice(render, "render", RENDERS)
     if not isinstance(guard, bool):
         raise RecipeError(f"guard: expected true or false, got {guard!r}")
+    if not isinstance(mask_names, bool):
+        raise RecipeError(f"mask_names: expected true or false, got {mask_names!r}")
     if block is not None and (isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < len(BLOCKS)):
         raise RecipeError(f"block: expected 0..{len(BLOCKS) - 1}, got {block!r}")
     cat = load_catalog(catalog, seed=seed, locale=locale, base_dir=base_dir)
     names_unique = {name: i for i, name in enumerate(dict.fromkeys(cat.names))}
+    specs, maps = cat.specs, None
+    if mask_names:
+        masked = [_masked(spec) for spec in cat.specs]
+        specs, maps = [m[0] for m in masked], pl.Series([m[1] for m in masked], dtype=pl.String)
     rendered = None
-    if render in ("system", "both"):
-        rendered = pl.Series([text for _, item, _ in BLOCKS for text in _render_items(cat, item)], dtype=pl.String)
+    if render in ("system", "both", "user"):
+        rendered = pl.Series([text for _, item, _ in BLOCKS for text in _render_items(specs, item)], dtype=pl.String)
     return PreparedTools(
         cat, p, lo, hi, render, block, seed, position,
         guard=_Guard(cat) if guard else None,
         _names_unique=names_unique,
         _name_of=np.array([names_unique[name] for name in cat.names], dtype=np.int64),
         _cdf=np.cumsum(cat.probs),
-        _specs=pl.Series(cat.specs, dtype=pl.String),
+        _specs=pl.Series(specs, dtype=pl.String),
         _ids=pl.Series([json.dumps(i) for i in cat.ids], dtype=pl.String),
         _rendered=rendered,
         _chunk=_chunk,
+        mask_names=mask_names,
+        _maps=maps,
     )
 
 
-def _render_block(frame: pl.DataFrame, picked: np.ndarray, counts: np.ndarray, n_specs: int, rendered: pl.Series,
-                  draws: Draws, block: int | None) -> pl.Series:
-    """The system column with a tools block appended for rows that got tools."""
-    n = frame.height
+def _masked(spec: str) -> tuple[str, str]:
+    """A spec with its function and parameter names replaced by slots for a per-row token, and
+    the ``{"name": {old: new}, "parameters": {old: new}}`` map (both with ``SLOT``)."""
+    obj = json.loads(spec)
+    fn = obj["function"]
+    name_map = {fn["name"]: f"f_{SLOT}"}
+    fn["name"] = name_map[fn["name"]]
+    params = fn.get("parameters")
+    param_map: dict[str, str] = {}
+    if isinstance(params, dict) and isinstance(params.get("properties"), dict):
+        props = params["properties"]
+        param_map = {old: f"p{j}_{SLOT}" for j, old in enumerate(props)}
+        params["properties"] = {param_map[k]: v for k, v in props.items()}
+        if isinstance(params.get("required"), list):
+            params["required"] = [param_map.get(r, r) for r in params["required"]]
+    return (json.dumps(obj, ensure_ascii=False),
+            json.dumps({"name": name_map, "parameters": param_map}, ensure_ascii=False))
+
+
+def _fill(values: pl.Series, tokens: pl.Series | None) -> pl.Series:
+    """Masked specs (or their renderings, or name maps) with each attached tool's token in its slots."""
+    if tokens is None:
+        return values
+    # in JSON text the slot is escaped (\\u0000); in a rendered name it is the character itself
+    return pl.DataFrame({"v": values, "t": tokens}).select(
+        pl.col("v").str.replace_all("\\u0000", pl.col("t"), literal=True)
+        .str.replace_all(SLOT, pl.col("t"), literal=True)).to_series()
+
+
+def _block_text(picked: np.ndarray, counts: np.ndarray, n_specs: int, rendered: pl.Series, draws: Draws,
+                block: int | None, tokens: pl.Series | None) -> pl.Series:
+    """The tools block of each row that got tools (one of ``BLOCKS``, a per-row draw unless ``block``)."""
+    n = len(counts)
     which = (np.full(n, block, dtype=np.int64) if block is not None
              else np.floor(draws.uniform("tools.block") * len(BLOCKS)).astype(np.int64))
-    item_text = rendered.gather(np.repeat(which, counts) * n_specs + picked)
+    item_text = _fill(rendered.gather(np.repeat(which, counts) * n_specs + picked), tokens)
     item_lists = extend_lists(empty_lists(n), counts, item_text)
     header = pl.Series([h for h, _, _ in BLOCKS]).gather(which)
     footer = pl.Series([f for _, _, f in BLOCKS]).gather(which)
     body = pl.concat_str([pl.lit(header), pl.lit(item_lists).list.join("\n"), pl.lit(footer)], separator="\n")
-    body = body.str.strip_chars_end("\n")
-    old = pl.col("system")
-    combined = pl.when(old.is_null()).then(body).otherwise(old + "\n\n" + body)
-    return frame.select(pl.when(pl.Series(counts > 0)).then(combined).otherwise(old).alias("system")).to_series()
+    return pl.select(body.str.strip_chars_end("\n")).to_series()
 
 
-def _render_items(cat: Catalog, item: str) -> list[str]:
+def _place_block(frame: pl.DataFrame, block: pl.Series, counts: np.ndarray, render: str) -> pl.Series:
+    """The system column with the block appended (``system``/``both``), or the messages with the
+    block prepended to the first user turn (``user``: how some model families render tools)."""
+    got = pl.Series(counts > 0)
+    if render != "user":
+        old = pl.col("system")
+        combined = pl.when(old.is_null()).then(pl.lit(block)).otherwise(old + "\n\n" + pl.lit(block))
+        return frame.select(pl.when(got).then(combined).otherwise(old).alias("system")).to_series()
+    turns = (frame.select(pl.col("messages"), _block=block, _got=got).with_row_index("_row")
+             .explode("messages").unnest("messages")
+             .with_columns(_first=(pl.col("role") == "user").cum_sum().over("_row") == 1))
+    first_user = pl.col("_first") & (pl.col("role") == "user") & pl.col("_got")
+    turns = turns.with_columns(content=pl.when(first_user).then(pl.col("_block") + "\n\n" + pl.col("content"))
+                               .otherwise(pl.col("content")))
+    rebuilt = (turns.group_by("_row", maintain_order=True)
+               .agg(messages=pl.struct("role", "content", "tool_calls", "tool_call_id", "name")
+                    .filter(pl.col("role").is_not_null())))
+    return (frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+            .join(rebuilt, on="_row", how="left", maintain_order="left").get_column("messages")
+            .cast(frame.schema["messages"]))
+
+
+def _render_items(specs: list[str], item: str) -> list[str]:
     out = []
-    for spec in cat.specs:
+    for spec in specs:
         fn = json.loads(spec)["function"]
         out.append(item.replace("{json}", spec).replace("{name}", fn["name"])
                    .replace("{description}", str(fn.get("description") or ""))

@@ -1,0 +1,94 @@
+"""Tools options for deeper augmentation: opaque names (mask_names) and the placement ablation
+(render = "user"); both row-local, deterministic, and recorded on the row."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import polars as pl
+import pytest
+
+from conftest import EXAMPLES
+from mixer import transforms
+from mixer.recipe import from_dict
+from mixer.sources.read import read_source
+from test_prepare import mixed, split_apply  # noqa: F401 - the shared mixed-rows fixture
+
+
+@pytest.fixture(scope="module")
+def chats_frame() -> pl.DataFrame:
+    src = from_dict({"sources": {"s": {"path": str(EXAMPLES / "harmless_chats.jsonl"), "examples": 1}}}).sources[0]
+    return read_source(src)[0]
+
+
+def meta(row: dict) -> dict:
+    return json.loads(row["meta"])
+
+
+def test_mask_names_gives_attached_tools_opaque_names_and_keeps_descriptions(chats_frame: pl.DataFrame) -> None:
+    out = transforms.tools(chats_frame, p=1.0, count=[2, 3], mask_names=True, seed=0)
+    plain = transforms.tools(chats_frame, p=1.0, count=[2, 3], seed=0)
+    checked = 0
+    for before, masked, unmasked in zip(chats_frame.iter_rows(named=True), out.iter_rows(named=True),
+                                        plain.iter_rows(named=True)):
+        own = len(before["tools"])
+        assert masked["tools"][:own] == before["tools"]  # the row's own tools are left as they were
+        maps = meta(masked)["aug.0.mask_names"]
+        for spec_text, original_text, names in zip(masked["tools"][own:], unmasked["tools"][own:], maps):
+            spec, original = json.loads(spec_text)["function"], json.loads(original_text)["function"]
+            token = spec["name"].removeprefix("f_")
+            assert re.fullmatch(r"f_\d{6}", spec["name"]) and names["name"] == {original["name"]: spec["name"]}
+            assert spec["description"] == original["description"]
+            props, old_props = spec["parameters"].get("properties", {}), original["parameters"].get("properties", {})
+            assert list(props) == [names["parameters"][k] for k in old_props]
+            assert all(re.fullmatch(rf"p\d+_{token}", k) for k in props)
+            assert list(props.values()) == list(old_props.values())  # types and descriptions kept
+            assert spec["parameters"].get("required", []) == [names["parameters"][k]
+                                                              for k in original["parameters"].get("required", [])]
+            jsonschema.Draft202012Validator.check_schema(spec["parameters"])
+            checked += 1
+    assert checked > 50
+    assert out.equals(transforms.tools(chats_frame, p=1.0, count=[2, 3], mask_names=True, seed=0))
+    repeat = chats_frame.with_columns(pl.col("id") + "#1")
+    again = transforms.tools(repeat, p=1.0, count=[2, 3], mask_names=True, seed=0)
+    assert (again.get_column("tools") != out.get_column("tools")).sum() > 0  # a repeat draws its own names
+
+
+def test_render_user_prepends_the_tools_block_to_the_first_user_turn_only(chats_frame: pl.DataFrame) -> None:
+    out = transforms.tools(chats_frame, p=0.7, count=[1, 2], render="user", seed=1)
+    changed = 0
+    for before, after in zip(chats_frame.iter_rows(named=True), out.iter_rows(named=True)):
+        assert after["system"] == before["system"] and after["tools"] == before["tools"]
+        if "aug.0.tools" not in meta(after):
+            assert after["messages"] == before["messages"]
+            continue
+        assert meta(after)["aug.0.tools_in_user_turn"] is True
+        first = next(i for i, m in enumerate(before["messages"]) if m["role"] == "user")
+        for i, (a, b) in enumerate(zip(after["messages"], before["messages"])):
+            if i == first:
+                block, _, rest = a["content"].partition("\n\n" + b["content"])
+                assert rest == "" and a["content"].endswith(b["content"]) and len(block) > 20
+                names = [ident.split(":")[-1].split(".")[-1] for ident in meta(after)["aug.0.tools"]]
+                assert all(name in block for name in names)
+            else:
+                assert a == b  # every other turn byte-identical
+        changed += 1
+    assert changed > 10
+
+
+@pytest.mark.parametrize("options", [{"mask_names": True}, {"render": "user"},
+                                     {"render": "both", "mask_names": True}])
+def test_the_new_options_are_row_local_across_chunk_splits(mixed: pl.DataFrame, options: dict) -> None:  # noqa: F811
+    prepared = transforms.prepare(({"type": "tools", "p": 0.8, "count": [1, 3], **options},), seed=3, source="s")
+    whole, _ = prepared.apply(mixed)
+    for seed in range(3):
+        assert split_apply(prepared, mixed, seed).equals(whole)
+
+
+def test_bad_option_values_fail_at_prepare() -> None:
+    with pytest.raises(Exception, match="mask_names: expected true or false"):
+        transforms.prepare(({"type": "tools", "mask_names": "yes"},), seed=0, source="s")
+    with pytest.raises(Exception, match="render: expected one of field, system, both, user"):
+        transforms.prepare(({"type": "tools", "render": "assistant"},), seed=0, source="s")
