@@ -92,3 +92,38 @@ def test_bad_option_values_fail_at_prepare() -> None:
         transforms.prepare(({"type": "tools", "mask_names": "yes"},), seed=0, source="s")
     with pytest.raises(Exception, match="render: expected one of field, system, both, user"):
         transforms.prepare(({"type": "tools", "render": "assistant"},), seed=0, source="s")
+
+
+@pytest.mark.parametrize("last, expected", [
+    ({"role": "assistant", "content": "I can’t help with making a weapon."}, "refuses despite tools"),
+    ({"role": "assistant", "content": "Sorry, but I won't write that letter."}, "refuses despite tools"),
+    ({"role": "assistant", "content": "I'm not able to share someone's address."}, "refuses despite tools"),
+    ({"role": "assistant", "content": "What kind of lock is it?"}, "asks a follow-up"),
+    ({"role": "assistant", "content": "Here is how you can reset your own router."}, "answers despite tools"),
+    ({"role": "assistant", "content": "", "tool_calls": '[{"type": "function", "function": {"name": "f", '
+                                                        '"arguments": "{}"}}]'}, "calls a tool"),
+    ({"role": "user", "content": "and then?"}, "prompt only"),
+])
+def test_each_tooled_row_records_what_its_kept_answer_demonstrates(last: dict, expected: str) -> None:
+    from mixer import schema
+    from mixer.transforms.tools import behaviour
+
+    message = {"role": "user", "content": "q", "tool_calls": None, "tool_call_id": None, "name": None}
+    row = {"id": "s/1", "source": "s", "kind": "chat", "system": None, "tools": [], "text": None, "meta": "{}",
+           "n_tokens": 0, "messages": [message, {"tool_calls": None, "tool_call_id": None, "name": None, **last}]}
+    frame = pl.DataFrame([row], schema=schema.SCHEMA)
+    assert behaviour(frame).to_list() == [json.dumps(expected)]
+
+
+def test_the_manifest_counts_behaviours_among_selected_rows(tmp_path) -> None:
+    from conftest import write_recipe
+    from mixer import pipeline
+
+    r = write_recipe(tmp_path / "r.toml", f'unit = "examples"\n[sources.a]\npath = "{EXAMPLES / "harmless_chats.jsonl"}"\n'
+                                          'examples = 20\n[[sources.a.transforms]]\ntype = "tools"\np = 1.0\n')
+    m = pipeline.build(r)
+    step = m.manifest["sources"]["a"]["transforms"][0]
+    frame = m.to_polars()["train"]
+    labels = frame.get_column("meta").str.extract(r'"aug\.0\.behaviour": "([^"]+)"').drop_nulls().value_counts()
+    assert step["behaviours_selected"] == dict(sorted(labels.iter_rows()))
+    assert sum(step["behaviours_selected"].values()) == step["augmented_selected"] > 0

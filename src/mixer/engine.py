@@ -139,14 +139,14 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
                 _store(b, cache.writer(key), removed, decontaminated)
         chosen, val_chosen, allocations = _select(b, removed)
         plans = _order(b, chosen, val_chosen)
-        sizes, augmented = _gather(b, plans)
+        sizes, augmented, behaviours = _gather(b, plans)
         # from here on the accounting needs only sizes
         entries = manifest_mod.source_entries(
             recipe, {s.src.name: s.report for s in b.sources},  # type: ignore[misc]
             {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"],
             {s.src.name: s.train for s in b.sources}, {s.src.name: s.held for s in b.sources},
             sizes["validation"], removed, {s.src.name: s.flagged for s in b.sources}, augmented,
-            {name: p.info for name, p in b.prepared.items()})
+            {name: p.info for name, p in b.prepared.items()}, behaviours)
         totals = {name: {"rows": sum(f.height for f in part.values()),
                          "tokens": int(sum(mix.amount(f, "tokens") for f in part.values()))}
                   for name, part in sizes.items()}
@@ -391,13 +391,15 @@ def _plan(chosen: dict[str, pl.DataFrame], b: _Build) -> pl.DataFrame:
 
 
 def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[str, pl.DataFrame]],
-                                                                  dict[str, dict[str, int]]]:
+                                                                  dict[str, dict[str, int]],
+                                                                  dict[str, dict[str, dict[str, int]]]]:
     """Row-local: each chunk's selected rows (upsampled repeats re-augmented), handed to the
     executor with their position; returns their sizes per split and source, and how many
     selected train rows each transform step augmented."""
     b.start("gather", sum(p.height for p in plans.values()))
     sizes: dict[str, dict[str, pl.DataFrame]] = {name: {} for name in plans}
     augmented: dict[str, dict[str, int]] = {}
+    behaviours: dict[str, dict[str, dict[str, int]]] = {}
     for s in b.sources:
         mine = {name: plan.filter(pl.col("_prio") == s.prio) for name, plan in plans.items()}
 
@@ -407,6 +409,7 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
         done = b.executor.map(s.prio, gather)
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
+        behaviours[name] = {}
         measured = pl.concat([s.train, s.held]).select(pl.col("id").alias("_base"), *MEASURED)
         for split_name in plans:
             got = _concat([d[split_name] for d in done if split_name in d], GATHERED)
@@ -420,8 +423,13 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
             if "train" in d:
                 for label, n in manifest_mod.augmented_counts(d["train"], s.steps).items():
                     augmented[name][label] += n
+                for label, counts in manifest_mod.behaviour_counts(d["train"], s.steps).items():
+                    total = behaviours[name].setdefault(label, {})
+                    for kind, n in counts.items():
+                        total[kind] = total.get(kind, 0) + n
     b.end("gather", sum(f.height for part in sizes.values() for f in part.values()))
-    return sizes, augmented
+    return sizes, augmented, {name: {label: dict(sorted(c.items())) for label, c in per.items()}
+                              for name, per in behaviours.items()}
 
 
 def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

@@ -38,8 +38,10 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
                  split_rows: dict[str, int],
                  tokens_available: int, validation: dict[str, int], realized_share: float,
                  augmented_selected: dict[str, int], token_counts: dict[str, dict[str, int]],
-                 largest_row: int, prepared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                 largest_row: int, prepared: dict[str, dict[str, Any]] | None = None,
+                 behaviours: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     prepared = prepared or {}
+    behaviours = behaviours or {}
     filtered = {s.label: s.rows_in - s.rows_out for s in steps if s.rows_in != s.rows_out}
     return {
         "format": report.format,
@@ -61,7 +63,8 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
         "transforms": [
             {"position": s.position, "type": s.type, "rows_in": s.rows_in, "rows_out": s.rows_out,
              "augmented": s.augmented, "augmented_selected": augmented_selected.get(s.label, 0),
-             **({"prepared": prepared[s.label]} if prepared.get(s.label) else {})}
+             **({"prepared": prepared[s.label]} if prepared.get(s.label) else {}),
+             **({"behaviours_selected": behaviours[s.label]} if s.label in behaviours else {})}
             for s in steps
         ],
         "unit": alloc.unit,
@@ -281,6 +284,18 @@ _BUDGET_NOTE = {
 }
 
 
+def behaviour_counts(frame: pl.DataFrame, steps: list[Step]) -> dict[str, dict[str, int]]:
+    """Per ``tools`` step, how many of ``frame``'s rows demonstrate each behaviour (``aug.N.behaviour``)."""
+    meta = frame.get_column("meta")
+    out = {}
+    for s in steps:
+        if s.type != "tools":
+            continue
+        found = meta.str.extract(f'"aug\\.{s.position}\\.behaviour": "([^"]+)"').drop_nulls()
+        out[s.label] = dict(sorted(found.value_counts().iter_rows()))
+    return out
+
+
 def augmented_counts(frame: pl.DataFrame, steps: list[Step]) -> dict[str, int]:
     """Rows of ``frame`` each transform step augmented (from the ``aug.N.`` keys in meta)."""
     meta = frame.get_column("meta")
@@ -292,7 +307,8 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
                    train: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
                    val_chosen: dict[str, pl.DataFrame], removed: pl.DataFrame,
                    flagged: dict[str, int], augmented: dict[str, dict[str, int]],
-                   prepared: dict[str, dict[str, dict[str, Any]]] | None = None) -> dict[str, dict[str, Any]]:
+                   prepared: dict[str, dict[str, dict[str, Any]]] | None = None,
+                   behaviours: dict[str, dict[str, dict[str, int]]] | None = None) -> dict[str, dict[str, Any]]:
     """The manifest's per-source accounting, from what each stage reported.
 
     Frames hold ``n_tokens`` (each row's size under the token budget) and the three measures
@@ -320,6 +336,7 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
             largest_row=(int(got.get_column("n_tokens").max() or 0) if alloc.unit == "tokens" else 1) if got.height
             else 0,
             prepared=(prepared or {}).get(name),
+            behaviours=(behaviours or {}).get(name),
         )
     return entries
 

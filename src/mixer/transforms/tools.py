@@ -274,6 +274,7 @@ class PreparedTools:
         id_lists = extend_lists(empty_lists(n), counts, self._ids.gather(picked))
         notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
         out = note(out, counts > 0, f"aug.{self.position}.tools", notes)
+        out = note(out, counts > 0, f"aug.{self.position}.behaviour", behaviour(frame))
         if self.render == "user":  # the one documented change to a turn: recorded on the row
             out = note(out, counts > 0, f"aug.{self.position}.tools_in_user_turn", pl.repeat("true", n, eager=True))
         if self.mask_names:
@@ -358,6 +359,30 @@ def _masked(spec: str) -> tuple[str, str]:
             params["required"] = [param_map.get(r, r) for r in params["required"]]
     return (json.dumps(obj, ensure_ascii=False),
             json.dumps({"name": name_map, "parameters": param_map}, ensure_ascii=False))
+
+
+BEHAVIOURS = ("answers despite tools", "refuses despite tools", "calls a tool", "asks a follow-up", "prompt only")
+_A = "['\u2019]"  # HH-RLHF writes apostrophes both ways
+_REFUSAL = (rf"(?i)^\W*(?:i{_A}m sorry|i am sorry|sorry|i apologi[sz]e)?[^.!?]{{0,40}}?\b(?:i can(?:no|{_A})t|"
+            rf"i (?:will not|won{_A}t|must decline|have to decline|refuse)|i{_A}m (?:not able|unable)|"
+            rf"i am (?:not able|unable)|i{_A}m not (?:going|willing) to|i am not (?:going|willing) to|"
+            rf"i don{_A}t (?:feel comfortable|think i (?:can|should)))\b")
+
+
+def behaviour(frame: pl.DataFrame) -> pl.Series:
+    """What each row's kept answer demonstrates next to the attached tools, as a JSON string:
+    the final assistant turn calls a tool; else it refuses (it opens with a refusal phrase, e.g.
+    "I can't help with that", "Sorry, but I won't"); else it asks a follow-up (ends with "?");
+    else it answers directly. Rows without a final assistant turn are prompts. A heuristic on
+    the text, documented so a recipe can balance the counts, not a classifier."""
+    last = pl.col("messages").list.last()
+    role, content = last.struct.field("role"), last.struct.field("content").fill_null("")
+    label = (pl.when(role != "assistant").then(pl.lit("prompt only"))
+             .when(last.struct.field("tool_calls").is_not_null()).then(pl.lit("calls a tool"))
+             .when(content.str.contains(_REFUSAL)).then(pl.lit("refuses despite tools"))
+             .when(content.str.strip_chars().str.ends_with("?")).then(pl.lit("asks a follow-up"))
+             .otherwise(pl.lit("answers despite tools")))
+    return frame.select(pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')).to_series()
 
 
 def _fill(values: pl.Series, tokens: pl.Series | None) -> pl.Series:
