@@ -292,7 +292,7 @@ def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
     if method == "mixer-per-record":  # the reader without its batch path, for the ratio
         from mixer.sources import fast
 
-        fast.plain_mask = lambda lines: pl.Series([False] * len(lines))  # type: ignore[assignment]
+        fast.plain_mask = lambda lines, *_: pl.Series([False] * len(lines))  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as tmp:
         recipe = Path(tmp) / "jsonl.toml"
         recipe.write_text(f"""
