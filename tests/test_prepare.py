@@ -29,6 +29,7 @@ SPECS: dict[str, dict] = {
     "to_prompt": {"type": "to_prompt"},
     "documents_to_chat": {"type": "documents_to_chat", "p": 0.6},
     "filter": {"type": "filter", "exclude": r"question 1\d\b", "min_tokens": 6},
+    "irrelevance": {"type": "irrelevance", "p": 0.8},
 }
 
 
@@ -52,6 +53,12 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
             turns[-1] = {"role": "assistant", "content": "Das ist nicht die Antwort, die ich für dich habe, und es ist auch gut so."}
         if i % 11 == 0:
             turns = turns[:-1]  # prompt-only
+        elif i % 7 == 3:  # a tool-calling demonstration
+            call = [{"id": f"c{i}", "type": "function", "function": {"name": "create_event", "arguments": "{}"}}]
+            turns = [*turns[:-1], {"role": "assistant", "content": "", "tool_calls": call},
+                     {"role": "tool", "tool_call_id": f"c{i}", "content": "ok"}, turns[-1]]
+            rows.append({"messages": turns, "tools": [OWN_TOOL]})
+            continue
         rows.append({"messages": turns, **({"tools": [OWN_TOOL]} if i % 7 == 0 else {})})
     docs = [{"text": f"Document body {i}. " * (1 + i % 4), **({"title": f"Title {i}"} if i % 2 else {})}
             for i in range(120)]

@@ -15,6 +15,7 @@ BUILTIN_FILES = {
     "system_prompts": "system_prompts.jsonl",
     "tools": "tools.jsonl",
     "requests": "requests.jsonl",
+    "no_call_answers": "no_call_answers.jsonl",
 }
 
 

@@ -45,6 +45,7 @@ import polars as pl
 from mixer import schema
 from mixer.errors import RecipeError
 from mixer.transforms.filter import prepare_filter
+from mixer.transforms.irrelevance import prepare_irrelevance
 from mixer.transforms.reshape import prepare_documents_to_chat, prepare_drop_system, prepare_to_prompt
 from mixer.transforms.system_prompt import prepare_system_prompt
 from mixer.transforms.tools import prepare_tools
@@ -72,6 +73,7 @@ REGISTRY: dict[str, Preparer] = {
     "to_prompt": prepare_to_prompt,
     "documents_to_chat": prepare_documents_to_chat,
     "filter": prepare_filter,
+    "irrelevance": prepare_irrelevance,
 }
 _CONTEXT = {"seed", "position", "base_dir", "encoding"}
 
@@ -94,6 +96,7 @@ drop_system = _one_shot(prepare_drop_system)
 to_prompt = _one_shot(prepare_to_prompt)
 documents_to_chat = _one_shot(prepare_documents_to_chat)
 filter = _one_shot(prepare_filter)  # noqa: A001 - the recipe name
+irrelevance = _one_shot(prepare_irrelevance)
 
 
 @dataclass(frozen=True)
