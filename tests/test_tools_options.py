@@ -10,7 +10,7 @@ import jsonschema
 import polars as pl
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, HH, needs_shared
 from mixer import transforms
 from mixer.recipe import from_dict
 from mixer.sources.read import read_source
@@ -79,7 +79,7 @@ def test_render_user_prepends_the_tools_block_to_the_first_user_turn_only(chats_
 
 
 @pytest.mark.parametrize("options", [{"mask_names": True}, {"render": "user"},
-                                     {"render": "both", "mask_names": True}])
+                                     {"render": "both", "mask_names": True}, {"hard_negatives": 0.7}])
 def test_the_new_options_are_row_local_across_chunk_splits(mixed: pl.DataFrame, options: dict) -> None:  # noqa: F811
     prepared = transforms.prepare(({"type": "tools", "p": 0.8, "count": [1, 3], **options},), seed=3, source="s")
     whole, _ = prepared.apply(mixed)
@@ -127,3 +127,34 @@ def test_the_manifest_counts_behaviours_among_selected_rows(tmp_path) -> None:
     labels = frame.get_column("meta").str.extract(r'"aug\.0\.behaviour": "([^"]+)"').drop_nulls().value_counts()
     assert step["behaviours_selected"] == dict(sorted(labels.iter_rows()))
     assert sum(step["behaviours_selected"].values()) == step["augmented_selected"] > 0
+
+
+@needs_shared
+def test_hard_negatives_fit_the_request_and_say_why(tmp_path) -> None:
+    from mixer.transforms import hard_negatives as hn
+
+    src = from_dict({"sources": {"s": {"path": str(HH), "examples": 1}}}).sources[0]
+    frame = read_source(src)[0]
+    prepared = transforms.prepare(({"type": "tools", "p": 1.0, "count": [1, 2], "hard_negatives": 0.5},),
+                                  seed=0, source="s")
+    out, _ = prepared.apply(frame)
+    seen = 0
+    for row in out.iter_rows(named=True):
+        info = meta(row).get("aug.0.hard_negatives")
+        if not info:
+            continue
+        [why] = info
+        user = " ".join(m["content"] for m in row["messages"] if m["role"] == "user").lower()
+        assert re.search(rf"\b{re.escape(why['cue'])}\b", user), why  # the cue is in the request
+        assert why["cue"] in hn.INTENTS[why["intent"]][0]
+        spec = next(json.loads(t) for t in row["tools"]
+                    if json.loads(t)["function"]["name"] == why["tool"].split(".")[-1])
+        assert why["slot"] in spec["function"]["parameters"]["properties"]  # the slot that fits
+        assert why["slot"] in hn.INTENTS[why["intent"]][1]
+        assert why["tool"] in meta(row)["aug.0.tools"]  # attached like every tool
+        seen += 1
+    tooled_with_cue = int(hn.detect(frame.select(pl.col("messages").list.eval(pl.element().filter(
+        pl.element().struct.field("role") == "user").struct.field("content")).list.join("\n")).to_series()).any(axis=1).sum())
+    assert 0.35 * tooled_with_cue < seen < 0.65 * tooled_with_cue  # about hard_negatives of the eligible rows
+    with pytest.raises(Exception, match="hard_negatives: expected a probability"):
+        transforms.prepare(({"type": "tools", "hard_negatives": 1.5},), seed=0, source="s")

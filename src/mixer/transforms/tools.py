@@ -25,6 +25,7 @@ import polars as pl
 from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
+from mixer.transforms import hard_negatives as hn
 from mixer.transforms.rows import Draws, choice, empty_lists, extend_lists, note, pick, probability
 
 RENDERS = ("field", "system", "both", "user")
@@ -222,11 +223,16 @@ class PreparedTools:
     _chunk: int = 65_536
     mask_names: bool = False
     _maps: pl.Series | None = field(default=None, repr=False)  # masked specs: {"old": "new"} with SLOT
+    hard_negatives: float = 0.0
+    _fits: hn.Fits | None = field(default=None, repr=False)
 
     @property
     def info(self) -> dict[str, Any]:
-        return {"catalog": self.catalog.report, "tools": len(self.catalog), "render": self.render,
+        info = {"catalog": self.catalog.report, "tools": len(self.catalog), "render": self.render,
                 "mask_names": self.mask_names}
+        if self._fits is not None:
+            info["hard_negatives"] = {"p": self.hard_negatives, "fitting_tools": self._fits.count}
+        return info
 
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty() or self.hi == 0:
@@ -262,6 +268,10 @@ class PreparedTools:
             counts[rows[sl]] = counts_slice
         picked = np.concatenate([r[0] for r in results]) if results else np.zeros(0, dtype=np.int64)
 
+        hard_notes = None
+        if self._fits is not None and self.hard_negatives > 0:
+            picked, counts, hard_notes = self._hard(frame, draws, counts, picked,
+                                                    user if user is not None and len(rows) == n else None)
         tokens = self._tokens(draws, counts) if self.mask_names else None
         specs = _fill(self._specs.gather(picked), tokens)
         out = frame
@@ -275,6 +285,9 @@ class PreparedTools:
         notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
         out = note(out, counts > 0, f"aug.{self.position}.tools", notes)
         out = note(out, counts > 0, f"aug.{self.position}.behaviour", behaviour(frame))
+        if hard_notes is not None:
+            got = hard_notes.is_not_null().to_numpy()
+            out = note(out, got, f"aug.{self.position}.hard_negatives", hard_notes.fill_null("[]"))
         if self.render == "user":  # the one documented change to a turn: recorded on the row
             out = note(out, counts > 0, f"aug.{self.position}.tools_in_user_turn", pl.repeat("true", n, eager=True))
         if self.mask_names:
@@ -283,6 +296,49 @@ class PreparedTools:
             mapped = pl.select(pl.concat_str([pl.lit("["), pl.lit(maps).list.join(", "), pl.lit("]")])).to_series()
             out = note(out, counts > 0, f"aug.{self.position}.mask_names", mapped)
         return out
+
+    def _hard(self, frame: pl.DataFrame, draws: Draws, counts: np.ndarray, picked: np.ndarray,
+              user: pl.Series | None) -> tuple[np.ndarray, np.ndarray, pl.Series]:
+        """One more tool for a ``hard_negatives`` share of tooled rows whose request has an
+        intent cue: a tool that fits it (see :mod:`mixer.transforms.hard_negatives`)."""
+        assert self._fits is not None
+        n = frame.height
+        text = user if user is not None else _user_text(frame)
+        found = hn.detect(text)
+        intents = list(hn.INTENTS)
+        usable = np.array([len(self._fits.tools[i]) > 0 for i in intents])
+        eligible = (counts > 0) & (found & usable).any(axis=1) & (draws.uniform("tools.hard") < self.hard_negatives)
+        rows = np.flatnonzero(eligible)
+        u_intent = draws.uniform("tools.hard.intent", rows=rows)
+        u_tool = draws.uniform("tools.hard.tool", rows=rows)
+        ends = np.cumsum(counts)
+        own = frame.get_column("tools").gather(rows).list.join("\n").to_list() if len(rows) else []
+        texts = text.gather(rows).to_list() if len(rows) else []
+        notes: list[str | None] = [None] * n
+        at, values = [], []
+        counts = counts.copy()
+        for k, i in enumerate(rows.tolist()):
+            options = [j for j in range(len(intents)) if found[i, j] and usable[j]]
+            intent = intents[options[min(int(u_intent[k] * len(options)), len(options) - 1)]]
+            cands = self._fits.tools[intent]
+            taken = set(self._name_of[picked[ends[i] - counts[i]:ends[i]]].tolist())
+            start = min(int(u_tool[k] * len(cands)), len(cands) - 1)
+            for step in range(len(cands)):  # the drawn tool, or the next that the row does not have yet
+                pos = (start + step) % len(cands)
+                c = int(cands[pos])
+                name = self.catalog.names[c]
+                if self._name_of[c] not in taken and f'"name": "{name}"' not in own[k]:
+                    break
+            else:
+                continue
+            at.append(ends[i])
+            values.append(c)
+            counts[i] += 1
+            notes[i] = json.dumps([{"tool": self.catalog.ids[c], "intent": intent,
+                                    "cue": hn.cue_in(texts[k], intent), "slot": self._fits.slots[intent][pos]}],
+                                  ensure_ascii=False)
+        picked = np.insert(picked, np.array(at, dtype=np.int64), np.array(values, dtype=np.int64)) if at else picked
+        return picked, counts, pl.Series(notes, dtype=pl.String)
 
     def _tokens(self, draws: Draws, counts: np.ndarray) -> pl.Series:
         """One opaque token per attached tool (row, slot), from the row's draws: names become
@@ -295,7 +351,8 @@ class PreparedTools:
 
 
 def prepare_tools(*, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 3), render: str = "field",
-                  block: int | None = None, guard: bool = True, mask_names: bool = False, locale: str = "en_US",
+                  block: int | None = None, guard: bool = True, mask_names: bool = False,
+                  hard_negatives: float = 0.0, locale: str = "en_US",
                   seed: int = 0, position: int = 0, base_dir: Path | None = None,
                   _chunk: int = 65_536) -> PreparedTools:
     """With probability ``p``, attach ``count = [lo, hi]`` tool specs from ``catalog`` to chat rows.
@@ -304,6 +361,8 @@ def prepare_tools(*, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 
     system prompt; ``block`` picks one of ``BLOCKS``, default a per-row draw), ``both``, or
     ``user`` (the block prepended to the first user turn, as some model families render tools:
     the one documented change to a turn, noted in meta, for placement ablations).
+    ``hard_negatives``: the share of tooled rows whose request has an intent cue that also get
+    one tool whose parameters *fit* the request (:mod:`mixer.transforms.hard_negatives`).
     ``mask_names``: attached tools get opaque names (``f_<token>``, parameters ``p<j>_<token>``,
     a per-row token; descriptions kept), so a model cannot key on names; the map is in meta.
     ``guard``: skip tools sharing a content keyword (stems of name, description, parameters)
@@ -316,6 +375,7 @@ def prepare_tools(*, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 
         raise RecipeError(f"guard: expected true or false, got {guard!r}")
     if not isinstance(mask_names, bool):
         raise RecipeError(f"mask_names: expected true or false, got {mask_names!r}")
+    hard = probability(hard_negatives, "hard_negatives")
     if block is not None and (isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < len(BLOCKS)):
         raise RecipeError(f"block: expected 0..{len(BLOCKS) - 1}, got {block!r}")
     cat = load_catalog(catalog, seed=seed, locale=locale, base_dir=base_dir)
@@ -339,6 +399,8 @@ def prepare_tools(*, catalog: Any = "builtin", p: float = 0.5, count: Any = (1, 
         _chunk=_chunk,
         mask_names=mask_names,
         _maps=maps,
+        hard_negatives=hard,
+        _fits=hn.fits(cat) if hard > 0 else None,
     )
 
 
