@@ -55,10 +55,12 @@ def test_changed_inputs_and_transforms_are_named(tmp_path: Path) -> None:
     assert out["identical"] is False and out["sources"][0]["inputs_changed"] is True
 
 
-def test_trainer_formats_without_ids_say_so(tmp_path: Path) -> None:
+def test_trainer_formats_compare_ids_through_rows_parquet_and_say_so_without_it(tmp_path: Path) -> None:
     recipe(tmp_path)
     one = build(tmp_path, "one", "output.format=\"openai\"")
     two = build(tmp_path, "two", "output.format=\"openai\"", "total=50")
+    assert diff(one, two).sources[0].added is not None  # rows.parquet carries the written rows' ids
+    (one / "rows.parquet").unlink()
     result = CliRunner().invoke(main, ["diff", str(one), str(two)])
     assert result.exit_code == 1 and "carry no ids" in result.output
     assert diff(one, two).sources[0].added is None
