@@ -16,6 +16,7 @@ from conftest import SHARED, TOOL_SPECS, needs_shared
 from mixer.errors import RecipeError
 from mixer.pools import builtin_records, tags
 from mixer.pools.catalog import generated_entries, load_catalog
+from mixer.pools.generator import DOMAINS, VERBS
 from mixer.pools.prompts import load_bank
 from mixer.pools.templates import SLOTS, faker, fill, slots
 
@@ -40,13 +41,26 @@ def test_builtin_system_prompts_are_varied_and_use_only_allowed_slots() -> None:
         assert "{" not in fill(r["text"], faker("en_US", 0)), r["id"]  # every brace was a slot
 
 
-def test_generated_tools_are_valid_unique_and_deterministic() -> None:
+def test_generated_tools_are_valid_varied_and_deterministic() -> None:
     one, two = generated_entries(200, seed=3), generated_entries(200, seed=3)
     assert one == two and generated_entries(200, seed=4) != one
-    names = [name for _, name, _, _ in one]
-    assert len(set(names)) == 200
     for _, _, spec, _ in one:
-        jsonschema.Draft7Validator.check_schema(json.loads(spec)["function"]["parameters"])
+        params = json.loads(spec)["function"]["parameters"]
+        jsonschema.Draft202012Validator.check_schema(params)
+        assert set(params["required"]) <= set(params["properties"])  # every required field is declared
+    many = generated_entries(30_000, seed=0)
+    assert len({spec for _, _, spec, _ in many}) >= 10_000  # at least 10k distinct specs per seed
+
+
+def test_generated_tools_read_like_apis_not_lorem() -> None:
+    specs = [json.loads(spec)["function"] for _, _, spec, _ in generated_entries(300, seed=1)]
+    for fn in specs:
+        verb = fn["name"].split("_")[0] if not fn["name"].startswith(tuple(f"{d}_" for d in DOMAINS)) \
+            else fn["name"].split("_")[1]
+        assert verb in VERBS, fn["name"]
+        assert fn["description"][0].isupper() and fn["description"].endswith(".")
+    ids = [p for fn in specs for p in fn["parameters"]["properties"] if p.endswith("_id")]
+    assert ids and all(re.fullmatch(r"[a-z_]+_id", p) for p in ids)
 
 
 @pytest.mark.parametrize("template", ["{0.__class__}", "{company.__init__}", "{city!r}", "{date:%Y}",

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from faker import Faker
 
 from mixer import rng
 from mixer.errors import RecipeError
-from mixer.pools import builtin_records, templates
+from mixer.pools import builtin_records, generator
 from mixer.pools.loading import PoolSpec, Skips, filter_records, parse_specs, read_entries
 from mixer.sources.adapters import RowError, tool_spec
 
@@ -68,56 +67,14 @@ def builtin_entries() -> list[tuple[str, str, str, str]]:
 
 # --------------------------------------------------------------------------- generator
 
-_VERBS = ("get", "list", "create", "update", "delete", "search", "sync", "export", "archive", "validate",
-          "schedule", "fetch", "register", "assign", "approve", "summarize", "reconcile", "import", "tag", "notify")
-_TYPES = ("string", "integer", "number", "boolean", "enum", "array", "object", "date")
-
-
-def _param(fake: Faker, kind: str) -> dict[str, Any]:
-    noun = fake.word()
-    desc = f"The {noun} {fake.random_element(['to use', 'for the request', 'that identifies the record', 'to filter by', 'of the item'])}."
-    if kind == "enum":
-        return {"type": "string", "description": desc, "enum": sorted({fake.word() for _ in range(4)})}
-    if kind == "array":
-        return {"type": "array", "description": desc, "items": {"type": "string"}}
-    if kind == "date":
-        return {"type": "string", "format": "date", "description": desc}
-    if kind == "object":
-        inner = {fake.unique.word(): {"type": "string", "description": f"The {fake.word()} value."} for _ in range(2)}
-        return {"type": "object", "description": desc, "properties": inner, "required": sorted(inner)[:1]}
-    spec: dict[str, Any] = {"type": kind, "description": desc}
-    if kind == "integer":
-        spec["minimum"] = 0
-    return spec
-
-
 def generated_entries(count: int, seed: int, locale: str = "en_US") -> list[tuple[str, str, str, str]]:
-    """``count`` procedurally generated specs: Faker-driven names, descriptions and schemas.
+    """``count`` generated specs that read like real APIs (:mod:`mixer.pools.generator`).
 
-    Deterministic in (seed, count, locale) and independent of the wall clock.
+    Deterministic in (seed, count) and independent of the wall clock; ``locale`` is accepted
+    for compatibility (the vocabulary is English, as real API specs are).
     """
-    fake = templates.faker(locale, int(rng.salt(seed, "generated-tools")))
-    out = []
-    seen: set[str] = set()
-    for i in range(count):
-        verb = _VERBS[fake.random_int(0, len(_VERBS) - 1)]
-        noun = fake.word().lower()
-        name = f"{verb}_{noun}_{fake.word().lower()}"
-        while name in seen:
-            name = f"{name}_{fake.random_int(2, 99)}"
-        seen.add(name)
-        fake.unique.clear()
-        n_params = fake.random_int(1, 6)
-        props = {}
-        for _ in range(n_params):
-            props[fake.unique.word().lower()] = _param(fake, _TYPES[fake.random_int(0, len(_TYPES) - 1)])
-        required = sorted(props)[: fake.random_int(0, len(props))]
-        desc = (f"{verb.capitalize()} {noun} records in the {fake.company()} {fake.bs()} system. "
-                f"{fake.sentence(nb_words=10)}")
-        fn = {"name": name, "description": desc,
-              "parameters": {"type": "object", "properties": props, "required": required}}
-        out.append(_normalize(f"generated:{i}", fn))
-    return out
+    specs = generator.generate(count, int(rng.salt(seed, "generated-tools")) % (1 << 63))
+    return [_normalize(f"generated:{i}", fn) for i, fn in enumerate(specs)]
 
 
 # --------------------------------------------------------------------------- loading
