@@ -198,7 +198,10 @@ class Entry:
         self.state = state
 
     def frame(self, name: str) -> pl.DataFrame:
-        return pl.read_parquet(self.folder / f"{name}.parquet")
+        return pl.read_parquet(self.path(name))
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.parquet"
 
 
 class EntryWriter:

@@ -198,7 +198,7 @@ def _restore(b: _Build, entry: Entry) -> tuple[pl.DataFrame, dict[str, Any] | No
         b.executor.chunks[s.prio] = state["chunks"]
         for c in range(state["chunks"]):
             for kind in ("ready", "clean") if s.src.transforms else ("ready",):
-                b.executor.put(s.prio, c, kind, entry.frame(f"{s.prio}-{c}-{kind}"))
+                b.executor.put_file(s.prio, c, kind, entry.path(f"{s.prio}-{c}-{kind}"))
         s.train, s.held = entry.frame(f"{s.prio}-train"), entry.frame(f"{s.prio}-held")
         s.flagged = state["flagged"]
         s.steps = [transforms.Step(**st) for st in state["steps"]]

@@ -129,6 +129,10 @@ class Executor(ABC):
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
         raise NotImplementedError
 
+    def put_file(self, prio: int, c: int, kind: str, path: Path) -> None:
+        """A stored frame from a Parquet file (a cache entry); executors may read it only when asked."""
+        self.put(prio, c, kind, pl.read_parquet(path))
+
     def discard(self, prio: int, kind: str) -> None:
         """Forget ``kind`` frames of a source no later stage reads."""
 
@@ -193,10 +197,16 @@ class InMemory(Executor):
         return report, iter([frame])
 
     def get(self, prio: int, c: int, kind: str) -> pl.DataFrame:
-        return self._frames[(prio, c, kind)]
+        frame = self._frames[(prio, c, kind)]
+        if isinstance(frame, Path):  # a cached frame, read on first use (repeats may never need it)
+            frame = self._frames[(prio, c, kind)] = pl.read_parquet(frame)
+        return frame
 
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
         self._frames[(prio, c, kind)] = frame
+
+    def put_file(self, prio: int, c: int, kind: str, path: Path) -> None:
+        self._frames[(prio, c, kind)] = path  # type: ignore[assignment]
 
     def discard(self, prio: int, kind: str) -> None:
         for key in [k for k in self._frames if k[0] == prio and k[2] == kind]:
@@ -287,6 +297,9 @@ class LocalStreaming(Executor):
 
     def get(self, prio: int, c: int, kind: str) -> pl.DataFrame:
         return pl.read_parquet(self._path(prio, c, kind))
+
+    def put_file(self, prio: int, c: int, kind: str, path: Path) -> None:
+        shutil.copyfile(path, self._path(prio, c, kind))  # bytes, not a decode and re-encode
 
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
         frame.write_parquet(self._path(prio, c, kind))
