@@ -247,3 +247,16 @@ def test_terminated_build_cleans_up_after_itself(tmp_path: Path) -> None:
     _, err = proc.communicate()
     assert proc.returncode == 130 and "interrupted: nothing was written" in err
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_sequence_keys_ignore_case_and_whitespace_and_only_that() -> None:
+    from mixer.text import sequence_keys
+
+    same = pl.Series(["Hello  world", "hello world", "  HELLO\tworld ", "hello\r\n world", "hello        world"])
+    keys = sequence_keys(same)
+    assert len(set(keys.tolist())) == 1
+    different = sequence_keys(pl.Series(["hello world", "hello worlds", "helloworld", "hello, world"]))
+    assert len(set(different.tolist())) == 4
+    mixed = pl.Series(["a  b", "x", "a b", "y   z", "y z"])  # runs of spaces in some rows only
+    k = sequence_keys(mixed).tolist()
+    assert k[0] == k[2] and k[3] == k[4] and k[1] not in (k[0], k[3])

@@ -43,9 +43,8 @@ def normalize(texts: pl.Series) -> pl.Series:
     odd = np.flatnonzero(texts.str.contains(_COMPAT).to_numpy())
     if len(odd):
         texts = texts.scatter(odd, texts.gather(odd).str.normalize("NFKC"))
-    for ch in ("\r", "\n", "\t"):
-        texts = texts.str.replace_all(ch, " ", literal=True)
-    return texts.str.to_lowercase()
+    # one Aho-Corasick pass for the three characters (three replace_all passes cost twice as much)
+    return texts.str.replace_many(["\r", "\n", "\t"], [" ", " ", " "]).str.to_lowercase()
 
 
 def tokens(texts: pl.Series, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -66,9 +65,14 @@ def sequence_keys(texts: pl.Series, seed: int = 0) -> np.ndarray:
     Literal passes (each halves the longest run) instead of a regex, which is 5x slower here.
     """
     norm = normalize(texts)
-    while norm.str.contains("  ", literal=True).any():
-        norm = norm.str.replace_all("  ", " ", literal=True)
-    return norm.str.strip_chars(" ").hash(seed=seed).to_numpy()
+    keys = norm.str.strip_chars(" ").hash(seed=seed).to_numpy().copy()
+    spaced = np.flatnonzero(norm.str.contains("  ", literal=True).to_numpy())
+    if len(spaced):  # only texts with a run of spaces are collapsed and hashed again
+        runs = norm.gather(spaced)
+        while runs.str.contains("  ", literal=True).any():
+            runs = runs.str.replace_all("  ", " ", literal=True)
+        keys[spaced] = runs.str.strip_chars(" ").hash(seed=seed).to_numpy()
+    return keys
 
 
 def ngram_hashes(texts: pl.Series, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
