@@ -121,8 +121,10 @@ def test_sft_assistant_only_loss_trains_on_assistant_turns_only(train_rows: Any,
 def test_sft_packing_keeps_every_rows_system_prompt_and_tools(train_rows: Any, tmp_path: Path) -> None:
     longest = max(len(r["messages"]) for r in train_rows)
     assert longest > 2
+    # rows longer than max_length are split across bins by bfd_split (by design), so a row's turns
+    # would no longer be contiguous: max_length is above the longest row here
     trainer = sft_trainer(train_rows, tmp_path, template("qwen2.5-instruct.jinja"), packing=True,
-                          packing_strategy="bfd_split", max_length=2048)
+                          packing_strategy="bfd_split", max_length=8192)
     tokenizer = trainer.processing_class
     packed = trainer.train_dataset
     assert len(packed) < len(train_rows)  # rows really were packed together
