@@ -4,6 +4,7 @@ rows.parquet so audit and diff report per source."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -100,3 +101,22 @@ def test_diff_reports_rows_added_and_removed_per_source_for_trainer_formats(tmp_
     assert diff.exit_code == 1
     [a] = json.loads(diff.output)["sources"]
     assert (a["name"], a["added"], a["removed"]) == ("a", 0, 10)  # nested selection: the smaller build is a subset
+
+
+@needs_shared
+def test_a_build_audit_counts_with_the_recipe_s_model_tokenizer_and_shows_its_ratios(tmp_path: Path) -> None:
+    pytest.importorskip("tokenizers")
+    from test_model_tokenizer import train_tokenizer
+
+    with gzip.open(HH / "test.jsonl.gz", "rt") as f:
+        texts = [json.loads(next(f))["chosen"] for _ in range(200)]
+    path = train_tokenizer(tmp_path / "model", texts)
+    code, output, out = build(tmp_path, "--set", f"output.audit={TEMPLATES / 'chatml.jinja'}",
+                              "--set", f'tokenizer="{path}"')
+    assert code == 0, output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "sha256" in manifest["audit"]["tokens_counted_with"]  # the model's tokens, not cl100k_base
+    assert str(path) in manifest["audit"]["tokens_counted_with"]
+    assert "the template renders" in output and "trains on" in output
+    report = (out / "report.html").read_text()
+    assert "Trainer template audit" in report and "trainable tokens" in report

@@ -128,7 +128,8 @@ def load_renderer(spec: str, encoding: str = "cl100k_base") -> Renderer:
 
 def _minimal(name: str, template: str, special: dict[str, str], encoding: str) -> Renderer:
     """A transformers tokenizer that carries only the template and special tokens: rendering goes
-    through the real ``apply_chat_template``; token counts use tiktoken (no model tokenizer given)."""
+    through the real ``apply_chat_template``; token counts use ``encoding`` (a tiktoken name or a model's
+    tokenizer.json, as :func:`mixer.tokens.encoding` reads it)."""
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
@@ -455,9 +456,13 @@ def _estimate(t: dict[str, Any], entry: dict[str, Any] | None, audit: dict[str, 
     counts = (entry or {}).get("token_counts", {}).get("selected")
     if not counts or audit["split"] != "train" or t["rows"] != entry.get("rows_selected"):
         return ""
-    ratio = t["rendered_tokens"] / counts["rendered"] if counts["rendered"] else 0.0
     return (f" (mixer's estimate: rendered {counts['rendered']:,}, assistant {counts['assistant']:,}; the template "
-            f"renders {ratio:.2f}x)")
+            f"renders {_ratio(t['rendered_tokens'], counts['rendered'])}, trains on "
+            f"{_ratio(t['trainable_tokens'], counts['assistant'])})")
+
+
+def _ratio(audited: int, estimated: int) -> str:
+    return f"{audited / estimated:.2f}x" if estimated else "n/a"
 
 
 def table(result: Audit) -> str:
