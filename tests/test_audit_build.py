@@ -120,3 +120,26 @@ def test_a_build_audit_counts_with_the_recipe_s_model_tokenizer_and_shows_its_ra
     assert "the template renders" in output and "trains on" in output
     report = (out / "report.html").read_text()
     assert "Trainer template audit" in report and "trainable tokens" in report
+
+
+@needs_shared
+def test_the_audit_compares_with_mixer_s_estimate_counting_export_rejected_rows(tmp_path: Path) -> None:
+    from mixer import manifest as manifest_mod
+
+    code, output, out = build(tmp_path, "--set", f"output.audit={TEMPLATES / 'qwen2.5-instruct.jinja'}",
+                              "--set", "total=200000")
+    assert code == 0, output
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest_mod.check(manifest)  # the manifest on disk still adds up
+    rejected = sum(manifest["export"]["sources"]["harmless"]["rejected"]["train"].values())
+    assert rejected > 0  # this slice has a prompt-only row trl cannot carry
+    audited = manifest["audit"]["sources"]["harmless"]
+    estimate = audited["estimate"]
+    selected = manifest["sources"]["harmless"]["token_counts"]["selected"]
+    assert estimate["export_rejected"] == rejected
+    assert estimate["rendered"] == selected["rendered"] and estimate["assistant"] == selected["assistant"]
+    assert estimate["rendered_ratio"] == round(audited["rendered_tokens"] / selected["rendered"], 4)
+    assert estimate["trainable_ratio"] == round(audited["trainable_tokens"] / selected["assistant"], 4)
+    assert f"{rejected:,} export-rejected rows in it" in output and "trains on" in output
+    report = (out / "report.html").read_text()
+    assert "Trainer template audit" in report and f"{estimate['rendered_ratio']:.2f}" in report

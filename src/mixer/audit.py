@@ -432,11 +432,34 @@ def audit(out_dir: str | Path, template: str, *, split: str = "train", sample: i
     return Audit(renderer.name, fmt, split, renderer.counts_with, per_source, total, len(picked), len(rows))
 
 
-def summary(audit: dict[str, Any], sources: dict[str, Any] | None = None) -> str:
-    """The manifest's ``audit`` section as the lines a build prints under its table; with the
-    manifest's ``sources``, the template's token counts beside mixer's estimate."""
+def compare(audit: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """Put mixer's own token estimate beside each audited source (``audit["sources"][s]["estimate"]``):
+    the manifest's ``token_counts.selected`` rendered and assistant counts and the template's
+    ratios to them. Only when every written train row of the source was audited; rows the export
+    rejected are still in mixer's estimate, so they are counted (``export_rejected``)."""
+    if audit.get("split") != "train":
+        return
+    written = (manifest.get("export") or {}).get("sources") or {}
+    for name, t in audit["sources"].items():
+        entry = (manifest.get("sources") or {}).get(name) or {}
+        counts = (entry.get("token_counts") or {}).get("selected")
+        rejected = sum((((written.get(name) or {}).get("rejected") or {}).get("train") or {}).values())
+        if not counts or t["rows"] != entry.get("rows_selected", -1) - rejected:
+            continue
+        t["estimate"] = {"rendered": counts["rendered"], "assistant": counts["assistant"],
+                         "rendered_ratio": round(t["rendered_tokens"] / counts["rendered"], 4)
+                         if counts["rendered"] else None,
+                         "trainable_ratio": round(t["trainable_tokens"] / counts["assistant"], 4)
+                         if counts["assistant"] else None,
+                         "export_rejected": rejected}
+
+
+def summary(audit: dict[str, Any]) -> str:
+    """The manifest's ``audit`` section as the lines a build prints under its table, with the
+    template's token counts beside mixer's estimate where :func:`compare` put one."""
     total = audit["total"]
-    lines = [f"audit with {audit['template']} ({audit['audited']:,} {audit['split']} rows): "
+    lines = [f"audit with {audit['template']} ({audit['audited']:,} {audit['split']} rows, tokens counted with "
+             f"{audit['tokens_counted_with']}): "
              + (f"{total['problem_rows']:,} would train differently from what the recipe asked"
                 if total["problem_rows"] else "every row renders what the recipe asked")]
     for name, t in audit["sources"].items():
@@ -445,24 +468,22 @@ def summary(audit: dict[str, Any], sources: dict[str, Any] | None = None) -> str
                      f"{system.get('first user turn', 0):,}, absent {system.get('absent', 0):,}; tools in system turn "
                      f"{tools.get('system turn', 0):,}, first user turn {tools.get('first user turn', 0):,}, absent "
                      f"{tools.get('absent', 0) + tools.get('partly absent', 0):,}; rendered {t['rendered_tokens']:,} "
-                     f"tokens, trainable {t['trainable_tokens']:,}" + _estimate(t, (sources or {}).get(name), audit))
+                     f"tokens, trainable {t['trainable_tokens']:,}" + _estimate(t.get("estimate")))
     for finding, example in total["examples"].items():
         lines.append(f"  {finding}  (e.g. {example})")
     return "\n".join(lines)
 
 
-def _estimate(t: dict[str, Any], entry: dict[str, Any] | None, audit: dict[str, Any]) -> str:
-    """mixer's own rendered/assistant estimate for the same rows, when every selected row was audited."""
-    counts = (entry or {}).get("token_counts", {}).get("selected")
-    if not counts or audit["split"] != "train" or t["rows"] != entry.get("rows_selected"):
+def _estimate(e: dict[str, Any] | None) -> str:
+    if not e:
         return ""
-    return (f" (mixer's estimate: rendered {counts['rendered']:,}, assistant {counts['assistant']:,}; the template "
-            f"renders {_ratio(t['rendered_tokens'], counts['rendered'])}, trains on "
-            f"{_ratio(t['trainable_tokens'], counts['assistant'])})")
+    rejected = f"; {e['export_rejected']:,} export-rejected rows in it" if e["export_rejected"] else ""
+    return (f" (mixer's estimate: rendered {e['rendered']:,}, assistant {e['assistant']:,}{rejected}; the template "
+            f"renders {_ratio(e['rendered_ratio'])}, trains on {_ratio(e['trainable_ratio'])})")
 
 
-def _ratio(audited: int, estimated: int) -> str:
-    return f"{audited / estimated:.2f}x" if estimated else "n/a"
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 def table(result: Audit) -> str:

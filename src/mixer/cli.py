@@ -106,7 +106,7 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
         if built.manifest.get("audit"):
             from mixer.audit import summary
 
-            click.echo(summary(built.manifest["audit"], built.manifest["sources"]))
+            click.echo(summary(built.manifest["audit"]))
         cached = (built.manifest.get("run") or {}).get("cache")
         if cached:
             click.echo(f"cache: {'hit, read/dedup/prepare skipped' if cached['hit'] else 'stored'} "

@@ -113,6 +113,7 @@ def audit_written(stage: Path, recipe: Recipe, manifest: dict[str, Any]) -> None
     # manifest's token_counts compare like for like; a tokenizer folder as template brings its own
     result = audit_mod.audit(stage, template, encoding=recipe.tokenizer)
     manifest["audit"] = result.as_dict()
+    audit_mod.compare(manifest["audit"], manifest)
     if recipe.output.strict and result.total.problems:
         findings = "; ".join(f"{finding} (e.g. {example})" for finding, example in result.total.examples.items())
         raise DataError(f"--strict: the audit with {template} found {result.total.problems:,} of "

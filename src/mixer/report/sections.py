@@ -317,24 +317,22 @@ def timing_section(m: dict[str, Any]) -> Section | None:
 
 def audit_section(m: dict[str, Any]) -> Section | None:
     """``[output] audit``: where the trainer's template put system prompts and tools, per source,
-    and its token counts beside mixer's estimate (the ratio only when every selected row was audited)."""
+    and its token counts as ratios to mixer's estimate (where :func:`mixer.audit.compare` put one)."""
     audit = m.get("audit")
     if not isinstance(audit, dict) or not isinstance(audit.get("sources"), dict):
         return None
     rows = []
     for n, t in audit["sources"].items():
         key, system, tools = f"audit/sources/{esc(n)}", t.get("system") or {}, t.get("tools") or {}
-        entry = (m.get("sources") or {}).get(n) or {}
-        counts = (entry.get("token_counts") or {}).get("selected") or {}
-        whole = audit.get("split") == "train" and t.get("rows") == entry.get("rows_selected")
+        est = t.get("estimate") or {}
         rows.append([text(n), num(t.get("rows"), f"{key}/rows"), num(t.get("problem_rows"), f"{key}/problem_rows"),
                      text(f"{system.get('system turn', 0)}/{system.get('first user turn', 0)}/{system.get('absent', 0)}"),
                      text(f"{tools.get('system turn', 0)}/{tools.get('first user turn', 0)}/"
                           f"{tools.get('absent', 0) + tools.get('partly absent', 0)}"),
                      num(t.get("rendered_tokens"), f"{key}/rendered_tokens"),
-                     dec(t["rendered_tokens"] / counts["rendered"] if whole and counts.get("rendered") else None),
+                     dec(est.get("rendered_ratio"), f"{key}/estimate/rendered_ratio"),
                      num(t.get("trainable_tokens"), f"{key}/trainable_tokens"),
-                     dec(t["trainable_tokens"] / counts["assistant"] if whole and counts.get("assistant") else None)])
+                     dec(est.get("trainable_ratio"), f"{key}/estimate/trainable_ratio")])
     blocks: list[Any] = [Table(
         ["source", "rows", "would train differently", "system: sys/user/absent", "tools: sys/user/absent",
          "rendered tokens", "x mixer's rendered", "trainable tokens", "x mixer's assistant"], rows,
