@@ -120,6 +120,13 @@ def test_a_build_audit_counts_with_the_recipe_s_model_tokenizer_and_shows_its_ra
     assert "the template renders" in output and "trains on" in output
     report = (out / "report.html").read_text()
     assert "Trainer template audit" in report and "trainable tokens" in report
+    # mixer audit afterwards counts with the build's tokenizer too and lands on the same comparison
+    again = CliRunner().invoke(main, ["audit", str(out), "-t", str(TEMPLATES / "chatml.jinja"), "--json"])
+    assert again.exit_code == 0, again.output
+    found = json.loads(again.output[again.output.index("{"):])
+    assert found["tokens_counted_with"] == manifest["audit"]["tokens_counted_with"]
+    for name, entry in manifest["audit"]["sources"].items():
+        assert found["sources"][name]["estimate"] == entry["estimate"]
 
 
 @needs_shared

@@ -486,8 +486,18 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
-def table(result: Audit) -> str:
-    """The audit as a person reads it: one line per source, then the findings with an example each."""
+def build_encoding(manifest: dict[str, Any]) -> str:
+    """What the build counted its tokens with (a tiktoken name or a model's tokenizer.json), so the
+    audit counts like for like; cl100k_base when the manifest has none or the file is gone."""
+    name = str((manifest.get("tokenizer") or {}).get("name") or "cl100k_base")
+    if (name.endswith(".json") or "/" in name) and not Path(name).expanduser().exists():
+        return "cl100k_base"
+    return name
+
+
+def table(result: Audit, found: dict[str, Any] | None = None) -> str:
+    """The audit as a person reads it: one line per source, then the findings with an example each;
+    with ``found`` (the audit as :func:`compare` left it), the ratios to mixer's own estimate."""
     header = ("source", "rows", "system: sys/user/absent", "tools: sys/user/absent", "injected", "2x-json",
               "errors", "rendered", "trainable")
     lines = [header]
@@ -505,6 +515,10 @@ def table(result: Audit) -> str:
         out.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]).rstrip())
         if i == 0 or i == len(lines) - 2:
             out.append("  ".join("-" * w for w in widths))
+    for name, t in ((found or {}).get("sources") or {}).items():
+        if t.get("estimate"):
+            out.append(f"  {name}: rendered {t['rendered_tokens']:,}, trainable {t['trainable_tokens']:,}"
+                       + _estimate(t["estimate"]))
     for finding, example in result.total.examples.items():
         out.append(f"  {finding}  (e.g. {example})")
     out.append(f"{result.total.problems:,} of {result.sampled:,} rows would train differently from what the "
