@@ -326,7 +326,8 @@ def audit_section(m: dict[str, Any]) -> Section | None:
         key, system, tools = f"audit/sources/{esc(n)}", t.get("system") or {}, t.get("tools") or {}
         est = t.get("estimate") or {}
         rows.append([text(n), num(t.get("rows"), f"{key}/rows"), num(t.get("problem_rows"), f"{key}/problem_rows"),
-                     text(f"{system.get('system turn', 0)}/{system.get('first user turn', 0)}/{system.get('absent', 0)}"),
+                     text(f"{system.get('system turn', 0)}/{system.get('first user turn', 0)}/"
+                          f"{system.get('absent', 0)}"),
                      text(f"{tools.get('system turn', 0)}/{tools.get('first user turn', 0)}/"
                           f"{tools.get('absent', 0) + tools.get('partly absent', 0)}"),
                      num(t.get("rendered_tokens"), f"{key}/rendered_tokens"),
