@@ -4,6 +4,7 @@ rows.parquet so audit and diff report per source."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -100,3 +101,52 @@ def test_diff_reports_rows_added_and_removed_per_source_for_trainer_formats(tmp_
     assert diff.exit_code == 1
     [a] = json.loads(diff.output)["sources"]
     assert (a["name"], a["added"], a["removed"]) == ("a", 0, 10)  # nested selection: the smaller build is a subset
+
+
+@needs_shared
+def test_a_build_audit_counts_with_the_recipe_s_model_tokenizer_and_shows_its_ratios(tmp_path: Path) -> None:
+    pytest.importorskip("tokenizers")
+    from test_model_tokenizer import train_tokenizer
+
+    with gzip.open(HH / "test.jsonl.gz", "rt") as f:
+        texts = [json.loads(next(f))["chosen"] for _ in range(200)]
+    path = train_tokenizer(tmp_path / "model", texts)
+    code, output, out = build(tmp_path, "--set", f"output.audit={TEMPLATES / 'chatml.jinja'}",
+                              "--set", f'tokenizer="{path}"')
+    assert code == 0, output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "sha256" in manifest["audit"]["tokens_counted_with"]  # the model's tokens, not cl100k_base
+    assert str(path) in manifest["audit"]["tokens_counted_with"]
+    assert "the template renders" in output and "trains on" in output
+    report = (out / "report.html").read_text()
+    assert "Trainer template audit" in report and "trainable tokens" in report
+    # mixer audit afterwards counts with the build's tokenizer too and lands on the same comparison
+    again = CliRunner().invoke(main, ["audit", str(out), "-t", str(TEMPLATES / "chatml.jinja"), "--json"])
+    assert again.exit_code == 0, again.output
+    found = json.loads(again.output[again.output.index("{"):])
+    assert found["tokens_counted_with"] == manifest["audit"]["tokens_counted_with"]
+    for name, entry in manifest["audit"]["sources"].items():
+        assert found["sources"][name]["estimate"] == entry["estimate"]
+
+
+@needs_shared
+def test_the_audit_compares_with_mixer_s_estimate_counting_export_rejected_rows(tmp_path: Path) -> None:
+    from mixer import manifest as manifest_mod
+
+    code, output, out = build(tmp_path, "--set", f"output.audit={TEMPLATES / 'qwen2.5-instruct.jinja'}",
+                              "--set", "total=200000")
+    assert code == 0, output
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest_mod.check(manifest)  # the manifest on disk still adds up
+    rejected = sum(manifest["export"]["sources"]["harmless"]["rejected"]["train"].values())
+    assert rejected > 0  # this slice has a prompt-only row trl cannot carry
+    audited = manifest["audit"]["sources"]["harmless"]
+    estimate = audited["estimate"]
+    selected = manifest["sources"]["harmless"]["token_counts"]["selected"]
+    assert estimate["export_rejected"] == rejected
+    assert estimate["rendered"] == selected["rendered"] and estimate["assistant"] == selected["assistant"]
+    assert estimate["rendered_ratio"] == round(audited["rendered_tokens"] / selected["rendered"], 4)
+    assert estimate["trainable_ratio"] == round(audited["trainable_tokens"] / selected["assistant"], 4)
+    assert f"{rejected:,} export-rejected rows in it" in output and "trains on" in output
+    report = (out / "report.html").read_text()
+    assert "Trainer template audit" in report and f"{estimate['rendered_ratio']:.2f}" in report

@@ -128,7 +128,8 @@ def load_renderer(spec: str, encoding: str = "cl100k_base") -> Renderer:
 
 def _minimal(name: str, template: str, special: dict[str, str], encoding: str) -> Renderer:
     """A transformers tokenizer that carries only the template and special tokens: rendering goes
-    through the real ``apply_chat_template``; token counts use tiktoken (no model tokenizer given)."""
+    through the real ``apply_chat_template``; token counts use ``encoding`` (a tiktoken name or a model's
+    tokenizer.json, as :func:`mixer.tokens.encoding` reads it)."""
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
@@ -431,11 +432,34 @@ def audit(out_dir: str | Path, template: str, *, split: str = "train", sample: i
     return Audit(renderer.name, fmt, split, renderer.counts_with, per_source, total, len(picked), len(rows))
 
 
-def summary(audit: dict[str, Any], sources: dict[str, Any] | None = None) -> str:
-    """The manifest's ``audit`` section as the lines a build prints under its table; with the
-    manifest's ``sources``, the template's token counts beside mixer's estimate."""
+def compare(audit: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """Put mixer's own token estimate beside each audited source (``audit["sources"][s]["estimate"]``):
+    the manifest's ``token_counts.selected`` rendered and assistant counts and the template's
+    ratios to them. Only when every written train row of the source was audited; rows the export
+    rejected are still in mixer's estimate, so they are counted (``export_rejected``)."""
+    if audit.get("split") != "train":
+        return
+    written = (manifest.get("export") or {}).get("sources") or {}
+    for name, t in audit["sources"].items():
+        entry = (manifest.get("sources") or {}).get(name) or {}
+        counts = (entry.get("token_counts") or {}).get("selected")
+        rejected = sum((((written.get(name) or {}).get("rejected") or {}).get("train") or {}).values())
+        if not counts or t["rows"] != entry.get("rows_selected", -1) - rejected:
+            continue
+        t["estimate"] = {"rendered": counts["rendered"], "assistant": counts["assistant"],
+                         "rendered_ratio": round(t["rendered_tokens"] / counts["rendered"], 4)
+                         if counts["rendered"] else None,
+                         "trainable_ratio": round(t["trainable_tokens"] / counts["assistant"], 4)
+                         if counts["assistant"] else None,
+                         "export_rejected": rejected}
+
+
+def summary(audit: dict[str, Any]) -> str:
+    """The manifest's ``audit`` section as the lines a build prints under its table, with the
+    template's token counts beside mixer's estimate where :func:`compare` put one."""
     total = audit["total"]
-    lines = [f"audit with {audit['template']} ({audit['audited']:,} {audit['split']} rows): "
+    lines = [f"audit with {audit['template']} ({audit['audited']:,} {audit['split']} rows, tokens counted with "
+             f"{audit['tokens_counted_with']}): "
              + (f"{total['problem_rows']:,} would train differently from what the recipe asked"
                 if total["problem_rows"] else "every row renders what the recipe asked")]
     for name, t in audit["sources"].items():
@@ -444,24 +468,36 @@ def summary(audit: dict[str, Any], sources: dict[str, Any] | None = None) -> str
                      f"{system.get('first user turn', 0):,}, absent {system.get('absent', 0):,}; tools in system turn "
                      f"{tools.get('system turn', 0):,}, first user turn {tools.get('first user turn', 0):,}, absent "
                      f"{tools.get('absent', 0) + tools.get('partly absent', 0):,}; rendered {t['rendered_tokens']:,} "
-                     f"tokens, trainable {t['trainable_tokens']:,}" + _estimate(t, (sources or {}).get(name), audit))
+                     f"tokens, trainable {t['trainable_tokens']:,}" + _estimate(t.get("estimate")))
     for finding, example in total["examples"].items():
         lines.append(f"  {finding}  (e.g. {example})")
     return "\n".join(lines)
 
 
-def _estimate(t: dict[str, Any], entry: dict[str, Any] | None, audit: dict[str, Any]) -> str:
-    """mixer's own rendered/assistant estimate for the same rows, when every selected row was audited."""
-    counts = (entry or {}).get("token_counts", {}).get("selected")
-    if not counts or audit["split"] != "train" or t["rows"] != entry.get("rows_selected"):
+def _estimate(e: dict[str, Any] | None) -> str:
+    if not e:
         return ""
-    ratio = t["rendered_tokens"] / counts["rendered"] if counts["rendered"] else 0.0
-    return (f" (mixer's estimate: rendered {counts['rendered']:,}, assistant {counts['assistant']:,}; the template "
-            f"renders {ratio:.2f}x)")
+    rejected = f"; {e['export_rejected']:,} export-rejected rows in it" if e["export_rejected"] else ""
+    return (f" (mixer's estimate: rendered {e['rendered']:,}, assistant {e['assistant']:,}{rejected}; the template "
+            f"renders {_ratio(e['rendered_ratio'])}, trains on {_ratio(e['trainable_ratio'])})")
 
 
-def table(result: Audit) -> str:
-    """The audit as a person reads it: one line per source, then the findings with an example each."""
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def build_encoding(manifest: dict[str, Any]) -> str:
+    """What the build counted its tokens with (a tiktoken name or a model's tokenizer.json), so the
+    audit counts like for like; cl100k_base when the manifest has none or the file is gone."""
+    name = str((manifest.get("tokenizer") or {}).get("name") or "cl100k_base")
+    if (name.endswith(".json") or "/" in name) and not Path(name).expanduser().exists():
+        return "cl100k_base"
+    return name
+
+
+def table(result: Audit, found: dict[str, Any] | None = None) -> str:
+    """The audit as a person reads it: one line per source, then the findings with an example each;
+    with ``found`` (the audit as :func:`compare` left it), the ratios to mixer's own estimate."""
     header = ("source", "rows", "system: sys/user/absent", "tools: sys/user/absent", "injected", "2x-json",
               "errors", "rendered", "trainable")
     lines = [header]
@@ -479,6 +515,10 @@ def table(result: Audit) -> str:
         out.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]).rstrip())
         if i == 0 or i == len(lines) - 2:
             out.append("  ".join("-" * w for w in widths))
+    for name, t in ((found or {}).get("sources") or {}).items():
+        if t.get("estimate"):
+            out.append(f"  {name}: rendered {t['rendered_tokens']:,}, trainable {t['trainable_tokens']:,}"
+                       + _estimate(t["estimate"]))
     for finding, example in result.total.examples.items():
         out.append(f"  {finding}  (e.g. {example})")
     out.append(f"{result.total.problems:,} of {result.sampled:,} rows would train differently from what the "

@@ -106,7 +106,7 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
         if built.manifest.get("audit"):
             from mixer.audit import summary
 
-            click.echo(summary(built.manifest["audit"], built.manifest["sources"]))
+            click.echo(summary(built.manifest["audit"]))
         cached = (built.manifest.get("run") or {}).get("cache")
         if cached:
             click.echo(f"cache: {'hit, read/dedup/prepare skipped' if cached['hit'] else 'stored'} "
@@ -471,8 +471,13 @@ def audit(out: Path, template: str, sample: int | None, split: str, seed: int, a
 
     from mixer import audit as audit_mod
 
-    result = audit_mod.audit(out, template, split=split, sample=sample, seed=seed)
-    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else audit_mod.table(result))
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    result = audit_mod.audit(out, template, split=split, sample=sample, seed=seed,
+                             encoding=audit_mod.build_encoding(manifest))
+    found = result.as_dict()
+    audit_mod.compare(found, manifest)  # beside mixer's estimate when every written train row was audited
+    click.echo(json.dumps(found, indent=2) if as_json else audit_mod.table(result, found))
     if strict and result.total.problems:
         click.echo(f"error: --strict: {result.total.problems:,} rows would train differently from what the "
                    "recipe asked", err=True)

@@ -109,8 +109,11 @@ def audit_written(stage: Path, recipe: Recipe, manifest: dict[str, Any]) -> None
 
     template = recipe.output.audit
     assert template is not None
-    result = audit_mod.audit(stage, template, encoding=_tiktoken_name(recipe.tokenizer))
+    # counted with the recipe's tokenizer (a model's tokenizer.json too), so the audit's counts and the
+    # manifest's token_counts compare like for like; a tokenizer folder as template brings its own
+    result = audit_mod.audit(stage, template, encoding=recipe.tokenizer)
     manifest["audit"] = result.as_dict()
+    audit_mod.compare(manifest["audit"], manifest)
     if recipe.output.strict and result.total.problems:
         findings = "; ".join(f"{finding} (e.g. {example})" for finding, example in result.total.examples.items())
         raise DataError(f"--strict: the audit with {template} found {result.total.problems:,} of "
@@ -118,10 +121,6 @@ def audit_written(stage: Path, recipe: Recipe, manifest: dict[str, Any]) -> None
                         f"{findings}; nothing was written")
     (stage / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-
-
-def _tiktoken_name(tokenizer: str) -> str:
-    return "cl100k_base" if tokenizer.endswith(".json") or "/" in tokenizer else tokenizer
 
 
 def write_report_or_warn(folder: Path) -> None:

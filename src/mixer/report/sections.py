@@ -315,6 +315,35 @@ def timing_section(m: dict[str, Any]) -> Section | None:
         Table(["phase", "seconds", "rows"], rows)])
 
 
+def audit_section(m: dict[str, Any]) -> Section | None:
+    """``[output] audit``: where the trainer's template put system prompts and tools, per source,
+    and its token counts as ratios to mixer's estimate (where :func:`mixer.audit.compare` put one)."""
+    audit = m.get("audit")
+    if not isinstance(audit, dict) or not isinstance(audit.get("sources"), dict):
+        return None
+    rows = []
+    for n, t in audit["sources"].items():
+        key, system, tools = f"audit/sources/{esc(n)}", t.get("system") or {}, t.get("tools") or {}
+        est = t.get("estimate") or {}
+        rows.append([text(n), num(t.get("rows"), f"{key}/rows"), num(t.get("problem_rows"), f"{key}/problem_rows"),
+                     text(f"{system.get('system turn', 0)}/{system.get('first user turn', 0)}/"
+                          f"{system.get('absent', 0)}"),
+                     text(f"{tools.get('system turn', 0)}/{tools.get('first user turn', 0)}/"
+                          f"{tools.get('absent', 0) + tools.get('partly absent', 0)}"),
+                     num(t.get("rendered_tokens"), f"{key}/rendered_tokens"),
+                     dec(est.get("rendered_ratio"), f"{key}/estimate/rendered_ratio"),
+                     num(t.get("trainable_tokens"), f"{key}/trainable_tokens"),
+                     dec(est.get("trainable_ratio"), f"{key}/estimate/trainable_ratio")])
+    blocks: list[Any] = [Table(
+        ["source", "rows", "would train differently", "system: sys/user/absent", "tools: sys/user/absent",
+         "rendered tokens", "x mixer's rendered", "trainable tokens", "x mixer's assistant"], rows,
+        f"{audit.get('audited', 0):,} {audit.get('split')} rows rendered with {audit.get('template')}; "
+        f"tokens counted with {audit.get('tokens_counted_with')}")]
+    for finding, example in ((audit.get("total") or {}).get("examples") or {}).items():
+        blocks.append(Note(f"{finding} (e.g. {example})"))
+    return Section("audit", "Trainer template audit", blocks)
+
+
 def examples_section(m: dict[str, Any], out: data.Output, per_source: int | None = None) -> Section | None:
     if not out.splits:
         return None
@@ -338,8 +367,8 @@ def mixture_sections(out: data.Output) -> list[Section]:
     if not isinstance(m.get("sources"), dict) or not m["sources"]:
         return conversion_sections(out)
     found = [overview(m, out), share_section(m), flow_section(m), token_section(m, out),
-             augmentation_section(m, out), epochs_section(m), validation_section(m), timing_section(m),
-             examples_section(m, out)]
+             augmentation_section(m, out), epochs_section(m), validation_section(m), audit_section(m),
+             timing_section(m), examples_section(m, out)]
     return [s for s in found if s is not None]
 
 
