@@ -468,8 +468,8 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     recipe = b.recipe
     fmt = formats.FORMATS[recipe.output.format]
     convert = None
-    if fmt.convert is not None:
-        options = export_options(recipe, b.base_dir)
+    if fmt.converts:
+        options = formats.options(fmt, recipe.output, b.base_dir)
 
         def convert(frame: pl.DataFrame) -> formats.Exported:
             return formats.export(frame, fmt, **options)
@@ -508,13 +508,6 @@ def provenance(split: str, frame: pl.DataFrame, rejects: list[dict[str, Any]]) -
     gone = pl.Series([r["id"] for r in rejects], dtype=pl.String)
     return frame.filter(~pl.col("id").is_in(gone.implode())).select(pl.lit(split).alias("split"), "source", "id")
 
-
-def export_options(recipe: Recipe, base_dir: Path) -> dict[str, Any]:
-    """Options of the output format's converter (the chat template of ``text``; tool renaming)."""
-    options: dict[str, Any] = {"rename_tools": True} if recipe.output.rename_tools else {}
-    if recipe.output.format == "text":
-        options["template"] = formats.text.load_template(recipe.output.chat_template, base_dir)
-    return options
 
 
 def _concat(parts: list[pl.DataFrame], columns: Any) -> pl.DataFrame:
