@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mixer import dedup, formats, mix, schema, tokens, transforms, writers
+from mixer import dedup, formats, mix, schema, template_tokens, tokens, transforms, writers
 from mixer import manifest as manifest_mod
 from mixer.decontaminate import EvalIndex, build_index, decontaminate
 from mixer.executors import ChunkIO, Executor
@@ -86,6 +86,7 @@ class _Build:
     sources: list[_Source]
     prepared: dict[str, transforms.Prepared] = field(default_factory=dict)
     phases: list[dict[str, Any]] = field(default_factory=list)  # seconds and rows per stage, for the manifest
+    template: Any = None  # the recipe's chat_template as an audit Renderer: counts as the trainer renders
     _started: dict[str, float] = field(default_factory=dict)
 
     def start(self, stage: str, rows: int) -> None:
@@ -104,7 +105,11 @@ class _Build:
         ``n_tokens`` becomes each row's size under the recipe's ``token_budget``; every measure
         (rendered, content, assistant) is returned beside, aligned with the rows."""
         out, steps = self.prepared[src.name].apply(frame)
-        measured = tokens.counts(out, self.enc, frame if src.transforms else None)
+        before = frame if src.transforms else None
+        if self.template is not None:  # what the trainer will render, counted with the model's tokenizer
+            measured = template_tokens.counts(out, self.template, formats.FORMATS[self.recipe.output.format], before)
+        else:
+            measured = tokens.counts(out, self.enc, before)
         out = out.with_columns(n_tokens=measured.get_column(f"n_{self.recipe.token_budget}"))
         return schema.check(out, "token counting"), steps, measured
 
@@ -121,6 +126,8 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
         from mixer.audit import check_template
 
         check_template(recipe.output.audit)
+    if recipe.chat_template:  # so does the counting template
+        b.template = template_tokens.load(recipe.chat_template, recipe.tokenizer)
     # prepared once (pools, catalogs, banks, guard index), before any data is read; applied per chunk
     b.prepared = {src.name: transforms.prepare(src.transforms, seed=recipe.seed, source=src.name,
                                                base_dir=b.base_dir, encoding=b.enc) for src in recipe.sources}

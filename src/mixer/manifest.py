@@ -84,6 +84,13 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
     }
 
 
+_COUNTING_ESTIMATE = ("chat: content + tool-call JSON + 4 per turn (system counts as a turn) + tool spec JSON; "
+                      "document: text")
+_COUNTING_TEMPLATE = ("chat: the row as the output format's trainer renders it with chat_template (transformers "
+                      "apply_chat_template, tools passed), counted with the tokenizer; assistant: assistant turn "
+                      "content; document: text")
+
+
 def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[str, Any]],
                    totals: dict[str, dict[str, int]]) -> dict[str, Any]:
     """The manifest up to selection; export, the run, the audit and the writer add their parts.
@@ -101,8 +108,8 @@ def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[s
         "validation_rule": VALIDATION_RULE if recipe.validation > 0 else None,
         "pools": {"builtin_sha256": pools.version()},
         "tokenizer": {"name": recipe.tokenizer, "resolved": encoding_name,
-                      "counting": "chat: content + tool-call JSON + 4 per turn (system counts as a "
-                                  "turn) + tool spec JSON; document: text",
+                      "counting": _COUNTING_TEMPLATE if recipe.chat_template else _COUNTING_ESTIMATE,
+                      **({"chat_template": recipe.chat_template} if recipe.chat_template else {}),
                       "measures": {"rendered": "the whole row as written",
                                    "content": "the row without what transforms injected (system prompts, "
                                               "tool specs, wrapped requests)",

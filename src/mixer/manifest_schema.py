@@ -151,6 +151,7 @@ class Tokenizer(TypedDict):
     name: str
     resolved: str
     counting: str
+    chat_template: NotRequired[str]  # counts rendered with it (mixer.template_tokens)
     measures: Measured
 
 

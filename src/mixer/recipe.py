@@ -62,6 +62,7 @@ class Recipe:
     resolved: dict[str, Any]  # the table after overrides, as validated (for the manifest)
     staged: bool = False  # one of several [mixtures.NAME] of a staged recipe
     token_budget: str = "content"  # what a token counts toward budgets: see tokens.MEASURES
+    chat_template: str | None = None  # count tokens as rendered by this template (mixer.template_tokens)
 
     @property
     def sha256(self) -> str:
@@ -258,7 +259,8 @@ def _apply_override(table: dict[str, Any], key: str, value: Any, origin: str) ->
     last = parts[-1]
     if last in _PATH_KEYS or key == "output.dir":
         value = _cli_path(value)
-    elif last == "tokenizer" and isinstance(value, str) and (value.endswith(".json") or "/" in value):
+    elif last in ("tokenizer", "chat_template") and isinstance(value, str) and (value.endswith((".json", ".jinja"))
+                                                                           or "/" in value):
         value = _cli_path(value)  # a model's tokenizer.json, not an encoding name
     if parts[0] == "sources" and len(parts) >= 3 and isinstance(parts[1], str):
         known = list((table.get("sources") or {}).keys())
@@ -317,7 +319,8 @@ def _suggest(word: str, options: list[str]) -> str:
 # --------------------------------------------------------------------------- validation
 
 _TOP_KEYS = {
-    "name", "seed", "unit", "total", "tokenizer", "token_budget", "validation", "temperature", "rebalance",
+    "name", "seed", "unit", "total", "tokenizer", "chat_template", "token_budget", "validation", "temperature",
+    "rebalance",
     "sources", "output", "dedup", "decontaminate", "mixtures", "sweep",
 }
 _DEDUP_KEYS = {"exact", "key", "scope", "near"}
@@ -397,6 +400,10 @@ class _Validator:
         if tokenizer.endswith(".json") or "/" in tokenizer:  # a model's tokenizer, relative to the recipe
             tokenizer = str(self.base_dir / Path(tokenizer).expanduser())
         token_budget = self.choice(table, "token_budget", "token_budget", TOKEN_BUDGETS, "content")
+        chat_template = self.typed(table, "chat_template", "chat_template", (str,),
+                                   "chatml, a .jinja file, a tokenizer_config.json or a saved tokenizer folder")
+        if chat_template not in (None, "chatml"):
+            chat_template = str(self.base_dir / Path(chat_template).expanduser())
         validation = self.number(table, "validation", "validation", default=0.0)
         if validation >= 1.0:
             raise self.fail("validation", f"expected a fraction in [0, 1), got {validation!r}")
@@ -421,7 +428,7 @@ class _Validator:
             validation=validation, temperature=temperature, rebalance=rebalance,
             sources=sources, output=output, dedup=dedup, decontaminate=decon,
             path=None if self.origin.startswith("<") else Path(self.origin.split(" [mixtures.")[0]), resolved=table,
-            staged=stage_of is not None, token_budget=token_budget,
+            staged=stage_of is not None, token_budget=token_budget, chat_template=chat_template,
         )
 
     def source(self, name: str, spec: Any, tempered: bool) -> Source:
