@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,10 +28,10 @@ REPO = HERE.parent
 HH = REPO.parent / "shared" / "data" / "hh_rlhf_harmless_base"
 
 
-def run_build(src: Path, recipe: Path, out: Path, stream: bool) -> tuple[float, float]:
+def run_build(src: Path, recipe: Path, out: Path, stream: bool, extra: list[str]) -> tuple[float, float]:
     """Seconds and peak RSS (MB) of one ``mixer build`` in a fresh process with ``src`` first on the path."""
     shutil.rmtree(out, ignore_errors=True)
-    args = ["build", str(recipe), "--out", str(out), "-q"] + (["--stream"] if stream else [])
+    args = ["build", str(recipe), "--out", str(out), "-q", *extra] + (["--stream"] if stream else [])
     cmd = [sys.executable, "-c", _CHILD, *args]
     env = {**os.environ, "PYTHONPATH": str(src), "MIXER_CACHE": str(out.parent / "no-cache")}
     start = time.perf_counter()
@@ -57,6 +58,8 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="git revision to compare against")
     parser.add_argument("--sizes", default="100k,1M")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--after-args", default="", help="extra build arguments for this checkout, e.g. to "
+                        "leave out work the old revision did not do: '--no-cache --set output.report=false'")
     args = parser.parse_args()
     cache = HERE / ".cache"
     with tempfile.TemporaryDirectory(prefix="mixer-engine-") as tmp:
@@ -77,7 +80,8 @@ def main() -> None:
                     got: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
                     for _ in range(args.repeat):
                         for label in ("before", "after"):  # alternate, so drift hits both
-                            got[label].append(run_build(trees[label], recipe, work / "out", stream))
+                            extra = shlex.split(args.after_args) if label == "after" else []
+                            got[label].append(run_build(trees[label], recipe, work / "out", stream, extra))
                     b = min(s for s, _ in got["before"])
                     a = min(s for s, _ in got["after"])
                     print(f"| {rows:,} | {'stream' if stream else 'memory'} | {b:.2f} | {a:.2f} | {a / b:.3f} | "
