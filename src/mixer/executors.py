@@ -40,8 +40,6 @@ from mixer.sources.read import ReadReport, read_chunks, read_source
 
 T = TypeVar("T")
 Part = pl.DataFrame | list[dict[str, Any]]  # one converted shard: canonical rows, or trainer-format rows
-#: spilled chunks are read back once or twice and deleted: lz4 costs a fraction of zstd's CPU
-SPILL_COMPRESSION = "lz4"
 
 
 class ChunkIO(Protocol):
@@ -304,7 +302,7 @@ class LocalStreaming(Executor):
         shutil.copyfile(path, self._path(prio, c, kind))  # bytes, not a decode and re-encode
 
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
-        frame.write_parquet(self._path(prio, c, kind), compression=SPILL_COMPRESSION)
+        frame.write_parquet(self._path(prio, c, kind))
 
     def discard(self, prio: int, kind: str) -> None:
         for c in range(self.chunks.get(prio, 0)):
@@ -327,7 +325,7 @@ class LocalStreaming(Executor):
         for (shard,), part in rows.partition_by("_shard", as_dict=True).items():
             folder = self.folder / "rows" / split / f"{shard:05d}"
             folder.mkdir(parents=True, exist_ok=True)
-            part.drop("_shard").write_parquet(folder / f"{prio}-{c}.parquet", compression=SPILL_COMPRESSION)
+            part.drop("_shard").write_parquet(folder / f"{prio}-{c}.parquet")
 
     def _pieces_of(self, split: str, index: int) -> list[Path]:
         return sorted((self.folder / "rows" / split / f"{index:05d}").glob("*.parquet"))
