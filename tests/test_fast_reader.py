@@ -179,3 +179,57 @@ def test_hh_slice_reads_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch, 
     batch, one_by_one = read_both(HH / "test.jsonl.gz", monkeypatch, side=side)
     assert_same(batch, one_by_one)
     assert batch[1].read_paths["batch"] > 0.9 * batch[1].rows_read
+
+
+def sharegpt_junk(seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    speakers = ["human", "gpt", "Human", "GPT", "user", "assistant", "system", "System", "chatgpt", "bot", "model",
+                "function_call", "observation", "robot", "tool"]
+    texts = ["hi", "how do I pick a lock?", "", "  ", "\u001c", "naïve 東京 🙂", "line\nbreak", "quote \" back \\ slash",
+             '{"name": "f", "arguments": {}}']
+    lines = []
+    for i in range(500):
+        turns = []
+        for k in range(rnd.randint(0, 5)):
+            speaker = ["human", "gpt"][k % 2] if rnd.random() < 0.75 else rnd.choice(speakers)
+            turn: dict = {"from": speaker, "value": rnd.choice(texts)}
+            r = rnd.random()
+            if r < 0.03:
+                turn["value"] = None
+            elif r < 0.05:
+                turn = {"role": speaker, "content": "x"}
+            elif r < 0.07:
+                del turn["from"]
+            turns.append(turn)
+        record: dict = {"conversations": turns}
+        r = rnd.random()
+        if r < 0.15:
+            record["system"] = rnd.choice(["be brief", "", None, 5])
+        elif r < 0.2:
+            record["id"] = rnd.choice([f"sg-{i % 30}", i])
+        elif r < 0.23:
+            record["tools"] = '[{"name": "f", "parameters": {"type": "object"}}]'
+        elif r < 0.25:
+            record["conversations"] = "not a list"
+        lines.append(json.dumps(record, ensure_ascii=rnd.random() < 0.5))
+    return lines
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sharegpt_conversations_agree_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    path = tmp_path / "sg.jsonl"
+    path.write_text("\n".join(sharegpt_junk(seed)) + "\n", encoding="utf-8")
+    batch, one_by_one = read_both(path, monkeypatch, format="sharegpt")
+    assert_same(batch, one_by_one)
+    report = batch[1]
+    assert report.read_paths["batch"] > 60 and report.read_paths["per record"] > 20
+    assert report.rejected  # the junk's problems are counted the same way
+
+
+def test_the_example_sharegpt_file_reads_the_same_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = EXAMPLES / "principled_advice.json"
+    records = json.loads(src.read_text())
+    path = write_jsonl(tmp_path / "advice.jsonl", records if isinstance(records, list) else [records])
+    batch, one_by_one = read_both(path, monkeypatch)
+    assert_same(batch, one_by_one)
+    assert batch[1].format == "sharegpt" and batch[1].read_paths["batch"] == batch[1].rows_read

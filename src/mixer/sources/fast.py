@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from mixer.sources.adapters import NO_ANSWER
+from mixer.sources.formats.sharegpt import SPEAKERS
 
 BATCH_LINES = 50_000
 
@@ -40,6 +41,10 @@ _NOT_JSON = r"[:\[,]\s*-?(?:NaN|Infinity)\b"  # Python's json takes these; Polar
 _SYSTEM = ("system", "developer")
 _ROLES = {"user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
 _DTYPE = pl.Struct({"messages": pl.List(pl.Struct({"role": pl.String, "content": pl.String})), "id": pl.String})
+_SHAREGPT_NEEDS_ADAPTER = (*_NEEDS_ADAPTER, '"role"', '"content"', '"observation"', '"function"', '"tool"')
+_SHAREGPT_DTYPE = pl.Struct({"conversations": pl.List(pl.Struct({"from": pl.String, "value": pl.String})),
+                             "system": pl.String, "id": pl.String})
+_PLAIN_SPEAKERS = {k: v for k, v in SPEAKERS.items() if v in ("user", "assistant", "system")}
 
 
 def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> pl.Series:
@@ -60,6 +65,12 @@ def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> p
                  & (count("messages", r"\s*\[") == 1) & (count("messages") == 1)
                  & (count("role") == count("content"))
                  & (count("role|content") == count("role|content", r'\s*"')))
+    elif fmt == "sharegpt":
+        shape = (~pl.any_horizontal(pl.col("s").str.contains(key, literal=True) for key in _SHAREGPT_NEEDS_ADAPTER)
+                 & (count("conversations", r"\s*\[") == 1) & (count("conversations") == 1)
+                 & (count("from") == count("value"))
+                 & (count("from|value|system") == count("from|value|system", r'\s*"'))
+                 & (count("system") <= 1))
     else:
         key = re.escape(side)
         shape = (count(key) == 1) & (count(key, r'\s*"') == 1)
@@ -90,7 +101,7 @@ def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", s
     """Canonical rows for plain lines (line number, text), exactly as the ``fmt`` adapter
     (``openai`` or ``hh-rlhf``) makes them; the lines its checks refuse are returned apart."""
     numbers = [n for n, _ in lines]
-    dtype = _DTYPE if fmt == "openai" else pl.Struct({side: pl.String, "id": pl.String})
+    dtype = {"openai": _DTYPE, "sharegpt": _SHAREGPT_DTYPE}.get(fmt) or pl.Struct({side: pl.String, "id": pl.String})
     try:
         decoded = pl.Series([text for _, text in lines], dtype=pl.String).str.json_decode(dtype)
     except pl.exceptions.PolarsError:
@@ -101,7 +112,8 @@ def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", s
         both = [b.rows for b in (first, second) if b.rows.height]
         return Batch(pl.concat(both) if both else pl.DataFrame(), first.refused + second.refused)
     frame = pl.DataFrame({"_line": pl.Series(numbers, dtype=pl.Int64), "r": decoded}).unnest("r").with_row_index("_row")
-    ok, convo, system = (_openai(frame) if fmt == "openai" else _hh(frame, side))
+    ok, convo, system = (_openai(frame) if fmt == "openai" else _sharegpt(frame) if fmt == "sharegpt"
+                         else _hh(frame, side))
     refused = ok.filter(pl.col("_refused")).get_column("_line").to_list()
     ok = ok.filter(~pl.col("_refused"))
     if ok.is_empty():
@@ -134,6 +146,38 @@ def _openai(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFra
               .agg(system=pl.col("content").str.join("\n\n")))
     convo = turns.filter(~is_system).with_columns(role=pl.col("role").replace_strict(_ROLES, default=None))
     return ok, convo.select("_row", "role", "content"), system
+
+
+def _sharegpt(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The sharegpt adapter's checks and turns for plain ``{from, value}`` turns: speakers mapped
+    case-blind, the record's ``system`` first, then system turns (only before the conversation)."""
+    turns = (frame.select("_row", "conversations").explode("conversations").unnest("conversations")
+             .with_columns(_pos=pl.int_range(pl.len()).over("_row"),
+                           role=pl.col("from").str.to_lowercase().replace_strict(_PLAIN_SPEAKERS, default=None)))
+    is_system = pl.col("role") == "system"
+    checks = turns.group_by("_row").agg(
+        bad_role=pl.col("role").is_null().any(),
+        null_content=pl.col("value").is_null().any(),
+        late_system=(pl.col("_pos").filter(is_system).max().fill_null(-1)
+                     > pl.col("_pos").filter(~is_system).min().fill_null(1 << 30)),
+        no_turns=(~is_system).sum() == 0,
+        no_user=(pl.col("role") == "user").sum() == 0,
+        blank=(pl.col("role").is_in(["user", "assistant"]) & _blank(pl.col("value"))).any(),
+        no_answer=(pl.col("role") == "assistant").sum() == 0,
+    )
+    ok = frame.join(checks, on="_row", how="left").with_columns(
+        _refused=pl.col("conversations").is_null() | pl.col("conversations").list.len().eq(0)
+        | pl.any_horizontal("bad_role", "null_content", "late_system", "no_turns", "no_user", "blank"),
+        _repairs=pl.when(pl.col("no_answer")).then(pl.lit([NO_ANSWER], pl.List(pl.String)))
+        .otherwise(pl.lit([], pl.List(pl.String))),
+    )
+    own = frame.filter(pl.col("system").is_not_null() & (pl.col("system") != "")).select(
+        "_row", _pos=pl.lit(-1, pl.Int64), content="system")
+    parts = pl.concat([own, turns.filter(is_system).select("_row", pl.col("_pos").cast(pl.Int64), content="value")])
+    system = (parts.sort("_row", "_pos").group_by("_row", maintain_order=True)
+              .agg(system=pl.col("content").str.join("\n\n")))
+    convo = turns.filter(~is_system).select("_row", "role", content="value")
+    return ok, convo, system
 
 
 _HH_SEPARATOR = r"\n\n(Human|Assistant): "

@@ -9,7 +9,7 @@ from mixer.sources.adapters import Row, RowError, content_text, finish_chat, may
 from mixer.sources.formats import InputFormat
 
 
-_ROLES = {
+SPEAKERS = {  # ShareGPT speaker (lower case) -> role; the batch reader (mixer.sources.fast) uses it too
     "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
     "chatgpt": "assistant", "bot": "assistant", "model": "assistant", "system": "system",
     "function_call": "function_call", "observation": "tool", "tool": "tool", "function": "tool",
@@ -28,7 +28,7 @@ def sharegpt(record: dict[str, Any], source: Source) -> Row:
         if not isinstance(msg, dict):
             raise RowError("expected an object with from and value", where)
         speaker = msg.get("from", msg.get("role"))
-        role = _ROLES.get(str(speaker).lower()) if speaker is not None else None
+        role = SPEAKERS.get(str(speaker).lower()) if speaker is not None else None
         if role is None:
             raise RowError(f"unknown speaker {speaker!r} (expected human, gpt, system, "
                            "function_call or observation)", where)
@@ -45,4 +45,5 @@ def sharegpt(record: dict[str, Any], source: Source) -> Row:
 
 
 FORMAT = InputFormat("sharegpt", sharegpt, "conversations",
-                     lambda columns, source: "conversations" in columns, order=20)
+                     lambda columns, source: "conversations" in columns, order=20,
+                     batch=True)
