@@ -30,8 +30,12 @@ LEGEND = """Methods:
   `mixer` in memory (`pipeline.build(...).write(...)`), `mixer-stream` chunk by chunk (`mixer build --stream`).
 - build-jsonl: the workload as OpenAI-messages JSON Lines (the shape people have), one augmented
   source, canonical Parquet out: `mixer` in memory, `mixer-stream`, `mixer-per-record` (the
-  reader without its batch path) and `floor` = Polars `read_ndjson` + tiktoken over the distinct
-  texts on every core + a Parquet write.
+  reader without its batch path), `floor` = Polars `read_ndjson` + tiktoken over the distinct
+  texts on every core + a Parquet write, and `datasets` = what a user writes instead:
+  `load_dataset("json")` + the same augmentation and token counts as `map(num_proc=2)` +
+  `interleave_datasets` + `to_parquet` (no dedup, no accounting).
+- build-hub: the same rows as a `datasets` `save_to_disk` folder (made by `datasets` itself), read
+  by mixer as a source path.
 """
 
 
@@ -46,11 +50,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="10k,100k,1M", help="comma-separated row counts, e.g. 10k,100k,1M")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--no-baselines", action="store_true", help="mixer only (faster)")
+    parser.add_argument("--workloads", default=",".join(bench.WORKLOADS),
+                        help=f"comma-separated subset of {','.join(bench.WORKLOADS)}")
+    parser.add_argument("--append", action="store_true",
+                        help="add the run as a section at the end of --out instead of replacing the file")
     args = parser.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results = bench.suite(sizes, HERE / ".cache", HH if HH.exists() else None, baselines=not args.no_baselines)
+    results = bench.suite(sizes, HERE / ".cache", HH if HH.exists() else None, baselines=not args.no_baselines,
+                          workloads=tuple(w for w in args.workloads.split(",") if w))
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.append:
+        section = (f"\n## {args.workloads} (run {started}, same machine)\n\nCommand: `{command.strip()}`\n\n"
+                   + bench.table(results) + "\n")
+        with args.out.open("a", encoding="utf-8") as fh:
+            fh.write(section)
+        print(section)
+        return
     text = (f"# Benchmark results\n\nRun {started} on {bench.machine()}.\n\nCommand: `{command.strip()}`\n\n"
             f"Workload: {'HH-RLHF harmless-base slice' if HH.exists() else 'example chats'}, scaled with "
             "distinct variants. Each measurement ran in a fresh process; peak RSS is that process's.\n\n"

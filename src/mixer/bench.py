@@ -287,6 +287,8 @@ def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             frame.write_parquet(Path(tmp) / "out.parquet", compression="zstd")
         return {"rows": frame.height, "tokens": counted}
+    if method == "datasets":
+        return _datasets_pipeline(path, extra)
     from mixer import pipeline
 
     if method == "mixer-per-record":  # the reader without its batch path, for the ratio
@@ -314,10 +316,57 @@ type = "tools"
 p = 0.6
 count = [1, 6]
 """)
-        built = pipeline.build_all(recipe, out=Path(tmp) / "out", executor="stream" if method == "mixer-stream" else "memory",
-                                   cache=False)
+        built = pipeline.build_all(recipe, out=Path(tmp) / "out", cache=False,
+                                   executor="stream" if method.endswith("stream") else "memory")
         manifest = next(iter(built.mixtures.values())).manifest
     return {"rows": manifest["totals"]["train"]["rows"]}
+
+
+def hub_workload(jsonl: Path, cache: Path) -> Path:
+    """The JSON Lines workload as a ``datasets`` ``save_to_disk`` folder (what ``load_dataset``
+    users and Hub snapshots have), made once with ``datasets`` itself."""
+    out = cache / (jsonl.stem + ".hub")
+    if not out.exists():
+        import datasets
+
+        datasets.disable_progress_bars()
+        tmp = out.with_suffix(".tmp")
+        datasets.Dataset.from_json(str(jsonl), cache_dir=str(cache / "hf-cache")).save_to_disk(str(tmp))
+        tmp.rename(out)
+    return out
+
+
+def _datasets_pipeline(path: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    """What a user writes instead of mixer: ``load_dataset("json")``, the same augmentation and
+    token counts as a batched ``map(num_proc=2)``, ``interleave_datasets`` with the recipe's
+    probabilities, ``to_parquet``. (No dedup and no accounting: less work than mixer does.)"""
+    import datasets
+
+    from mixer import tokens
+
+    datasets.disable_progress_bars()
+    prompts, tools = _baseline_pools()
+    words = [_words(f"{t['function']['name']} {t['function']['description']}") for t in tools]
+    enc = tokens.encoding("cl100k_base")
+
+    def batch(b: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"system": [], "messages": [], "tools": [], "n_tokens": []}
+        for i, messages in enumerate(b["messages"]):
+            row = augment_row({"id": json.dumps(messages), "system": None, "messages": messages, "tools": []},
+                              prompts, tools, words)
+            texts = [m["content"] for m in messages] + ([row["system"]] if row["system"] else []) + row["tools"]
+            out["n_tokens"].append(sum(len(enc.encode_ordinary(t)) for t in texts)
+                                   + 4 * (len(messages) + bool(row["system"])))
+            for key in ("system", "messages", "tools"):
+                out[key].append(row[key])
+        return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(Path(tmp) / "hf"))
+        ds = ds.map(batch, batched=True, num_proc=2, remove_columns=ds.column_names, load_from_cache_file=False)
+        mixed = datasets.interleave_datasets([ds], probabilities=[1.0], seed=0, stopping_strategy="all_exhausted")
+        mixed.to_parquet(str(Path(tmp) / "out.parquet"))
+        return {"rows": len(mixed), "tokens": int(sum(mixed["n_tokens"]))}
 
 
 def _build_recipe(path: Path, folder: Path) -> Path:
@@ -351,9 +400,15 @@ examples = {third}
     return recipe
 
 
+WORKLOADS = ("augment", "tokens", "io-floor", "build", "build-jsonl", "build-hub")
+
+
 def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = True,
-          log: Any = print) -> list[dict[str, Any]]:
-    """Every workload at every size; returns one result row per (workload, size, method)."""
+          log: Any = print, workloads: tuple[str, ...] = WORKLOADS) -> list[dict[str, Any]]:
+    """Every workload (or those named) at every size; one result row per (workload, size, method)."""
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        raise ValueError(f"unknown workloads {sorted(unknown)}; expected some of {', '.join(WORKLOADS)}")
     results = []
     for n in sizes:
         path = workload(n, cache, hh)
@@ -370,25 +425,35 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
         methods = ["mixer", "mixer-noguard"] + (["python", "datasets-map-1", "datasets-map-2"] if baselines else [])
         if n > 200_000 and baselines:
             methods = ["mixer", "mixer-noguard", "python", "datasets-map-2"]  # num_proc=1 adds nothing new at scale
-        for method in methods:
+        for method in methods if "augment" in workloads else []:
             results.append({"workload": "augment", "size": n, "method": method, **run_one("augment", method, path)})
-        for method in ["mixer", "tiktoken-loop", "tiktoken-distinct"] + (["tiktoken-all"] if n <= 200_000 else []):
-            results.append({"workload": "tokens", "size": n, "method": method, **run_one("tokens", method, path)})
-        tokenizer = model_tokenizer(path, cache)
-        if tokenizer is not None:  # budgets in a model's own tokens (tokenizer = "tokenizer.json")
-            results.append({"workload": "tokens", "size": n, "method": "mixer-model-tokenizer",
-                            **run_one("tokens", "mixer-model-tokenizer", path, {"tokenizer": str(tokenizer)})})
-        results.append({"workload": "io-floor", "size": n, "method": "pyarrow", **run_one("io", "pyarrow", path)})
-        with tempfile.TemporaryDirectory() as tmp:
-            recipe = _build_recipe(path, Path(tmp))
-            for method in ("mixer", "mixer-stream"):
-                results.append({"workload": "build", "size": n, "method": method,
-                                **run_one("build", method, path, {"recipe": str(recipe)})})
-        jsonl = jsonl_workload(path, cache)
-        lines = sum(1 for _ in jsonl.open("rb"))
-        for method in ["mixer", "mixer-stream"] + (["mixer-per-record", "floor"] if baselines else []):
+        if "tokens" in workloads:
+            for method in ["mixer", "tiktoken-loop", "tiktoken-distinct"] + (["tiktoken-all"] if n <= 200_000 else []):
+                results.append({"workload": "tokens", "size": n, "method": method, **run_one("tokens", method, path)})
+            tokenizer = model_tokenizer(path, cache)
+            if tokenizer is not None:  # budgets in a model's own tokens (tokenizer = "tokenizer.json")
+                results.append({"workload": "tokens", "size": n, "method": "mixer-model-tokenizer",
+                                **run_one("tokens", "mixer-model-tokenizer", path, {"tokenizer": str(tokenizer)})})
+        if "io-floor" in workloads:
+            results.append({"workload": "io-floor", "size": n, "method": "pyarrow", **run_one("io", "pyarrow", path)})
+        if "build" in workloads:
+            with tempfile.TemporaryDirectory() as tmp:
+                recipe = _build_recipe(path, Path(tmp))
+                for method in ("mixer", "mixer-stream"):
+                    results.append({"workload": "build", "size": n, "method": method,
+                                    **run_one("build", method, path, {"recipe": str(recipe)})})
+        if "build-jsonl" in workloads or "build-hub" in workloads:
+            jsonl = jsonl_workload(path, cache)
+            lines = sum(1 for _ in jsonl.open("rb"))
+        for method in (["mixer", "mixer-stream"] + (["mixer-per-record", "floor", "datasets"] if baselines else [])
+                       if "build-jsonl" in workloads else []):
             results.append({"workload": "build-jsonl", "size": lines, "method": method,
                             **run_one("jsonl", method, jsonl, {"rows": lines})})
+        if "build-hub" in workloads:
+            hub = hub_workload(jsonl, cache)  # the same rows as a save_to_disk folder
+            for method in ("mixer", "mixer-stream"):
+                results.append({"workload": "build-hub", "size": lines, "method": method,
+                                **run_one("jsonl", method, hub, {"rows": lines})})
         _log_last(results, len(results) - first, log)
     return results
 
