@@ -88,6 +88,10 @@ class _Build:
     phases: list[dict[str, Any]] = field(default_factory=list)  # seconds and rows per stage, for the manifest
     _started: dict[str, float] = field(default_factory=dict)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a row-local closure travels to a cluster's workers with the build; progress stays on the driver
+        return {**self.__dict__, "progress": silent, "_started": {}}
+
     def start(self, stage: str, rows: int) -> None:
         self._started[stage] = time.perf_counter()
         self.progress(StageEvent(stage, "start", rows, executor=self.executor.name))
@@ -155,7 +159,7 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
             manifest["decontamination"] = decontaminated
         output = _export(b, plans, manifest)
         # the one part of the manifest that differs between runs of the same recipe
-        manifest["run"] = {"executor": executor.name, "seconds": round(sum(p["seconds"] for p in b.phases), 3),
+        manifest["run"] = {"executor": executor.name, **executor.describe(), "seconds": round(sum(p["seconds"] for p in b.phases), 3),
                            "phases": b.phases,
                            **({"cache": {"key": key, "hit": entry is not None, "dir": str(cache.root)}}
                               if cache is not None and key is not None else {})}

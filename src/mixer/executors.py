@@ -170,6 +170,10 @@ class Executor(ABC):
     def close(self) -> None:
         """Release what the build stored (a failed build calls it too)."""
 
+    def describe(self) -> dict[str, Any]:
+        """Where the build ran, beyond the executor's name, for the manifest's ``run`` section."""
+        return {}
+
 
 def _assemble(pieces: list[pl.DataFrame]) -> pl.DataFrame:
     """Selected rows in final order: contiguous first (a gather over chunked nested columns is

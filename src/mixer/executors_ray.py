@@ -1,0 +1,204 @@
+"""The Ray executor: row-local work as Ray tasks, global steps on the driver, the same bytes.
+
+:class:`RayExecutor` keeps a build's chunks exactly where :class:`~mixer.executors.LocalStreaming`
+keeps them (Parquet and ``.npy`` files in a spill folder, which on a cluster must be storage
+every node sees) and differs only in where the row-local functions run:
+
+- ``ingest``: the driver reads and normalises each source chunk by chunk with the same readers
+  and adapters as locally (ids of repeated rows depend on reading a source in order, and the
+  rejects must be the same), stores the chunk and hands the row-local part (dedup keys,
+  near-dedup signatures) to a task while it reads the next chunk;
+- ``map`` (prepare, re-sizing repeats, gather): one task per chunk; a task reads and writes
+  the chunk's frames by path through a copy of the executor that carries only the spill
+  folder, and returns the small key tables to the driver, which keeps them in chunk order.
+
+Global steps (dedup marking, selection, order) and export run on the driver on key tables and
+assembled shards, as locally. Every file a task writes has a deterministic name and is written
+under a staging name and renamed, so a retried task (a worker lost mid-write, speculative
+execution) replaces its output whole and never leaves a partial or duplicate piece; output
+shards are committed the same way. Ray is imported only here (the ``ray`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import polars as pl
+
+from mixer import formats, writers
+from mixer.errors import RecipeError
+from mixer.executors import ChunkIO, LocalStreaming, Part, _IO
+from mixer.recipe import Source
+from mixer.sources.read import ReadReport
+
+T = TypeVar("T")
+
+INSTALL = "the ray engine needs Ray: pip install 'mixer[ray]'"
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RecipeError(INSTALL) from None
+    return ray
+
+
+def _staged(path: Path) -> Path:
+    """A unique sibling name to write ``path`` under before renaming it into place."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def _run(executor: RayExecutor, fn: Callable[..., Any], prio: int, c: int, with_chunk: bool) -> Any:
+    """A task's body: ``fn`` on chunk ``c`` of source ``prio``, frames read and written by path."""
+    io = _IO(executor, prio, c)
+    return fn(io, io.get("raw")) if with_chunk else fn(io)
+
+
+class RayExecutor(LocalStreaming):
+    """Chunks in a spill folder (shared storage), row-local steps as Ray tasks.
+
+    ``address`` is a running cluster's (``ray.init(address=...)``); without one, a Ray runtime
+    already started in this process is used, else a local one with ``num_cpus`` (default: this
+    machine's cores) starts and stops when the build ends. ``max_retries`` is how often a task
+    whose worker died is run again.
+    """
+
+    name = "ray"
+
+    def __init__(self, chunk_rows: int = 100_000, spill: Path | None = None, address: str | None = None,
+                 num_cpus: int | None = None, max_retries: int = 3) -> None:
+        self._ray = _ray()  # before the spill folder exists: a missing extra leaves nothing behind
+        super().__init__(chunk_rows, spill)
+        self.address = address
+        self.num_cpus = num_cpus
+        self.max_retries = max_retries
+        self._started = False  # whether this executor started the runtime (and so stops it)
+        self._task: Any = None
+        self._cluster: dict[str, Any] = {}
+        self._worker = False
+
+    # -- the copy a task gets: the spill folder and chunk counts, nothing of the driver's state
+    def __getstate__(self) -> dict[str, Any]:
+        return {"folder": self.folder, "chunk_rows": self.chunk_rows, "chunks": dict(self.chunks)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._worker = True
+        self._out = None
+        self._files, self._shards, self._spec, self._pieces = [], {}, None, 0
+        self._ray, self._started, self._task, self._cluster = None, False, None, {}
+
+    # -- the runtime
+    def _start(self) -> Any:
+        """The remote task function, starting (or joining) the Ray runtime on first use."""
+        if self._worker:
+            raise RuntimeError("a Ray task cannot start tasks of its own build")
+        if self._task is None:
+            ray = self._ray
+            if not ray.is_initialized():
+                if self.address:
+                    ray.init(address=self.address, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False,
+                             log_to_driver=False)
+                self._started = True
+            self._task = ray.remote(max_retries=self.max_retries)(_run)
+            self._cluster = {"cpus": int(ray.cluster_resources().get("CPU", 0)),
+                             "nodes": sum(1 for n in ray.nodes() if n.get("Alive"))}
+        return self._task
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's ``run`` section records the cluster the tasks ran on (CPUs, nodes)."""
+        return {"cluster": dict(self._cluster)} if self._cluster else {}
+
+    def _stop(self) -> None:
+        if self._started and self._ray is not None and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._started, self._task = False, None
+
+    def _window(self) -> int:
+        """Chunks read ahead of their tasks: enough to keep every CPU busy, few enough to bound memory."""
+        return max(2, 2 * self._cluster.get("cpus", 1))
+
+    # -- row-local work as tasks
+    def ingest(self, prio: int, src: Source, fn: Callable[[ChunkIO, pl.DataFrame], T]) -> tuple[ReadReport, list[T]]:
+        """Read ``src`` on the driver (same readers, ids and rejects); ``fn`` on each chunk as a task."""
+        task = self._start()
+        ray = self._ray
+        fn_ref = ray.put(fn)
+        report, chunks = self.read(src)
+        self.chunks[prio] = 0
+        pending: deque[Any] = deque()
+        results: list[T] = []
+        window = self._window()
+        for c, chunk in enumerate(chunks):
+            self.put(prio, c, "raw", chunk)
+            self.chunks[prio] = c + 1
+            pending.append(task.remote(self, fn_ref, prio, c, True))
+            if len(pending) >= window:
+                results.append(ray.get(pending.popleft()))
+        results += ray.get(list(pending))
+        return report, results
+
+    def map(self, prio: int, fn: Callable[[ChunkIO], T]) -> list[T]:
+        """``fn`` on every chunk of source ``prio`` as one task each; results in chunk order."""
+        count = self.chunks.get(prio, 0)
+        if not count:
+            return []
+        task = self._start()
+        fn_ref = self._ray.put(fn)
+        return self._ray.get([task.remote(self, fn_ref, prio, c, False) for c in range(count)])
+
+    # -- storage: every file under a staging name, then renamed (a retried task replaces it whole)
+    def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
+        path = self._path(prio, c, kind)
+        tmp = _staged(path)
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+
+    def put_array(self, prio: int, c: int, kind: str, array: np.ndarray) -> None:
+        path = self._path(prio, c, kind, "npy")
+        tmp = _staged(path)
+        with tmp.open("wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+
+    def put_rows(self, split: str, prio: int, c: int, rows: pl.DataFrame) -> None:
+        for (shard,), part in rows.partition_by("_shard", as_dict=True).items():
+            folder = self.folder / "rows" / split / f"{shard:05d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{prio}-{c}.parquet"
+            tmp = _staged(path)
+            part.drop("_shard").write_parquet(tmp)
+            os.replace(tmp, path)
+
+    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
+        """Write the shard in a staging folder, then rename it to its deterministic name."""
+        spec = self._spec
+        assert spec is not None
+        fmt = formats.FORMATS[spec.format]
+        staging = self.folder / ".staging" / f"{split}-{index:05d}"
+        written = writers.write_shard(part, staging, split, index, count, fmt.suffix if fmt.convert else spec.file,
+                                      fmt.features() if fmt.features else None)
+        target = self.folder / "final" / written.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / written.path, target)
+        self._files = [f for f in self._files if f.path != written.path] + [written]
+
+    def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Any:
+        out = super().output(convert)
+        self._stop()  # every task has run: the rest (frames, files) is read on the driver
+        return out
+
+    def close(self) -> None:
+        if self._worker:
+            return  # a task's copy never removes the build's folder
+        self._stop()
+        super().close()
