@@ -22,6 +22,7 @@ shards are committed the same way. Ray is imported only here (the ``ray`` extra)
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -32,10 +33,11 @@ import numpy as np
 import polars as pl
 
 from mixer import formats, writers
-from mixer.errors import RecipeError
+from mixer.errors import MixerError, RecipeError
 from mixer.executors import ChunkIO, LocalStreaming, Part, _IO
 from mixer.recipe import Source
 from mixer.sources.read import ReadReport
+from mixer.tokens import WORKERS_ENV
 
 T = TypeVar("T")
 
@@ -56,7 +58,10 @@ def _staged(path: Path) -> Path:
 
 
 def _run(executor: RayExecutor, fn: Callable[..., Any], prio: int, c: int, with_chunk: bool) -> Any:
-    """A task's body: ``fn`` on chunk ``c`` of source ``prio``, frames read and written by path."""
+    """A task's body: ``fn`` on chunk ``c`` of source ``prio``, frames read and written by path.
+
+    A task holds one CPU, so it counts tokens in its own process: Ray runs the chunks side by side."""
+    os.environ[WORKERS_ENV] = "1"
     io = _IO(executor, prio, c)
     return fn(io, io.get("raw")) if with_chunk else fn(io)
 
@@ -82,6 +87,7 @@ class RayExecutor(LocalStreaming):
         self._started = False  # whether this executor started the runtime (and so stops it)
         self._task: Any = None
         self._cluster: dict[str, Any] = {}
+        self._inflight: list[Any] = []  # task refs not yet gathered: cancelled if the build fails
         self._worker = False
 
     # -- the copy a task gets: the spill folder and chunk counts, nothing of the driver's state
@@ -93,7 +99,7 @@ class RayExecutor(LocalStreaming):
         self._worker = True
         self._out = None
         self._files, self._shards, self._spec, self._pieces = [], {}, None, 0
-        self._ray, self._started, self._task, self._cluster = None, False, None, {}
+        self._ray, self._started, self._task, self._cluster, self._inflight = None, False, None, {}, []
 
     # -- the runtime
     def _start(self) -> Any:
@@ -102,6 +108,7 @@ class RayExecutor(LocalStreaming):
             raise RuntimeError("a Ray task cannot start tasks of its own build")
         if self._task is None:
             ray = self._ray
+            started = time.perf_counter()
             if not ray.is_initialized():
                 if self.address:
                     ray.init(address=self.address, log_to_driver=False)
@@ -111,7 +118,9 @@ class RayExecutor(LocalStreaming):
                 self._started = True
             self._task = ray.remote(max_retries=self.max_retries)(_run)
             self._cluster = {"cpus": int(ray.cluster_resources().get("CPU", 0)),
-                             "nodes": sum(1 for n in ray.nodes() if n.get("Alive"))}
+                             "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+                             "started": self._started,  # a runtime of its own, not a running one joined
+                             "startup_seconds": round(time.perf_counter() - started, 3)}
         return self._task
 
     def describe(self) -> dict[str, Any]:
@@ -126,6 +135,19 @@ class RayExecutor(LocalStreaming):
     def _window(self) -> int:
         """Chunks read ahead of their tasks: enough to keep every CPU busy, few enough to bound memory."""
         return max(2, 2 * self._cluster.get("cpus", 1))
+
+    def _get(self, refs: Any) -> Any:
+        """Task results; a user-facing error raised in a task is raised as itself (its message,
+        exit code), not as Ray's wrapper around a remote traceback."""
+        try:
+            out = self._ray.get(refs)
+            done = set(refs) if isinstance(refs, list) else {refs}
+            self._inflight = [r for r in self._inflight if r not in done]
+            return out
+        except self._ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, MixerError):
+                raise exc.cause from None
+            raise
 
     # -- row-local work as tasks
     def ingest(self, prio: int, src: Source, fn: Callable[[ChunkIO, pl.DataFrame], T]) -> tuple[ReadReport, list[T]]:
@@ -142,9 +164,10 @@ class RayExecutor(LocalStreaming):
             self.put(prio, c, "raw", chunk)
             self.chunks[prio] = c + 1
             pending.append(task.remote(self, fn_ref, prio, c, True))
+            self._inflight.append(pending[-1])
             if len(pending) >= window:
-                results.append(ray.get(pending.popleft()))
-        results += ray.get(list(pending))
+                results.append(self._get(pending.popleft()))
+        results += self._get(list(pending))
         return report, results
 
     def map(self, prio: int, fn: Callable[[ChunkIO], T]) -> list[T]:
@@ -154,7 +177,9 @@ class RayExecutor(LocalStreaming):
             return []
         task = self._start()
         fn_ref = self._ray.put(fn)
-        return self._ray.get([task.remote(self, fn_ref, prio, c, False) for c in range(count)])
+        refs = [task.remote(self, fn_ref, prio, c, False) for c in range(count)]
+        self._inflight += refs
+        return self._get(refs)
 
     # -- storage: every file under a staging name, then renamed (a retried task replaces it whole)
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
@@ -200,5 +225,10 @@ class RayExecutor(LocalStreaming):
     def close(self) -> None:
         if self._worker:
             return  # a task's copy never removes the build's folder
+        if self._inflight and self._ray is not None and self._ray.is_initialized():
+            for ref in self._inflight:  # a failed build: its other tasks must not write into a removed folder
+                self._ray.cancel(ref, force=True)
+            self._ray.wait(self._inflight, num_returns=len(self._inflight), timeout=30)
+        self._inflight = []
         self._stop()
         super().close()
