@@ -71,8 +71,9 @@ class RayExecutor(LocalStreaming):
 
     ``address`` is a running cluster's (``ray.init(address=...)``); without one, a Ray runtime
     already started in this process is used, else a local one with ``num_cpus`` (default: this
-    machine's cores) starts and stops when the build ends. ``max_retries`` is how often a task
-    whose worker died is run again.
+    machine's cores) starts, and :meth:`close` stops it (a library build that hands out its
+    mixture is not closed: the runtime then serves later builds and stops when the process
+    exits). ``max_retries`` is how often a task whose worker died is run again.
     """
 
     name = "ray"
@@ -216,11 +217,6 @@ class RayExecutor(LocalStreaming):
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / written.path, target)
         self._files = [f for f in self._files if f.path != written.path] + [written]
-
-    def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Any:
-        out = super().output(convert)
-        self._stop()  # every task has run: the rest (frames, files) is read on the driver
-        return out
 
     def close(self) -> None:
         if self._worker:
