@@ -75,6 +75,10 @@ class _Source:
     train: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
     held: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
 
+    def __getstate__(self) -> dict[str, Any]:
+        # what a row-local task on a cluster needs is the recipe's source; the key tables stay on the driver
+        return {**self.__dict__, "train": self.train.clear(), "held": self.held.clear(), "report": None}
+
 
 @dataclass
 class _Build:
@@ -269,10 +273,11 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
     index = build_index(recipe.decontaminate) if recipe.decontaminate is not None else None
     origins: list[pl.DataFrame] = []
     parts: list[pl.DataFrame] = []
+    none = copies.clear()
     for s in b.sources:
-        def prepare(io: ChunkIO, s: _Source = s) -> _Prepared:
+        def prepare(io: ChunkIO, mine: pl.DataFrame | None, s: _Source = s) -> _Prepared:
             out = _Prepared()
-            chunk, out.origins = dedup.drop(io.get("raw"), copies, s.prio, io.chunk)
+            chunk, out.origins = dedup.drop(io.get("raw"), none if mine is None else mine, s.prio, io.chunk)
             if index is not None:
                 assert recipe.decontaminate is not None
                 cleaned, out.removed, flagged = decontaminate({s.src.name: chunk}, recipe.decontaminate, index)
@@ -286,7 +291,7 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
                                         recipe.seed)
             return out
 
-        done = b.executor.map(s.prio, prepare)
+        done = b.executor.map(s.prio, prepare, by_chunk(copies.filter(pl.col("_prio") == s.prio)))
         b.executor.discard(s.prio, "raw")
         s.train = _concat([d.train for d in done], SKINNY)
         s.held = _concat([d.held for d in done], SKINNY)
@@ -355,15 +360,16 @@ def _resizer(b: _Build, s: _Source) -> mix.Resize:
     """Token counts of repeat ``r`` of ranked key rows: re-augmented from the cleaned rows, chunk
     by chunk, exactly as ``gather`` will write them."""
     def resize(rows: pl.DataFrame, r: int) -> np.ndarray:
-        def one(io: ChunkIO) -> pl.DataFrame:
-            mine = rows.filter(pl.col("_chunk") == io.chunk).select("id")
-            fresh = mine.join(io.get("clean"), on="id", how="inner", maintain_order="left")
+        def one(io: ChunkIO, mine: pl.DataFrame | None) -> pl.DataFrame:
+            if mine is None:
+                return pl.DataFrame(schema={"id": pl.String, "_r": pl.UInt32})
+            fresh = mine.select("id").join(io.get("clean"), on="id", how="inner", maintain_order="left")
             if not fresh.height:
                 return pl.DataFrame(schema={"id": pl.String, "_r": pl.UInt32})
             fresh, _, _ = b.augment(fresh.with_columns(pl.col("id") + f"#{r}").select(schema.COLUMNS), s.src)
             return fresh.select(pl.col("id").str.replace(r"#\d+$", ""), _r=pl.col("n_tokens"))
 
-        sized = pl.concat(b.executor.map(s.prio, one))
+        sized = pl.concat(b.executor.map(s.prio, one, by_chunk(rows.select("id", "_chunk"))))
         return (rows.select("id", "n_tokens").join(sized, on="id", how="left", maintain_order="left")
                 .select(pl.col("_r").fill_null(pl.col("n_tokens"))).to_series().to_numpy())
 
@@ -405,12 +411,15 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
     augmented: dict[str, dict[str, int]] = {}
     behaviours: dict[str, dict[str, dict[str, int]]] = {}
     for s in b.sources:
-        mine = {name: plan.filter(pl.col("_prio") == s.prio) for name, plan in plans.items()}
+        mine: dict[int, dict[str, pl.DataFrame]] = {}  # chunk -> split -> its selected rows
+        for split_name, plan in plans.items():
+            for c, part in by_chunk(plan.filter(pl.col("_prio") == s.prio)).items():
+                mine.setdefault(c, {})[split_name] = part
 
-        def gather(io: ChunkIO, s: _Source = s, mine: dict[str, pl.DataFrame] = mine) -> dict[str, pl.DataFrame]:
-            return _gather_chunk(b, s, io, mine)
+        def gather(io: ChunkIO, part: dict[str, pl.DataFrame] | None, s: _Source = s) -> dict[str, pl.DataFrame]:
+            return _gather_chunk(b, s, io, part or {})
 
-        done = b.executor.map(s.prio, gather)
+        done = b.executor.map(s.prio, gather, mine)
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
         behaviours[name] = {}
@@ -519,6 +528,12 @@ def export_options(recipe: Recipe, base_dir: Path) -> dict[str, Any]:
     if recipe.output.format == "text":
         options["template"] = formats.text.load_template(recipe.output.chat_template, base_dir)
     return options
+
+
+def by_chunk(keys: pl.DataFrame) -> dict[int, pl.DataFrame]:
+    """A key table's rows per chunk (``_chunk``): each row-local call gets its own part only, so a
+    cluster ships every key row once, not the whole table with every chunk's task."""
+    return {c: part for (c,), part in keys.partition_by("_chunk", as_dict=True).items()}
 
 
 def _concat(parts: list[pl.DataFrame], columns: Any) -> pl.DataFrame:

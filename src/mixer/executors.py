@@ -11,7 +11,8 @@ row-local functions over them:
 What an executor must provide (a cluster executor, e.g. Ray Data, implements the same calls
 with tasks over blocks and shared storage): ``ingest`` (read a source chunk by chunk, running
 a row-local function on each), ``map`` (run a row-local function on every chunk of a source
-with a :class:`ChunkIO` to its stored frames), ``signature_table`` (gather near-dedup
+with a :class:`ChunkIO` to its stored frames, and that chunk's part of a key table, so each
+task gets only its own rows), ``signature_table`` (gather near-dedup
 signatures of given rows into one array for the global clustering step), ``shards`` (the
 selected rows of a split assembled in final order, one output shard at a time),
 ``put_output`` (keep or write a converted shard) and ``output``/``close``. Global steps never
@@ -25,7 +26,7 @@ import shutil
 from abc import ABC, abstractmethod
 import tempfile
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -116,9 +117,10 @@ class Executor(ABC):
             results.append(fn(io, chunk))
         return report, results
 
-    def map(self, prio: int, fn: Callable[[ChunkIO], T]) -> list[T]:
-        """Run the row-local ``fn`` on every chunk of source ``prio``, in chunk order."""
-        return [fn(_IO(self, prio, c)) for c in range(self.chunks.get(prio, 0))]
+    def map(self, prio: int, fn: Callable[[ChunkIO, Any], T], parts: Mapping[int, Any]) -> list[T]:
+        """Run the row-local ``fn`` on every chunk of source ``prio``, in chunk order, with the
+        chunk's part (``parts[chunk]``, None when it has none)."""
+        return [fn(_IO(self, prio, c), parts.get(c)) for c in range(self.chunks.get(prio, 0))]
 
     # -- storage
     @abstractmethod

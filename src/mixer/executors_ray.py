@@ -25,7 +25,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,13 +57,14 @@ def _staged(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
-def _run(executor: RayExecutor, fn: Callable[..., Any], prio: int, c: int, with_chunk: bool) -> Any:
-    """A task's body: ``fn`` on chunk ``c`` of source ``prio``, frames read and written by path.
+def _run(executor: RayExecutor, fn: Callable[..., Any], prio: int, c: int, with_chunk: bool, part: Any = None) -> Any:
+    """A task's body: ``fn`` on chunk ``c`` of source ``prio`` (and its ``part`` of a key table),
+    frames read and written by path.
 
     A task holds one CPU, so it counts tokens in its own process: Ray runs the chunks side by side."""
     os.environ[WORKERS_ENV] = "1"
     io = _IO(executor, prio, c)
-    return fn(io, io.get("raw")) if with_chunk else fn(io)
+    return fn(io, io.get("raw")) if with_chunk else fn(io, part)
 
 
 class RayExecutor(LocalStreaming):
@@ -171,14 +172,15 @@ class RayExecutor(LocalStreaming):
         results += self._get(list(pending))
         return report, results
 
-    def map(self, prio: int, fn: Callable[[ChunkIO], T]) -> list[T]:
-        """``fn`` on every chunk of source ``prio`` as one task each; results in chunk order."""
+    def map(self, prio: int, fn: Callable[[ChunkIO, Any], T], parts: Mapping[int, Any]) -> list[T]:
+        """``fn`` on every chunk of source ``prio`` as one task each, shipped once; each task gets
+        its own chunk's part; results in chunk order."""
         count = self.chunks.get(prio, 0)
         if not count:
             return []
         task = self._start()
         fn_ref = self._ray.put(fn)
-        refs = [task.remote(self, fn_ref, prio, c, False) for c in range(count)]
+        refs = [task.remote(self, fn_ref, prio, c, False, parts.get(c)) for c in range(count)]
         self._inflight += refs
         return self._get(refs)
 
