@@ -112,7 +112,11 @@ def main() -> None:
     with args.out.open("a", encoding="utf-8") as fh:
         fh.write(text + "\n")
     print(text)
-    print(json.dumps({k: {"seconds": v["seconds"], "phases": v["run"]["phases"]} for k, v in runs.items()}))
+    measured = {"rows": rows, "chunk_rows": args.chunk_rows, "cpus": cluster["cpus"], "key_bytes_per_row": keys,
+                "input_bytes_per_row": path.stat().st_size / rows, "date": started,
+                **{k: {"seconds": v["seconds"], "phases": v["run"]["phases"]} for k, v in runs.items()},
+                "ray_startup_seconds": startup}
+    (HERE / f"ray-{args.rows}.json").write_text(json.dumps(measured, indent=1) + "\n")  # read by benchmarks/scale.py
 
 
 def _rate(phase: dict) -> str:

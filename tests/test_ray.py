@@ -94,8 +94,8 @@ def test_ray_build_matches_the_in_memory_build(case, params, tmp_path: Path, mon
 
 class _FailOnce(RayExecutor):
     """A Ray executor whose workers die once mid-build: while writing a chunk's prepared rows
-    (a staged file half written) and right after committing a gathered piece (its retry
-    writes the same name again). Marker files in ``marks`` make each fault happen once."""
+    (a staged file half written), right after committing a gathered piece and right after
+    committing an output shard (their retries write the same names again). Marker files in ``marks`` make each fault happen once."""
 
     def __init__(self, marks: Path, **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -122,6 +122,12 @@ class _FailOnce(RayExecutor):
         if self._worker and c == 2 and self._once(f"rows-{split}"):
             os._exit(1)
 
+    def _commit(self, split: str, index: int, count: int, part):
+        written = super()._commit(split, index, count, part)
+        if self._worker and index == 1 and self._once(f"shard-{split}"):
+            os._exit(1)  # a committed output shard, then the worker dies: the retry commits it again
+        return written
+
 
 def test_a_worker_dying_mid_task_is_retried_and_the_output_is_identical(tmp_path: Path, runtime: object) -> None:
     ray.cloudpickle.register_pickle_by_value(__import__(__name__))  # workers cannot import the tests
@@ -145,7 +151,7 @@ shard_rows = 20
     marks.mkdir()
     executor = _FailOnce(marks, chunk_rows=8, max_retries=2)
     mixture = pipeline.build(recipe, executor=executor)
-    assert {"ready", "rows-train"} <= {p.name for p in marks.iterdir()}  # both faults happened
+    assert {"ready", "rows-train", "shard-train"} <= {p.name for p in marks.iterdir()}  # every fault happened
     assert output_files(mixture.write(tmp_path / "ray")) == memory
 
 
@@ -187,3 +193,15 @@ def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path,
     assert result.exit_code == 2
     assert result.output == "error: the ray engine needs Ray: pip install 'mixer[ray]'\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "r.toml"]
+
+
+def test_text_format_shards_are_converted_in_tasks_with_the_chat_template_loaded_there(
+        tmp_path: Path, runtime: object) -> None:
+    """A compiled chat template does not pickle: each export task loads it again from the recipe."""
+    write_jsonl(tmp_path / "a.jsonl", chats(30))
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 40\nvalidation = 0.1\n'
+                                              '[sources.a]\npath = "a.jsonl"\nweight = 1\nmax_epochs = 2\n'
+                                              '[output]\nformat = "text"\nshard_rows = 9\n')
+    memory = output_files(pipeline.build(recipe).write(tmp_path / "memory"))
+    assert output_files(_cli(recipe, tmp_path / "ray", 7)) == memory
+    assert sum(name.startswith("data/train-") for name in memory) == 5

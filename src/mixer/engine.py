@@ -495,17 +495,13 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     written: list[pl.DataFrame] = []  # which rows the trainer-format files hold, in their order
     for name in names:
         rows[name], rejects[name], renamed[name] = 0, [], []
-        for index, count, frame in b.executor.shards(name, plans[name].height, recipe.output):
-            frame = schema.check(frame, "export")
-            part: pl.DataFrame | list[dict[str, Any]] = frame
-            if convert is not None:
-                exported = convert(frame)
-                part = exported.rows
-                rejects[name] += exported.rejects
-                renamed[name] += exported.renamed
-                written.append(provenance(name, frame, exported.rejects))
-            rows[name] += len(part) if isinstance(part, list) else part.height
-            b.executor.put_output(name, index, count, frame, part)
+        shard = _Shard(recipe, b.base_dir, name, convert)
+        for done in b.executor.export(name, plans[name].height, recipe.output, shard):
+            rows[name] += done.rows
+            rejects[name] += done.rejects
+            renamed[name] += done.renamed
+            if done.provenance is not None:
+                written.append(done.provenance)
     if convert is not None:
         manifest["export"] = manifest_mod.export_summary(rows, rejects, recipe, manifest["sources"], renamed)
     output = b.executor.output(convert)
@@ -513,6 +509,46 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     output.provenance = pl.concat(written) if written else None
     b.end("export", sum(rows.values()))
     return output
+
+
+@dataclass
+class ShardSummary:
+    """What one output shard's conversion wrote: rows, rejects, renamed tools, provenance."""
+
+    rows: int
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    renamed: list[dict[str, Any]] = field(default_factory=list)
+    provenance: pl.DataFrame | None = None
+
+
+@dataclass
+class _Shard:
+    """Row-local: one output shard of ``split`` (canonical rows in final order) converted to the
+    output format. A cluster runs it in tasks: it pickles without its converter, whose options
+    (a compiled chat template) are loaded again where it runs."""
+
+    recipe: Recipe
+    base_dir: Path
+    split: str
+    convert: Callable[[pl.DataFrame], formats.Exported] | None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "convert": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        fmt = formats.FORMATS[self.recipe.output.format]
+        if fmt.convert is not None:
+            options = export_options(self.recipe, self.base_dir)
+            self.convert = lambda frame: formats.export(frame, fmt, **options)
+
+    def __call__(self, frame: pl.DataFrame) -> tuple[pl.DataFrame | list[dict[str, Any]], ShardSummary]:
+        frame = schema.check(frame, "export")
+        if self.convert is None:
+            return frame, ShardSummary(frame.height)
+        exported = self.convert(frame)
+        return exported.rows, ShardSummary(len(exported.rows), exported.rejects, exported.renamed,
+                                       provenance(self.split, frame, exported.rejects))
 
 
 def provenance(split: str, frame: pl.DataFrame, rejects: list[dict[str, Any]]) -> pl.DataFrame:

@@ -15,7 +15,8 @@ with a :class:`ChunkIO` to its stored frames, and that chunk's part of a key tab
 task gets only its own rows), ``signature_table`` (gather near-dedup
 signatures of given rows into one array for the global clustering step), ``shards`` (the
 selected rows of a split assembled in final order, one output shard at a time),
-``put_output`` (keep or write a converted shard) and ``output``/``close``. Global steps never
+``put_output`` (keep or write a converted shard; ``export`` runs both with a row-local
+conversion per shard) and ``output``/``close``. Global steps never
 see an executor: they take and give small key tables.
 """
 
@@ -159,6 +160,18 @@ class Executor(ABC):
     def shards(self, split: str, total: int, output: OutputSpec) -> Iterator[tuple[int, int, pl.DataFrame]]:
         """``(index, count, rows in final order)`` of each assembled output group of a split."""
         raise NotImplementedError
+
+    def export(self, split: str, total: int, output: OutputSpec,
+               convert: Callable[[pl.DataFrame], tuple[Part, T]]) -> list[T]:
+        """Each output shard of ``split`` assembled in final order, converted by the row-local
+        ``convert`` (which returns the shard's part and a small summary) and kept or written with
+        :meth:`put_output`; the summaries in shard order."""
+        done = []
+        for index, count, frame in self.shards(split, total, output):
+            part, summary = convert(frame)
+            self.put_output(split, index, count, frame, part)
+            done.append(summary)
+        return done
 
     @abstractmethod
     def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:

@@ -8,20 +8,23 @@ every node sees) and differs only in where the row-local functions run:
   and adapters as locally (ids of repeated rows depend on reading a source in order, and the
   rejects must be the same), stores the chunk and hands the row-local part (dedup keys,
   near-dedup signatures) to a task while it reads the next chunk;
-- ``map`` (prepare, re-sizing repeats, gather): one task per chunk; a task reads and writes
-  the chunk's frames by path through a copy of the executor that carries only the spill
-  folder, and returns the small key tables to the driver, which keeps them in chunk order.
+- ``map`` (prepare, re-sizing repeats, gather): one task per chunk, given only its chunk's part
+  of the key table; a task reads and writes the chunk's frames by path through a copy of the
+  executor that carries only the spill folder, and returns small key tables to the driver,
+  which keeps them in chunk order;
+- ``export``: one task per output shard (assemble its pieces in final order, convert, write).
 
-Global steps (dedup marking, selection, order) and export run on the driver on key tables and
-assembled shards, as locally. Every file a task writes has a deterministic name and is written
-under a staging name and renamed, so a retried task (a worker lost mid-write, speculative
-execution) replaces its output whole and never leaves a partial or duplicate piece; output
-shards are committed the same way. Ray is imported only here (the ``ray`` extra).
+Global steps (dedup marking, selection, order) run on the driver on key tables, as locally.
+Every file a task writes has a deterministic name and is written under a staging name and
+renamed, output shards too, so a retried task (a worker lost mid-write, speculative execution)
+replaces its output whole and never leaves a partial or duplicate piece. Ray is imported only
+here (the ``ray`` extra).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections import deque
@@ -34,8 +37,8 @@ import polars as pl
 
 from mixer import formats, writers
 from mixer.errors import MixerError, RecipeError
-from mixer.executors import ChunkIO, LocalStreaming, Part, _IO
-from mixer.recipe import Source
+from mixer.executors import ChunkIO, LocalStreaming, Part, _IO, _assemble
+from mixer.recipe import Output as OutputSpec, Source
 from mixer.sources.read import ReadReport
 from mixer.tokens import WORKERS_ENV
 
@@ -67,6 +70,15 @@ def _run(executor: RayExecutor, fn: Callable[..., Any], prio: int, c: int, with_
     return fn(io, io.get("raw")) if with_chunk else fn(io, part)
 
 
+def _export(executor: RayExecutor, convert: Callable[[pl.DataFrame], tuple[Part, Any]], split: str, index: int,
+            count: int) -> tuple[writers.OutputFile, Any]:
+    """A task's body: output shard ``index`` of ``split`` assembled from its pieces in final order,
+    converted, and committed under its deterministic name; returns the file and the summary."""
+    os.environ[WORKERS_ENV] = "1"
+    part, summary = convert(_assemble([pl.read_parquet(executor._pieces_of(split, index))]))
+    return executor._commit(split, index, count, part), summary
+
+
 class RayExecutor(LocalStreaming):
     """Chunks in a spill folder (shared storage), row-local steps as Ray tasks.
 
@@ -88,20 +100,22 @@ class RayExecutor(LocalStreaming):
         self.max_retries = max_retries
         self._started = False  # whether this executor started the runtime (and so stops it)
         self._task: Any = None
+        self._export_task: Any = None
         self._cluster: dict[str, Any] = {}
         self._inflight: list[Any] = []  # task refs not yet gathered: cancelled if the build fails
         self._worker = False
 
     # -- the copy a task gets: the spill folder and chunk counts, nothing of the driver's state
     def __getstate__(self) -> dict[str, Any]:
-        return {"folder": self.folder, "chunk_rows": self.chunk_rows, "chunks": dict(self.chunks)}
+        return {"folder": self.folder, "chunk_rows": self.chunk_rows, "chunks": dict(self.chunks), "_spec": self._spec}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._worker = True
         self._out = None
-        self._files, self._shards, self._spec, self._pieces = [], {}, None, 0
+        self._files, self._shards, self._pieces = [], {}, 0
         self._ray, self._started, self._task, self._cluster, self._inflight = None, False, None, {}, []
+        self._export_task = None
 
     # -- the runtime
     def _start(self) -> Any:
@@ -119,6 +133,7 @@ class RayExecutor(LocalStreaming):
                              log_to_driver=False)
                 self._started = True
             self._task = ray.remote(max_retries=self.max_retries)(_run)
+            self._export_task = ray.remote(max_retries=self.max_retries)(_export)
             self._cluster = {"cpus": int(ray.cluster_resources().get("CPU", 0)),
                              "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
                              "started": self._started,  # a runtime of its own, not a running one joined
@@ -132,7 +147,7 @@ class RayExecutor(LocalStreaming):
     def _stop(self) -> None:
         if self._started and self._ray is not None and self._ray.is_initialized():
             self._ray.shutdown()
-        self._started, self._task = False, None
+        self._started, self._task, self._export_task = False, None, None
 
     def _window(self) -> int:
         """Chunks read ahead of their tasks: enough to keep every CPU busy, few enough to bound memory."""
@@ -207,18 +222,38 @@ class RayExecutor(LocalStreaming):
             part.drop("_shard").write_parquet(tmp)
             os.replace(tmp, path)
 
+    def export(self, split: str, total: int, output: OutputSpec,
+               convert: Callable[[pl.DataFrame], tuple[Part, T]]) -> list[T]:
+        """One task per output shard: assemble, convert, commit; summaries in shard order."""
+        self._spec = output
+        count = len(writers.shard_plan(total, output.shard_rows))
+        self._shards[split] = count
+        if not count:
+            return []
+        self._start()
+        fn_ref = self._ray.put(convert)
+        refs = [self._export_task.remote(self, fn_ref, split, i, count) for i in range(count)]
+        self._inflight += refs
+        done = self._get(refs)
+        self._files += [file for file, _ in done]
+        return [summary for _, summary in done]
+
     def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
-        """Write the shard in a staging folder, then rename it to its deterministic name."""
+        self._files.append(self._commit(split, index, count, part))
+
+    def _commit(self, split: str, index: int, count: int, part: Part) -> writers.OutputFile:
+        """Write the shard in a staging folder of its own, then rename it to its deterministic name."""
         spec = self._spec
         assert spec is not None
         fmt = formats.FORMATS[spec.format]
-        staging = self.folder / ".staging" / f"{split}-{index:05d}"
+        staging = self.folder / ".staging" / f"{split}-{index:05d}-{uuid.uuid4().hex}"
         written = writers.write_shard(part, staging, split, index, count, fmt.suffix if fmt.convert else spec.file,
                                       fmt.features() if fmt.features else None)
         target = self.folder / "final" / written.path
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / written.path, target)
-        self._files = [f for f in self._files if f.path != written.path] + [written]
+        shutil.rmtree(staging, ignore_errors=True)
+        return written
 
     def close(self) -> None:
         if self._worker:
