@@ -205,3 +205,17 @@ def test_text_format_shards_are_converted_in_tasks_with_the_chat_template_loaded
     memory = output_files(pipeline.build(recipe).write(tmp_path / "memory"))
     assert output_files(_cli(recipe, tmp_path / "ray", 7)) == memory
     assert sum(name.startswith("data/train-") for name in memory) == 5
+
+
+def test_every_stage_reports_the_same_rows_on_ray_as_in_memory(tmp_path: Path, runtime: object) -> None:
+    from mixer.engine import STAGES
+
+    write_jsonl(tmp_path / "a.jsonl", chats(30) + chats(30)[:5])
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 40\nvalidation = 0.1\n'
+                                              '[sources.a]\npath = "a.jsonl"\nweight = 1\nmax_epochs = 2\n')
+    seen: dict[str, list] = {"memory": [], "ray": []}
+    for engine, events in seen.items():
+        pipeline.build(recipe, engine=engine, chunk_rows=4, progress=events.append)
+    assert [(e.stage, e.event) for e in seen["ray"]] == [(s, ev) for s in STAGES for ev in ("start", "end")]
+    assert all(e.executor == "ray" for e in seen["ray"])
+    assert [(e.stage, e.event, e.rows) for e in seen["ray"]] == [(e.stage, e.event, e.rows) for e in seen["memory"]]

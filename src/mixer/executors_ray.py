@@ -23,6 +23,7 @@ here (the ``ray`` extra).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -104,6 +105,11 @@ class RayExecutor(LocalStreaming):
         self._cluster: dict[str, Any] = {}
         self._inflight: list[Any] = []  # task refs not yet gathered: cancelled if the build fails
         self._worker = False
+        try:
+            self._start()  # before the build's first stage, so stage timings do not include the start-up
+        except BaseException:
+            super().close()  # the spill folder goes with the failed start
+            raise
 
     # -- the copy a task gets: the spill folder and chunk counts, nothing of the driver's state
     def __getstate__(self) -> dict[str, Any]:
@@ -127,10 +133,16 @@ class RayExecutor(LocalStreaming):
             started = time.perf_counter()
             if not ray.is_initialized():
                 if self.address:
-                    ray.init(address=self.address, log_to_driver=False)
+                    try:
+                        ray.init(address=self.address, log_to_driver=False)
+                    except (ConnectionError, RuntimeError, ValueError) as exc:
+                        raise RecipeError(f"--address {self.address}: no Ray cluster to join there ({exc}); "
+                                          "start one with `ray start --head`, or leave out --address for a "
+                                          "local runtime") from None
                 else:
+                    # a private runtime for this build: its start-up notices are not the user's concern
                     ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False,
-                             log_to_driver=False)
+                             log_to_driver=False, logging_level=logging.ERROR)
                 self._started = True
             self._task = ray.remote(max_retries=self.max_retries)(_run)
             self._export_task = ray.remote(max_retries=self.max_retries)(_export)
