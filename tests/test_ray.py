@@ -219,3 +219,20 @@ def test_every_stage_reports_the_same_rows_on_ray_as_in_memory(tmp_path: Path, r
     assert [(e.stage, e.event) for e in seen["ray"]] == [(s, ev) for s in STAGES for ev in ("start", "end")]
     assert all(e.executor == "ray" for e in seen["ray"])
     assert [(e.stage, e.event, e.rows) for e in seen["ray"]] == [(e.stage, e.event, e.rows) for e in seen["memory"]]
+
+
+def test_bad_input_met_while_tasks_run_fails_as_streaming_does_and_leaves_nothing(tmp_path: Path,
+                                                                                 runtime: object) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(60))
+    with (tmp_path / "a.jsonl").open("a") as fh:
+        fh.write("{broken json\n")
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 10\n[sources.a]\npath = "a.jsonl"\n'
+                                              'weight = 1\n')
+    out = {}
+    for engine in ("stream", "ray"):
+        result = CliRunner().invoke(main, ["build", str(recipe), "--engine", engine, "--chunk-rows", "5", "-q",
+                                           "--out", str(tmp_path / engine)])
+        assert result.exit_code == 1, result.output
+        out[engine] = result.output
+    assert out["ray"] == out["stream"] and "a.jsonl:61" in out["ray"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "r.toml"]
