@@ -107,8 +107,10 @@ def main() -> None:
                  f"{sum(there.values()):,.0f} | {sum(after.values()):,.0f} |")
     keys = m["key_bytes_per_row"]
     peak = max(keys["dedup keys"], keys["selection keys"] + keys["order plan"])
-    lines += ["", f"Driver key tables at {args.rows / 1e9:g}B rows: dedup keys {keys['dedup keys'] * args.rows / 1e9:,.0f} GB "
-              f"(read to dedup), then selection keys + order plan {(keys['selection keys'] + keys['order plan']) * args.rows / 1e9:,.0f} GB "
+    gb = args.rows / 1e9
+    lines += ["", f"Driver key tables at {gb:g}B rows: dedup keys {keys['dedup keys'] * gb:,.0f} GB "
+              f"(read to dedup), then selection keys + order plan "
+              f"{(keys['selection keys'] + keys['order plan']) * gb:,.0f} GB "
               f"(select to the end of gather): peak about {peak:.0f} B/row, {peak * args.rows / 1e9:,.0f} GB before "
               "Polars' working copies in sorts and joins.",
               f"Spill traffic on shared storage: about {m['input_bytes_per_row']:.0f} B/row per copy of the rows "

@@ -95,7 +95,8 @@ def test_ray_build_matches_the_in_memory_build(case, params, tmp_path: Path, mon
 class _FailOnce(RayExecutor):
     """A Ray executor whose workers die once mid-build: while writing a chunk's prepared rows
     (a staged file half written), right after committing a gathered piece and right after
-    committing an output shard (their retries write the same names again). Marker files in ``marks`` make each fault happen once."""
+    committing an output shard (their retries write the same names again). Marker files in
+    ``marks`` make each fault happen once."""
 
     def __init__(self, marks: Path, **kwargs: object) -> None:
         super().__init__(**kwargs)

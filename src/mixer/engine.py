@@ -163,7 +163,8 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
             manifest["decontamination"] = decontaminated
         output = _export(b, plans, manifest)
         # the one part of the manifest that differs between runs of the same recipe
-        manifest["run"] = {"executor": executor.name, **executor.describe(), "seconds": round(sum(p["seconds"] for p in b.phases), 3),
+        manifest["run"] = {"executor": executor.name, **executor.describe(),
+                           "seconds": round(sum(p["seconds"] for p in b.phases), 3),
                            "phases": b.phases,
                            **({"cache": {"key": key, "hit": entry is not None, "dir": str(cache.root)}}
                               if cache is not None and key is not None else {})}
