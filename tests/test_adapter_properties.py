@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixer.recipe import Source
-from mixer.sources import adapters
+from mixer.sources.formats import FORMATS
 from mixer.sources.adapters import RowError
 
 SRC = Source(name="p", path="/x")
@@ -37,7 +37,7 @@ def openai_records(draw):
 @settings(max_examples=150, deadline=None)
 def test_openai_records_round_trip(case) -> None:
     record, system, turns = case
-    row = adapters.openai(record, SRC)
+    row = FORMATS["openai"].adapt(record, SRC)
     assert row["system"] == system
     assert [(m["role"], m["content"]) for m in row["messages"]] == [
         (role, content) for pair in turns for role, content in zip(("user", "assistant"), pair)]
@@ -48,7 +48,7 @@ def test_openai_records_round_trip(case) -> None:
 def test_sharegpt_records_round_trip(turns, system) -> None:
     convo = [{"from": f, "value": v} for pair in turns for f, v in zip(("human", "gpt"), pair)]
     record = {"conversations": convo, **({"system": system} if system else {})}
-    row = adapters.sharegpt(record, SRC)
+    row = FORMATS["sharegpt"].adapt(record, SRC)
     assert row["system"] == system
     assert [m["content"] for m in row["messages"]] == [v for pair in turns for v in pair]
 
@@ -61,14 +61,15 @@ def test_hh_rlhf_transcripts_round_trip(turns) -> None:
     if not turns:
         return
     transcript = "".join(f"\n\nHuman: {u}\n\nAssistant: {a}" for u, a in turns)
-    row = adapters.hh_rlhf({"chosen": transcript, "rejected": transcript}, SRC)
+    row = FORMATS["hh-rlhf"].adapt({"chosen": transcript, "rejected": transcript}, SRC)
     assert [m["content"] for m in row["messages"]] == [x for pair in turns for x in pair]
 
 
 @given(junk_records)
 @settings(max_examples=400, deadline=None)
 def test_junk_never_crashes_any_adapter(record) -> None:
-    for name, adapt in adapters.ADAPTERS.items():
+    for name, fmt in FORMATS.items():
+        adapt = fmt.adapt
         try:
             row = adapt(record, SRC)
         except RowError:

@@ -10,8 +10,8 @@ import pytest
 from conftest import HH, needs_shared
 from mixer.errors import RecipeError
 from mixer.recipe import Source
-from mixer.sources import adapters
-from mixer.sources.adapters import RowError
+from mixer.sources.formats import FORMATS
+from mixer.sources.adapters import RowError, rename
 from mixer.sources.read import read_source
 
 SRC = Source(name="s", path="/nonexistent")
@@ -22,14 +22,14 @@ def roles(row: dict) -> list[str]:
 
 
 def test_openai_leading_system_moves_to_the_system_column() -> None:
-    row = adapters.openai({"messages": [
+    row = FORMATS["openai"].adapt({"messages": [
         {"role": "system", "content": "Be kind."},
         {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}, SRC)
     assert row["system"] == "Be kind." and roles(row) == ["user", "assistant"]
 
 
 def test_openai_tool_calls_become_a_json_string_with_string_arguments() -> None:
-    row = adapters.openai({"messages": [
+    row = FORMATS["openai"].adapt({"messages": [
         {"role": "user", "content": "weather?"},
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]},
@@ -43,12 +43,12 @@ def test_openai_tool_calls_become_a_json_string_with_string_arguments() -> None:
 
 
 def test_openai_content_parts_are_joined_and_images_rejected() -> None:
-    row = adapters.openai({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"},
+    row = FORMATS["openai"].adapt({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"},
                                                                       {"type": "text", "text": "b"}]},
                                         {"role": "assistant", "content": "c"}]}, SRC)
     assert row["messages"][0]["content"] == "ab"
     with pytest.raises(RowError, match="non-text content part 'image_url'"):
-        adapters.openai({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, SRC)
+        FORMATS["openai"].adapt({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, SRC)
 
 
 @pytest.mark.parametrize("messages, reason", [
@@ -61,11 +61,11 @@ def test_openai_content_parts_are_joined_and_images_rejected() -> None:
 ])
 def test_openai_invalid_rows_raise_a_reason(messages, reason: str) -> None:
     with pytest.raises(RowError, match=reason):
-        adapters.openai({"messages": messages}, SRC)
+        FORMATS["openai"].adapt({"messages": messages}, SRC)
 
 
 def test_sharegpt_maps_speakers_function_calls_and_observations() -> None:
-    row = adapters.sharegpt({"system": "sys", "tools": json.dumps([{"name": "f", "parameters": {"type": "object"}}]),
+    row = FORMATS["sharegpt"].adapt({"system": "sys", "tools": json.dumps([{"name": "f", "parameters": {"type": "object"}}]),
                              "conversations": [
                                  {"from": "human", "value": "do f"},
                                  {"from": "function_call", "value": '{"name": "f", "arguments": {"x": 1}}'},
@@ -78,43 +78,43 @@ def test_sharegpt_maps_speakers_function_calls_and_observations() -> None:
 
 def test_sharegpt_unknown_speaker_is_rejected() -> None:
     with pytest.raises(RowError, match="unknown speaker 'narrator'"):
-        adapters.sharegpt({"conversations": [{"from": "narrator", "value": "x"}]}, SRC)
+        FORMATS["sharegpt"].adapt({"conversations": [{"from": "narrator", "value": "x"}]}, SRC)
 
 
 def test_alpaca_joins_instruction_and_input_and_keeps_history() -> None:
-    row = adapters.alpaca({"instruction": "Translate", "input": "chat", "output": "cat", "system": "S",
+    row = FORMATS["alpaca"].adapt({"instruction": "Translate", "input": "chat", "output": "cat", "system": "S",
                            "history": [["hi", "hello"]]}, SRC)
     assert [m["content"] for m in row["messages"]] == ["hi", "hello", "Translate\n\nchat", "cat"]
     assert row["system"] == "S"
 
 
 def test_alpaca_without_input_uses_the_instruction_alone() -> None:
-    row = adapters.alpaca({"instruction": "Say hi", "input": "", "output": "hi"}, SRC)
+    row = FORMATS["alpaca"].adapt({"instruction": "Say hi", "input": "", "output": "hi"}, SRC)
     assert row["messages"][0]["content"] == "Say hi"
 
 
 def test_hh_rlhf_splits_turns_and_repairs_known_artifacts() -> None:
     text = "\n\nHuman: a\n\nAssistant: b\n\nAssistant: c\n\nHuman: d\n\nAssistant: "
-    row = adapters.hh_rlhf({"chosen": text, "rejected": text}, SRC)
+    row = FORMATS["hh-rlhf"].adapt({"chosen": text, "rejected": text}, SRC)
     assert [(m["role"], m["content"]) for m in row["messages"]] == [("user", "a"), ("assistant", "b\n\nc"), ("user", "d")]
     assert row["meta"]["repairs"] == ["merged consecutive turns", "removed empty final turn"]
 
 
 def test_hh_rlhf_side_selects_rejected() -> None:
     rec = {"chosen": "\n\nHuman: q\n\nAssistant: good", "rejected": "\n\nHuman: q\n\nAssistant: bad"}
-    row = adapters.hh_rlhf(rec, Source(name="s", path="/x", side="rejected"))
+    row = FORMATS["hh-rlhf"].adapt(rec, Source(name="s", path="/x", side="rejected"))
     assert row["messages"][-1]["content"] == "bad"
 
 
 def test_document_uses_the_configured_text_field() -> None:
-    row = adapters.document({"body": "Some text.", "title": "T"}, Source(name="d", path="/x", text_field="body"))
+    row = FORMATS["document"].adapt({"body": "Some text.", "title": "T"}, Source(name="d", path="/x", text_field="body"))
     assert row["kind"] == "document" and row["text"] == "Some text." and row["meta"] == {"title": "T"}
     with pytest.raises(RowError, match="empty document text"):
-        adapters.document({"text": "   "}, SRC)
+        FORMATS["document"].adapt({"text": "   "}, SRC)
 
 
 def test_rename_maps_odd_column_names() -> None:
-    assert adapters.rename({"dialog": [1]}, {"messages": "dialog"}) == {"messages": [1]}
+    assert rename({"dialog": [1]}, {"messages": "dialog"}) == {"messages": [1]}
 
 
 def test_detection_failure_lists_the_columns_seen(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import HH, REPO, SHARED, needs_shared, write_jsonl, write_recipe
+from conftest import HH, REPO, SHARED, needs_shared, write_jsonl
 from mixer import audit as audit_mod
 from mixer.cli import main
 

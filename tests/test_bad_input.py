@@ -87,7 +87,7 @@ def test_empty_turn(tmp_path: Path) -> None:
 def test_50_mb_single_line_is_rejected_as_too_large(tmp_path: Path) -> None:
     huge = {"messages": [{"role": "user", "content": "x" * 50_000_000}, {"role": "assistant", "content": "ok"}]}
     data(tmp_path, "\n".join(GOOD + [json.dumps(huge)]) + "\n")
-    fails(tmp_path, 1, "data.jsonl:6", "record too large (50.0 MB", "max_record_mb")
+    fails(tmp_path, 1, "data.jsonl:6", "50.0 MB: record too large (limit 16 MB", "max_record_mb")
 
 
 def test_50_mb_single_line_is_skipped_and_counted_with_on_error_skip(tmp_path: Path) -> None:

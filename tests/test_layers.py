@@ -36,13 +36,14 @@ def graph() -> dict[str, set[str]]:
                 if node.level:
                     up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(up + ([node.module] if node.module else []))
-                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+                # ``from pkg import a, b``: an edge to each submodule named, else to ``pkg`` itself
+                named = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in mods]
+                targets = named or [base]
             for target in targets:
                 while target and target not in mods and "." in target:
                     target = target.rsplit(".", 1)[0]
                 if target in mods and target != name:
                     edges[name].add(target)
-                    break
     return edges
 
 

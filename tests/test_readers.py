@@ -131,7 +131,7 @@ def test_skip_counts_every_bad_record_by_reason(tmp_path: Path) -> None:
         "malformed JSON: Expecting property name enclosed in double quotes",
         "expected a JSON object per line, got str", "no conversation turns",
         "unknown role 'bot' (expected system, user, assistant or tool)",
-        "not valid UTF-8 (byte 14); re-encode the file as UTF-8"])
+        "not valid UTF-8 (re-encode the file as UTF-8)"])
     assert {(r.file, r.line) for r in report.rejects} == {("a.jsonl", n) for n in range(6, 11)}
 
 

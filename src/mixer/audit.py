@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixer import formats
 from mixer.errors import DataError, RecipeError
 
 PLACES = ("system turn", "first user turn", "later turn", "absent")
@@ -39,7 +40,7 @@ _PROBE = ("mixerprobeuserone", "mixerprobeassistantone", "mixerprobeusertwo", "m
 _CONTROL = re.compile(r"(<\|[^|>]{1,40}\|>|<[^<>\s]{1,40}>|\[/?INST\]|<<SYS>>|<</SYS>>)\s*(system|user|assistant|model)?",
                       re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]{2,}")
-CHAT_FORMATS = ("canonical", "trl", "prompt", "openai", "llama-factory", "torchtune")
+CHAT_FORMATS = tuple(f.name for f in formats.FORMATS.values() if f.read_back is not None)  # what can be audited
 
 
 # --------------------------------------------------------------------------- templates
@@ -165,9 +166,9 @@ def read_rows(out_dir: Path, split: str = "train") -> tuple[str, list[Row]]:
         raise DataError(f"{out_dir}: no manifest.json; give the folder a mixer build or convert wrote")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     fmt = (manifest.get("export") or {}).get("format") or "canonical"
-    if fmt == "text":
-        raise DataError(f"{out_dir}: text output is already rendered (with output.chat_template); audit a chat "
-                        "format (canonical, trl, prompt, openai, llama-factory, torchtune)")
+    if formats.get(fmt, "manifest export.format").read_back is None:
+        raise DataError(f"{out_dir}: {fmt} output is already rendered (with output.chat_template); audit a chat "
+                        f"format ({', '.join(CHAT_FORMATS)})")
     files = [out_dir / f["path"] for f in manifest.get("outputs", []) if f["split"] == split]
     provenance = _provenance(out_dir, split)
     records: list[dict[str, Any]] = []
@@ -204,47 +205,10 @@ def _read_file(path: Path) -> Iterator[dict[str, Any]]:
     yield from datasets.Dataset(pq.read_table(path))
 
 
-def _parsed(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _row(fmt: str, record: dict[str, Any], source: str) -> Row:
-    if fmt == "canonical":
-        messages: list[dict[str, Any]] = []
-        if record.get("system") is not None:
-            messages.append({"role": "system", "content": record["system"]})
-        for m in record["messages"] or []:
-            msg = {"role": m["role"], "content": m["content"]}
-            if m.get("tool_calls"):
-                msg["tool_calls"] = [
-                    {**c, "function": {**c["function"], "arguments": _parsed(c["function"]["arguments"])}}
-                    for c in json.loads(m["tool_calls"])]
-            messages.append(msg)
-        tools = [json.loads(t) for t in record.get("tools") or []]
-        return _made(source, messages, tools, False, tools)
-    if fmt in ("trl", "openai"):
-        messages = [{k: v for k, v in m.items() if v is not None} for m in record["messages"]]
-        tools = [_parsed(t) for t in record.get("tools") or []]
-        return _made(source, messages, tools, False, tools)
-    if fmt == "prompt":
-        messages = [{k: v for k, v in m.items() if v is not None} for m in record["prompt"]]
-        return _made(source, messages, None, True, [_parsed(t) for t in record.get("tools") or []])
-    if fmt == "torchtune":
-        return _made(source, record["messages"], None, False, [])
-    if fmt == "llama-factory":
-        roles = {"human": "user", "gpt": "assistant", "observation": "tool", "function_call": "assistant"}
-        messages = [{"role": "system", "content": record["system"]}] if record.get("system") else []
-        for turn in record["conversations"]:
-            if turn["from"] == "function_call":
-                calls = _parsed(turn["value"])
-                calls = calls if isinstance(calls, list) else [calls]
-                messages.append({"role": "assistant", "content": "", "tool_calls": [
-                    {"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
-            else:
-                messages.append({"role": roles[turn["from"]], "content": turn["value"]})
-        tools = _parsed(record.get("tools") or "[]")
-        return _made(source, messages, tools, False, tools)
-    raise DataError(f"mixer audit does not know the {fmt!r} format; expected one of {', '.join(CHAT_FORMATS)}")
+    """A written row as the trainer hands it to the template, read back by its format's module."""
+    messages, tools, generation, carried = formats.get(fmt, "manifest export.format").read_back(record)
+    return _made(source, messages, tools, generation, carried)
 
 
 def _made(source: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, generation: bool,
@@ -385,7 +349,7 @@ def _double_encoded(row: Row, text: str) -> bool:
     for m in row.messages:
         for call in m.get("tool_calls") or []:
             args = (call.get("function") or {}).get("arguments")
-            parsed = _parsed(args) if isinstance(args, str) else args
+            parsed = formats.common.parsed(args)
             if not isinstance(parsed, dict) or not parsed:
                 continue
             for sep in ((", ", ": "), (",", ":")):

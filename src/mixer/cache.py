@@ -89,6 +89,7 @@ class Cache:
         blob = {
             "layout": LAYOUT, "mixer": _version(), "pools": pools.version(),
             "seed": recipe.seed, "tokenizer": encoding_name, "token_budget": recipe.token_budget,
+            "chat_template": [recipe.chat_template, self._referenced(recipe.chat_template, base)],
             "validation": recipe.validation, "dedup": dataclasses.asdict(recipe.dedup),
             "decontaminate": decon, "decontaminate_files": self._referenced(decon, base),
             "sources": sources, "executor": executor, "chunk_rows": chunk_rows,

@@ -156,6 +156,10 @@ def validate(recipe: Path, sets: tuple[str, ...]) -> None:
             from mixer.audit import check_template
 
             check_template(parsed.output.audit)  # the template loads, or says why
+        if parsed.chat_template:
+            from mixer import template_tokens
+
+            template_tokens.load(parsed.chat_template, parsed.tokenizer)
         for src in parsed.sources:
             try:
                 transforms.prepare(src.transforms, seed=parsed.seed, source=src.name, base_dir=base_dir,

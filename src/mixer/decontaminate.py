@@ -52,7 +52,7 @@ def build_index(spec: DecontaminateSpec) -> EvalIndex:
         inputs += files
         for item in records:
             if isinstance(item.record, Unreadable):
-                raise DataError(f"{item.file}:{item.line} (evaluation set {path}): {item.record.reason}")
+                raise DataError(f"{item.file}:{item.line} (evaluation set {path}): {item.record.message}")
             texts += _strings(item.record)
     _, hashes = ngram_hashes(pl.Series(texts, dtype=pl.String), spec.ngram, seed=_SEED)
     return EvalIndex(np.unique(hashes), inputs, len(texts))

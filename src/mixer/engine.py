@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mixer import dedup, formats, mix, schema, tokens, transforms, writers
+from mixer import dedup, formats, mix, schema, template_tokens, tokens, transforms, writers
 from mixer import manifest as manifest_mod
 from mixer.decontaminate import EvalIndex, build_index, decontaminate
 from mixer.executors import ChunkIO, Executor
@@ -90,6 +90,7 @@ class _Build:
     sources: list[_Source]
     prepared: dict[str, transforms.Prepared] = field(default_factory=dict)
     phases: list[dict[str, Any]] = field(default_factory=list)  # seconds and rows per stage, for the manifest
+    template: Any = None  # the recipe's chat_template as an audit Renderer: counts as the trainer renders
     _started: dict[str, float] = field(default_factory=dict)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -112,7 +113,11 @@ class _Build:
         ``n_tokens`` becomes each row's size under the recipe's ``token_budget``; every measure
         (rendered, content, assistant) is returned beside, aligned with the rows."""
         out, steps = self.prepared[src.name].apply(frame)
-        measured = tokens.counts(out, self.enc, frame if src.transforms else None)
+        before = frame if src.transforms else None
+        if self.template is not None:  # what the trainer will render, counted with the model's tokenizer
+            measured = template_tokens.counts(out, self.template, formats.FORMATS[self.recipe.output.format], before)
+        else:
+            measured = tokens.counts(out, self.enc, before)
         out = out.with_columns(n_tokens=measured.get_column(f"n_{self.recipe.token_budget}"))
         return schema.check(out, "token counting"), steps, measured
 
@@ -129,6 +134,8 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
         from mixer.audit import check_template
 
         check_template(recipe.output.audit)
+    if recipe.chat_template:  # so does the counting template
+        b.template = template_tokens.load(recipe.chat_template, recipe.tokenizer)
     # prepared once (pools, catalogs, banks, guard index), before any data is read; applied per chunk
     b.prepared = {src.name: transforms.prepare(src.transforms, seed=recipe.seed, source=src.name,
                                                base_dir=b.base_dir, encoding=b.enc) for src in recipe.sources}
@@ -482,8 +489,8 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     recipe = b.recipe
     fmt = formats.FORMATS[recipe.output.format]
     convert = None
-    if fmt.convert is not None:
-        options = export_options(recipe, b.base_dir)
+    if fmt.converts:
+        options = formats.options(fmt, recipe.output, b.base_dir)
 
         def convert(frame: pl.DataFrame) -> formats.Exported:
             return formats.export(frame, fmt, **options)
@@ -558,13 +565,6 @@ def provenance(split: str, frame: pl.DataFrame, rejects: list[dict[str, Any]]) -
     gone = pl.Series([r["id"] for r in rejects], dtype=pl.String)
     return frame.filter(~pl.col("id").is_in(gone.implode())).select(pl.lit(split).alias("split"), "source", "id")
 
-
-def export_options(recipe: Recipe, base_dir: Path) -> dict[str, Any]:
-    """Options of the output format's converter (the chat template of ``text``; tool renaming)."""
-    options: dict[str, Any] = {"rename_tools": True} if recipe.output.rename_tools else {}
-    if recipe.output.format == "text":
-        options["template"] = formats.text.load_template(recipe.output.chat_template, base_dir)
-    return options
 
 
 def by_chunk(keys: pl.DataFrame) -> dict[int, pl.DataFrame]:

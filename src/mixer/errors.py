@@ -30,3 +30,10 @@ class OutputError(MixerError):
     """The output cannot be written (exists, unwritable, inside an input): exit 1."""
 
     exit_code = 1
+
+
+def located(reason: str, where: str | None = None, at: str | None = None) -> str:
+    """A problem with one record as one line: ``where: reason at at`` (``messages[3]: unknown role
+    'bot'``, ``empty user turn at position 2``). The manifest counts ``reason`` alone, which is the
+    same for every record with the problem; ``where`` and ``at`` say where in this one it is."""
+    return (f"{where}: " if where else "") + reason + (f" at {at}" if at else "")

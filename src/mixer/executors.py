@@ -274,9 +274,9 @@ class MemoryOutput:
 
     def write(self, folder: Path) -> list[writers.OutputFile]:
         assert self.spec is not None
-        if formats.FORMATS[self.spec.format].convert is not None:
-            fmt = formats.FORMATS[self.spec.format]
-            return writers.write_rows(self.rows, folder, fmt.suffix, self.spec.shard_rows,
+        fmt = formats.FORMATS[self.spec.format]
+        if fmt.converts:
+            return writers.write_rows(self.rows, folder, self.spec.file, self.spec.shard_rows,
                                       fmt.features() if fmt.features else None)
         return writers.write_splits(self.splits, folder, self.spec.file, self.spec.shard_rows)
 
@@ -361,7 +361,7 @@ class LocalStreaming(Executor):
         assert spec is not None
         fmt = formats.FORMATS[spec.format]
         self._files.append(writers.write_shard(part, self.folder / "final", split, index, count,
-                                               fmt.suffix if fmt.convert else spec.file,
+                                               spec.file,
                                                fmt.features() if fmt.features else None))
 
     def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Output:

@@ -16,6 +16,7 @@ import polars as pl
 
 from mixer import mix, pools, writers
 from mixer.errors import DataError
+from mixer.manifest_schema import Decontamination, Export, SourceEntry
 from mixer.mix import VALIDATION_RULE, Allocation
 from mixer.recipe import Recipe
 from mixer.sources.read import ReadReport
@@ -39,7 +40,7 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
                  tokens_available: int, validation: dict[str, int], realized_share: float,
                  augmented_selected: dict[str, int], token_counts: dict[str, dict[str, int]],
                  largest_row: int, prepared: dict[str, dict[str, Any]] | None = None,
-                 behaviours: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+                 behaviours: dict[str, dict[str, int]] | None = None) -> SourceEntry:
     prepared = prepared or {}
     behaviours = behaviours or {}
     filtered = {s.label: s.rows_in - s.rows_out for s in steps if s.rows_in != s.rows_out}
@@ -83,8 +84,17 @@ def source_entry(report: ReadReport, steps: list[Step], alloc: Allocation, clean
     }
 
 
+_COUNTING_ESTIMATE = ("chat: content + tool-call JSON + 4 per turn (system counts as a turn) + tool spec JSON; "
+                      "document: text")
+_COUNTING_TEMPLATE = ("chat: the row as the output format's trainer renders it with chat_template (transformers "
+                      "apply_chat_template, tools passed), counted with the tokenizer; assistant: assistant turn "
+                      "content; document: text")
+
+
 def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[str, Any]],
                    totals: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """The manifest up to selection; export, the run, the audit and the writer add their parts.
+    Its full shape is :data:`mixer.manifest_schema.Manifest`, checked when it is written."""
     return {
         writers.MARKER: versions()["mixer"],
         "name": recipe.name,
@@ -98,8 +108,8 @@ def build_manifest(recipe: Recipe, encoding_name: str, sources: dict[str, dict[s
         "validation_rule": VALIDATION_RULE if recipe.validation > 0 else None,
         "pools": {"builtin_sha256": pools.version()},
         "tokenizer": {"name": recipe.tokenizer, "resolved": encoding_name,
-                      "counting": "chat: content + tool-call JSON + 4 per turn (system counts as a "
-                                  "turn) + tool spec JSON; document: text",
+                      "counting": _COUNTING_TEMPLATE if recipe.chat_template else _COUNTING_ESTIMATE,
+                      **({"chat_template": recipe.chat_template} if recipe.chat_template else {}),
                       "measures": {"rendered": "the whole row as written",
                                    "content": "the row without what transforms injected (system prompts, "
                                               "tool specs, wrapped requests)",
@@ -137,7 +147,7 @@ SHARE_TOLERANCE = 0.005  # a source's share moved more than this by export rejec
 
 def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]],
                  sources: dict[str, dict[str, Any]], unit: str,
-                 renamed: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+                 renamed: dict[str, list[dict[str, Any]]] | None = None) -> Export:
     """What export wrote, per split and per source: rows written, rejects by reason, and each
     source's share of the mixture as written (in the recipe unit).
 
@@ -345,7 +355,7 @@ def _measures(frame: pl.DataFrame) -> dict[str, int]:
     return {m: int(frame.get_column(f"n_{m}").sum()) for m in ("rendered", "content", "assistant")}
 
 
-def decontamination_summary(index: Any) -> dict[str, Any]:
+def decontamination_summary(index: Any) -> Decontamination:
     """The manifest's record of what rows were checked against (a ``decontaminate.EvalIndex``)."""
     return {"against": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in index.inputs],
             "eval_texts": index.texts, "eval_ngrams": int(len(index.hashes))}

@@ -17,6 +17,7 @@ import polars as pl
 
 from mixer import formats
 from mixer import manifest as manifest_mod
+from mixer import manifest_schema
 from mixer import writers
 from mixer.dedup import REMOVED
 from mixer.errors import DataError, OutputError
@@ -140,16 +141,14 @@ def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[wr
            rejects: list[dict[str, Any]], removed: pl.DataFrame, provenance: pl.DataFrame | None = None) -> None:
     """The files beside the data: dataset card (trainer formats), rejects, removed rows, the
     written rows' provenance (trainer formats), manifest."""
-    output = recipe.output
-    if output.format != "canonical":
-        fmt = formats.FORMATS[output.format]
+    fmt = formats.FORMATS[recipe.output.format]
+    if fmt.converts:
         (stage / "README.md").write_text(
             formats.dataset_card(recipe.name, fmt, files), encoding="utf-8")
-        if output.format == "llama-factory":
-            info = formats.llama_factory.dataset_info(recipe.name, {f.split: f.path for f in files})
-            (stage / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    for name, text_of in fmt.side_files.items():
+        (stage / name).write_text(text_of(recipe.name, {f.split: f.path for f in files}), encoding="utf-8")
     manifest["outputs"] = [f.as_dict() for f in files]
-    if output.format != "canonical" and provenance is not None:
+    if fmt.converts and provenance is not None:
         provenance.write_parquet(stage / "rows.parquet", compression="zstd")
         manifest["provenance_file"] = "rows.parquet"
     if rejects:
@@ -158,8 +157,11 @@ def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[wr
     if removed.height:
         removed.write_ndjson(stage / "removed.jsonl")
         manifest["removed_file"] = "removed.jsonl"
-    (stage / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+    # what is written has the declared shape (a failure is a bug in mixer: declare the new key)
+    manifest_schema.conform(json.loads(text), manifest_schema.ConvertManifest if "converted" in manifest
+                            else manifest_schema.Manifest)
+    (stage / "manifest.json").write_text(text, encoding="utf-8")
 
 
 def write_index(root: Path, recipe_path: str | Path) -> Path:

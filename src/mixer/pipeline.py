@@ -23,7 +23,7 @@ from mixer import engine as engine_mod  # `engine` is also build()'s keyword
 from mixer import manifest as manifest_mod
 from mixer import recipe as recipe_mod
 from mixer.cache import Cache, default_root
-from mixer.engine import Progress, StageEvent, export_options
+from mixer.engine import Progress, StageEvent
 from mixer.errors import DataError, RecipeError
 from mixer.executors import Executor, InMemory, LocalStreaming, MemoryOutput
 from mixer.manifest import export_summary
@@ -250,8 +250,8 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
     fmt = formats.FORMATS[recipe.output.format]
     renamed: dict[str, list[dict[str, Any]]] = {}
     written: list[pl.DataFrame] = []
-    if fmt.convert is not None:
-        options = export_options(recipe, Path.cwd())
+    if fmt.converts:
+        options = formats.options(fmt, recipe.output, Path.cwd())
         for name, frame in frames.items():
             exported = formats.export(frame, fmt, **options)
             output.rows[name], output.rejects[name] = exported.rows, exported.rejects
@@ -275,7 +275,7 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
         "versions": manifest_mod.versions(), "outputs": [], "rejects_file": None,
         **({"notes": notes} if (notes := list(dict.fromkeys(n for r in reports.values() for n in r.notes))) else {}),
     }
-    if fmt.convert is not None:
+    if fmt.converts:
         manifest["export"] = export_summary({k: len(v) for k, v in output.rows.items()}, dict(output.rejects), recipe,
                                             renamed=renamed)
     output.provenance = pl.concat(written) if written else None

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mixer import formats
+from mixer.sources import formats as input_formats
 from mixer.errors import RecipeError
 from mixer.specs import HUB_PREFIX, TOKEN_BUDGETS, DecontaminateSpec, DedupSpec, NearDup, Source
 
 UNITS = ("tokens", "examples")
-FORMATS = ("auto", "canonical", "openai", "sharegpt", "alpaca", "hh-rlhf", "document", "prompt")
-OUTPUT_FORMATS = ("canonical", "parquet", "jsonl", "trl", "llama-factory", "openai", "torchtune", "text", "prompt")
+FORMATS = input_formats.NAMES  # declared by the input format modules themselves
+OUTPUT_FORMATS = formats.NAMES  # declared by the format modules themselves
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Output:
 
     dir: Path
     format: str = "canonical"  # a mixer.formats name
-    file: str = "parquet"  # canonical rows only: parquet or jsonl
+    file: str = "parquet"  # the shards' file type: the format's, or for canonical rows parquet or jsonl
     shard_rows: int = 250_000
     chat_template: str | None = None  # text format: "chatml", a .jinja file or a tokenizer_config.json
     strict: bool = False  # any row the format cannot carry fails the build
@@ -60,6 +62,7 @@ class Recipe:
     resolved: dict[str, Any]  # the table after overrides, as validated (for the manifest)
     staged: bool = False  # one of several [mixtures.NAME] of a staged recipe
     token_budget: str = "content"  # what a token counts toward budgets: see tokens.MEASURES
+    chat_template: str | None = None  # count tokens as rendered by this template (mixer.template_tokens)
 
     @property
     def sha256(self) -> str:
@@ -256,7 +259,8 @@ def _apply_override(table: dict[str, Any], key: str, value: Any, origin: str) ->
     last = parts[-1]
     if last in _PATH_KEYS or key == "output.dir":
         value = _cli_path(value)
-    elif last == "tokenizer" and isinstance(value, str) and (value.endswith(".json") or "/" in value):
+    elif last in ("tokenizer", "chat_template") and isinstance(value, str) and (value.endswith((".json", ".jinja"))
+                                                                           or "/" in value):
         value = _cli_path(value)  # a model's tokenizer.json, not an encoding name
     if parts[0] == "sources" and len(parts) >= 3 and isinstance(parts[1], str):
         known = list((table.get("sources") or {}).keys())
@@ -315,7 +319,8 @@ def _suggest(word: str, options: list[str]) -> str:
 # --------------------------------------------------------------------------- validation
 
 _TOP_KEYS = {
-    "name", "seed", "unit", "total", "tokenizer", "token_budget", "validation", "temperature", "rebalance",
+    "name", "seed", "unit", "total", "tokenizer", "chat_template", "token_budget", "validation", "temperature",
+    "rebalance",
     "sources", "output", "dedup", "decontaminate", "mixtures", "sweep",
 }
 _DEDUP_KEYS = {"exact", "key", "scope", "near"}
@@ -326,7 +331,8 @@ _SOURCE_KEYS = {
     "text_field", "prompt_field", "fields", "split", "data_dir", "revision", "config", "on_error", "transforms",
     "max_record_mb",
 }
-_OUTPUT_KEYS = {"dir", "format", "shard_rows", "chat_template", "strict", "report", "rename_tools", "audit"}
+_FORMAT_KEYS = {key for f in formats.FORMATS.values() for key in f.keys}  # keys one format owns
+_OUTPUT_KEYS = {"dir", "format", "shard_rows", "strict", "report", "rename_tools", "audit"} | _FORMAT_KEYS
 
 
 class _Validator:
@@ -394,6 +400,10 @@ class _Validator:
         if tokenizer.endswith(".json") or "/" in tokenizer:  # a model's tokenizer, relative to the recipe
             tokenizer = str(self.base_dir / Path(tokenizer).expanduser())
         token_budget = self.choice(table, "token_budget", "token_budget", TOKEN_BUDGETS, "content")
+        chat_template = self.typed(table, "chat_template", "chat_template", (str,),
+                                   "chatml, a .jinja file, a tokenizer_config.json or a saved tokenizer folder")
+        if chat_template not in (None, "chatml"):
+            chat_template = str(self.base_dir / Path(chat_template).expanduser())
         validation = self.number(table, "validation", "validation", default=0.0)
         if validation >= 1.0:
             raise self.fail("validation", f"expected a fraction in [0, 1), got {validation!r}")
@@ -418,7 +428,7 @@ class _Validator:
             validation=validation, temperature=temperature, rebalance=rebalance,
             sources=sources, output=output, dedup=dedup, decontaminate=decon,
             path=None if self.origin.startswith("<") else Path(self.origin.split(" [mixtures.")[0]), resolved=table,
-            staged=stage_of is not None, token_budget=token_budget,
+            staged=stage_of is not None, token_budget=token_budget, chat_template=chat_template,
         )
 
     def source(self, name: str, spec: Any, tempered: bool) -> Source:
@@ -535,10 +545,12 @@ class _Validator:
         raw_dir = self.typed(table, "dir", "output.dir", (str,), "a folder path")
         out_dir = (self.base_dir / raw_dir).resolve() if raw_dir else (Path.cwd() / "out" / name)
         shard_rows = self.count(table, "shard_rows", "output.shard_rows") or 250_000
-        fmt = self.choice(table, "format", "output.format", OUTPUT_FORMATS, "canonical")
+        name = self.choice(table, "format", "output.format", OUTPUT_FORMATS, "canonical")
+        fmt = formats.get(name)
+        for key in sorted(set(table) & _FORMAT_KEYS - set(fmt.keys)):
+            owners = " or ".join(f'format = "{f.name}"' for f in formats.FORMATS.values() if key in f.keys)
+            raise self.fail(f"output.{key}", f"only used with {owners}")
         template = self.typed(table, "chat_template", "output.chat_template", (str,), "chatml or a file path")
-        if template is not None and fmt != "text":
-            raise self.fail("output.chat_template", "only used with format = \"text\"")
         if template not in (None, "chatml") and not Path(template).is_absolute():
             template = str(self.base_dir / template)
         strict = self.typed(table, "strict", "output.strict", (bool,), "true or false", False)
@@ -546,11 +558,10 @@ class _Validator:
         rename_tools = self.typed(table, "rename_tools", "output.rename_tools", (bool,), "true or false", False)
         audit = self.typed(table, "audit", "output.audit", (str,),
                            "a chat template: chatml, a .jinja file, a tokenizer folder or tokenizer_config.json")
-        if audit is not None and fmt == "text":
-            raise self.fail("output.audit", "text output is already rendered; audit a chat format (trl, openai, ...)")
+        if audit is not None and fmt.read_back is None:
+            raise self.fail("output.audit", f"{fmt.name} output is already rendered; audit a chat format (trl, openai, ...)")
         if audit not in (None, "chatml") and not Path(audit).expanduser().is_absolute():
             audit = str(self.base_dir / Path(audit).expanduser())
-        file = "jsonl" if fmt == "jsonl" else "parquet"
-        fmt = "canonical" if fmt in ("parquet", "jsonl") else fmt
-        return Output(dir=out_dir, format=fmt, file=file, shard_rows=shard_rows, chat_template=template, strict=strict,
+        file = name if name in fmt.aliases else fmt.suffix  # canonical's aliases name its file type
+        return Output(dir=out_dir, format=fmt.name, file=file, shard_rows=shard_rows, chat_template=template, strict=strict,
                       report=report, rename_tools=rename_tools, audit=audit)

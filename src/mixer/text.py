@@ -39,12 +39,19 @@ def row_text(frame: pl.DataFrame, key: str = "conversation") -> pl.Expr:
 
 def normalize(texts: pl.Series) -> pl.Series:
     """NFKC where it matters, lower case, tabs and newlines as spaces."""
+    return _compat(texts).str.replace_many(["\r", "\n", "\t"], [" ", " ", " "]).str.to_lowercase()
+
+
+def _compat(texts: pl.Series) -> pl.Series:
+    """NFKC applied to the texts with a compatibility character; only non-ASCII texts (their
+    byte and character lengths differ, a cheap test) are searched for one."""
     texts = texts.fill_null("")
-    odd = np.flatnonzero(texts.str.contains(_COMPAT).to_numpy())
-    if len(odd):
-        texts = texts.scatter(odd, texts.gather(odd).str.normalize("NFKC"))
-    # one Aho-Corasick pass for the three characters (three replace_all passes cost twice as much)
-    return texts.str.replace_many(["\r", "\n", "\t"], [" ", " ", " "]).str.to_lowercase()
+    wide = np.flatnonzero((texts.str.len_bytes() != texts.str.len_chars()).to_numpy())
+    if len(wide):
+        odd = wide[texts.gather(wide).str.contains(_COMPAT).to_numpy()]
+        if len(odd):
+            texts = texts.scatter(odd, texts.gather(odd).str.normalize("NFKC"))
+    return texts
 
 
 def tokens(texts: pl.Series, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -62,17 +69,25 @@ def sequence_keys(texts: pl.Series, seed: int = 0) -> np.ndarray:
 
     The hash of the normalized text with runs of spaces made single and the ends trimmed:
     two texts get the same string exactly when their whitespace-separated tokens are equal.
-    Literal passes (each halves the longest run) instead of a regex, which is 5x slower here.
+    Runs are halved by literal passes (a regex is 5x slower); the first passes, the separators
+    and the lower-casing run as one Polars query on the streaming engine, which spreads the rows
+    over every core; the few texts with a run still left are finished apart.
     """
-    norm = normalize(texts)
-    keys = norm.str.strip_chars(" ").hash(seed=seed).to_numpy().copy()
+    single = pl.col("s").str.replace_many(["\r", "\n", "\t"], [" ", " ", " "])
+    for _ in range(_PASSES):
+        single = single.str.replace_all("  ", " ", literal=True)
+    norm = (pl.LazyFrame({"s": _compat(texts)}).select(single.str.to_lowercase())
+            .collect(engine="streaming").to_series())
     spaced = np.flatnonzero(norm.str.contains("  ", literal=True).to_numpy())
-    if len(spaced):  # only texts with a run of spaces are collapsed and hashed again
+    if len(spaced):  # a run longer than 2**_PASSES spaces
         runs = norm.gather(spaced)
         while runs.str.contains("  ", literal=True).any():
             runs = runs.str.replace_all("  ", " ", literal=True)
-        keys[spaced] = runs.str.strip_chars(" ").hash(seed=seed).to_numpy()
-    return keys
+        norm = norm.scatter(spaced, runs)
+    return norm.str.strip_chars(" ").hash(seed=seed).to_numpy()
+
+
+_PASSES = 2  # literal halvings in the streaming query: runs of up to 4 spaces become one
 
 
 def ngram_hashes(texts: pl.Series, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

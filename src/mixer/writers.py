@@ -23,8 +23,9 @@ from typing import Any
 import polars as pl
 
 from mixer.errors import OutputError
+from mixer.formats import FORMATS
 
-FORMATS = ("parquet", "jsonl")  # file types of canonical rows
+FILE_TYPES = ("parquet", "jsonl")  # what shards are written as
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]], folder: Path, split: 
 
 def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_rows: int) -> list[OutputFile]:
     """Write each non-empty split of canonical rows as evenly sized shards under ``folder/data``."""
-    if fmt not in FORMATS:
-        raise OutputError(f"output.format: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt not in FILE_TYPES:
+        raise OutputError(f"output: unknown file type {fmt!r}; expected one of {', '.join(FILE_TYPES)}")
     (folder / "data").mkdir(parents=True, exist_ok=True)
     written: list[OutputFile] = []
     for split, frame in splits.items():
@@ -130,7 +131,7 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 MARKER = "mixer"  # top-level manifest key that says mixer wrote the folder (its value: mixer's version)
 # what a mixer output folder holds; anything else in it is someone else's and never replaced
 OWN_ENTRIES = frozenset({"data", "manifest.json", "README.md", "rejects.jsonl", "removed.jsonl", "ratios.csv", "rows.parquet",
-                         "dataset_info.json", "report.html", ".report.html.tmp"})
+                         "report.html", ".report.html.tmp"} | {name for f in FORMATS.values() for name in f.side_files})
 
 
 def foreign_entries(out_dir: Path) -> list[str] | None:

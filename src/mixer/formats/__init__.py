@@ -1,56 +1,61 @@
-"""Trainer formats: canonical rows in, each trainer's own shape out.
+"""Output formats: canonical rows in, each trainer's own shape out.
 
-Every format is a small module with ``convert(row) -> dict`` for one canonical row (as a
-dict) that raises :class:`Unrepresentable` with a reason when the target cannot carry the
-row, plus the ``datasets`` features that describe its output. Nothing is dropped silently:
-:func:`export` returns the rejected rows with their reasons, and the build counts them in the
-manifest and writes them to ``rejects.jsonl`` (or fails under ``--strict``).
+Every format is one module of this package that declares ``FORMAT`` (a :class:`Format`): how
+one canonical row (as a dict) converts, raising :class:`Unrepresentable` with a reason when the
+target cannot carry it; the ``datasets`` features of its output; its options and side files;
+how the audit reads a written row back. This package finds the modules itself, so adding a
+format is adding one module (and its test); nothing else lists formats. Nothing is dropped
+silently: :func:`export` returns the rejected rows with their reasons, and the build counts
+them in the manifest and writes them to ``rejects.jsonl`` (or fails under ``--strict``).
 
-| name            | for                                                   |
-|-----------------|-------------------------------------------------------|
-| ``canonical``   | mixer's own schema (chaining builds, inspection)      |
-| ``trl``         | TRL SFTTrainer, axolotl ``chat_template``             |
-| ``llama-factory`` | LLaMA-Factory sharegpt (+ ``dataset_info.json``)    |
-| ``openai``      | OpenAI fine-tuning JSONL                              |
-| ``torchtune``   | torchtune chat datasets (tools folded into system)   |
-| ``text``        | plain-text trainers: chat template rendered, documents as is |
-| ``prompt``      | RL trainers (TRL GRPO/RLOO): conversational ``prompt`` + ``tools`` |
+The formats, from their modules: ``canonical`` (mixer's own schema), ``trl`` (TRL
+SFTTrainer, axolotl), ``llama-factory`` (sharegpt + ``dataset_info.json``), ``openai``
+(fine-tuning JSONL), ``torchtune`` (tools folded into system), ``prompt`` (TRL GRPO/RLOO),
+``text`` (chat template rendered).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import Unrepresentable, decode_json, has_json_feature
-from mixer.formats import common, llama_factory, openai, prompt, text, torchtune, trl
+from mixer.errors import RecipeError
+from mixer.formats.common import Format, Unrepresentable, decode_json, has_json_feature
+from mixer.formats import common
 
 
-@dataclass(frozen=True)
-class Format:
-    """One output format: how a row converts, what file type holds it, its datasets features."""
+def _discover() -> dict[str, Format]:
+    """Every ``FORMAT`` declared by a module of this package, in listing order."""
+    found: list[Format] = []
+    for info in pkgutil.iter_modules(__path__):
+        declared = getattr(importlib.import_module(f"{__name__}.{info.name}"), "FORMAT", None)
+        if isinstance(declared, Format):
+            found.append(declared)
+    return {f.name: f for f in sorted(found, key=lambda f: (f.order, f.name))}
 
-    name: str
-    suffix: str  # "parquet" or "jsonl"
-    convert: Callable[..., dict[str, Any]] | None  # None: canonical rows pass through
-    features: Callable[[], Any] | None = None
-    tool_name: re.Pattern[str] | None = None  # the rule tool names must follow, if the format has one
+
+FORMATS: dict[str, Format] = _discover()
+#: every name ``output.format`` accepts (format names and their aliases)
+NAMES: tuple[str, ...] = tuple(n for f in FORMATS.values() for n in (f.name, *f.aliases))
 
 
-FORMATS: dict[str, Format] = {
-    "canonical": Format("canonical", "parquet", None),
-    "trl": Format("trl", "parquet", trl.convert, trl.features),
-    "llama-factory": Format("llama-factory", "jsonl", llama_factory.convert, llama_factory.features),
-    "openai": Format("openai", "jsonl", openai.convert, openai.features, openai.NAME),
-    "torchtune": Format("torchtune", "jsonl", torchtune.convert, torchtune.features),
-    "text": Format("text", "parquet", text.convert, text.features),
-    "prompt": Format("prompt", "parquet", prompt.convert, prompt.features),
-}
+def get(name: str, where: str = "output.format") -> Format:
+    """The format called ``name`` (or an alias of it), or an error that lists the choices."""
+    for fmt in FORMATS.values():
+        if name == fmt.name or name in fmt.aliases:
+            return fmt
+    raise RecipeError(f"{where}: unknown format {name!r}; expected one of {', '.join(NAMES)}")
+
+
+def options(fmt: Format, output: Any, base_dir: Any) -> dict[str, Any]:
+    """Keyword arguments of ``fmt``'s converter for this build (``rename_tools``, the format's own)."""
+    out: dict[str, Any] = {"rename_tools": True} if output.rename_tools else {}
+    return {**out, **(fmt.options(output, base_dir) if fmt.options is not None else {})}
 
 
 @dataclass
@@ -125,4 +130,5 @@ def features_yaml(features: Any) -> dict[str, Any]:
     return datasets.DatasetInfo(features=features)._to_yaml_dict()
 
 
-__all__ = ["dataset_card", "decode_json", "fingerprint", "has_json_feature", "FORMATS", "Exported", "Format", "Unrepresentable", "export"]
+__all__ = ["dataset_card", "decode_json", "fingerprint", "get", "has_json_feature", "options", "FORMATS", "NAMES", "Exported",
+           "Format", "Unrepresentable", "common", "export"]

@@ -1,10 +1,57 @@
-"""Pieces every trainer format shares: the rejection type and canonical-row helpers."""
+"""Pieces every output format shares: the :class:`Format` a format module registers, the
+rejection type and canonical-row helpers."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+#: A written row read back for the audit: (messages with the system turn first, ``tools`` the
+#: trainer passes to the template, whether it renders a generation prompt, tools the row carries)
+ReadBack = tuple[list[dict[str, Any]], "list[dict[str, Any]] | None", bool, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One output format, declared once as ``FORMAT`` in its own module of :mod:`mixer.formats`
+    (which finds it there): everything the recipe, the build, the writers and the audit need
+    to know about it.
+
+    A module that declares ``FORMAT`` is the whole format: adding one is adding a module.
+    """
+
+    name: str
+    suffix: str  # file type of its shards: "parquet" or "jsonl"
+    convert: Callable[..., dict[str, Any]] | None  # one canonical row -> one written row; None: rows pass through
+    summary: str  # one line for the docs and ``--help``: which trainer reads it
+    features: Callable[[], Any] | None = None  # its ``datasets`` features (the dataset card, to_datasets)
+    tool_name: re.Pattern[str] | None = None  # the rule tool names must follow, if it has one
+    aliases: tuple[str, ...] = ()  # other ``output.format`` names for it (canonical: parquet, jsonl)
+    keys: tuple[str, ...] = ()  # ``[output]`` keys that only this format takes
+    options: Callable[[Any, Path], dict[str, Any]] | None = None  # (output spec, recipe folder) -> convert kwargs
+    # files written beside the data: {file name: (build name, {split: shard path}) -> its text}
+    side_files: dict[str, Callable[[str, dict[str, str]], str]] = field(default_factory=dict)
+    read_back: Callable[[dict[str, Any]], ReadBack] | None = None  # for the audit; None: already rendered text
+    order: int = 50  # place in listings
+
+    @property
+    def converts(self) -> bool:
+        """Whether rows are converted (a trainer format) rather than written as mixer's own rows."""
+        return self.convert is not None
+
+
+def parsed(value: Any) -> Any:
+    """A JSON value that a written file may hold as text (JSON Lines, datasets without ``Json``)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def present(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages without the null fields a columnar file gives every turn."""
+    return [{k: v for k, v in m.items() if v is not None} for m in messages]
 
 
 class Unrepresentable(ValueError):

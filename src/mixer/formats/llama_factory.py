@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mixer.formats.common import Unrepresentable, require_chat, tool_calls, tools
+from mixer.formats.common import Format, ReadBack, Unrepresentable, parsed, require_chat, tool_calls, tools
 
 _EVEN = ("human", "observation")
 _ODD = ("gpt", "function_call")
@@ -70,3 +70,30 @@ def features() -> Any:
     string = datasets.Value("string")
     return datasets.Features({"conversations": datasets.List({"from": string, "value": string}),
                               "system": string, "tools": string})
+
+
+_ROLES = {"human": "user", "gpt": "assistant", "observation": "tool", "function_call": "assistant"}
+
+
+def read_back(record: dict[str, Any]) -> ReadBack:
+    """The conversation back in OpenAI roles, as LLaMA-Factory's template sees it."""
+    messages = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+    for turn in record["conversations"]:
+        if turn["from"] == "function_call":
+            calls = parsed(turn["value"])
+            calls = calls if isinstance(calls, list) else [calls]
+            messages.append({"role": "assistant", "content": "", "tool_calls": [
+                {"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]})
+        else:
+            messages.append({"role": _ROLES[turn["from"]], "content": turn["value"]})
+    specs = parsed(record.get("tools") or "[]")
+    return messages, specs, False, specs
+
+
+def _dataset_info_json(name: str, files: dict[str, str]) -> str:
+    """``dataset_info.json`` beside the data, so ``dataset_dir`` points LLaMA-Factory at it."""
+    return json.dumps(dataset_info(name, files), indent=2) + "\n"
+
+
+FORMAT = Format("llama-factory", "jsonl", convert, "LLaMA-Factory sharegpt (+ ``dataset_info.json``)", features,
+                side_files={"dataset_info.json": _dataset_info_json}, read_back=read_back, order=20)

@@ -13,7 +13,9 @@ import json
 import re
 from typing import Any
 
-from mixer.formats.common import Unrepresentable, has_json_feature, openai_messages, require_answer, require_chat, tools
+from mixer.formats import trl
+from mixer.formats.common import (Format, Unrepresentable, has_json_feature, openai_messages, require_answer,
+                                  require_chat, tools)
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 NAME_RULE = ("a tool name is not allowed by OpenAI (letters, digits, _ and -, at most 64); "
@@ -84,3 +86,7 @@ def features() -> Any:
                                    "tool_call_id": string, "name": string}),
         "tools": datasets.List(datasets.Json()),
     })
+
+
+FORMAT = Format("openai", "jsonl", convert, "OpenAI fine-tuning JSONL", features, NAME, read_back=trl.read_back,
+                order=30)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from mixer.formats import trl
-from mixer.formats.common import Unrepresentable, render_tools_block, require_chat, tools
+from mixer.formats.common import Format, ReadBack, Unrepresentable, parsed, present, render_tools_block, require_chat, tools
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -48,3 +48,13 @@ def features() -> Any:
 
     base = trl.features()
     return datasets.Features({"prompt": base["messages"], "tools": base["tools"]})
+
+
+def read_back(record: dict[str, Any]) -> ReadBack:
+    """GRPO/RLOO render the prompt with a generation prompt and no ``tools=`` argument (the tools
+    are in the system turn); the column still says which tools the row carries."""
+    return present(record["prompt"]), None, True, [parsed(t) for t in parsed(record.get("tools")) or []]
+
+
+FORMAT = Format("prompt", "parquet", convert, "RL trainers (TRL GRPO/RLOO): conversational ``prompt`` + ``tools``",
+                features, read_back=read_back, order=60)

@@ -25,7 +25,7 @@ from typing import Any
 
 from mixer.errors import RecipeError
 from mixer.formats import trl
-from mixer.formats.common import Unrepresentable, openai_messages, render_tools_block, tools
+from mixer.formats.common import Format, Unrepresentable, openai_messages, render_tools_block, tools
 
 CHATML = (
     "{% for message in messages %}"
@@ -193,3 +193,13 @@ def features() -> Any:
     import datasets
 
     return datasets.Features({"text": datasets.Value("string")})
+
+
+def options(output: Any, base_dir: Path) -> dict[str, Any]:
+    """The recipe's ``chat_template``, loaded once per build."""
+    return {"template": load_template(output.chat_template, base_dir)}
+
+
+# no read_back: the rows are rendered already, there is nothing left for an audit to render
+FORMAT = Format("text", "parquet", convert, "plain-text trainers: chat template rendered, documents as is",
+                features, keys=("chat_template",), options=options, order=70)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixer.formats.common import Unrepresentable, render_tools_block, require_answer, require_chat, tools
+from mixer.formats.common import Format, ReadBack, Unrepresentable, render_tools_block, require_answer, require_chat, tools
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -32,3 +32,12 @@ def features() -> Any:
 
     string = datasets.Value("string")
     return datasets.Features({"messages": datasets.List({"role": string, "content": string})})
+
+
+def read_back(record: dict[str, Any]) -> ReadBack:
+    """torchtune passes no tools: they are folded into the system text."""
+    return record["messages"], None, False, []
+
+
+FORMAT = Format("torchtune", "jsonl", convert, "torchtune chat datasets (tools folded into system)", features,
+                read_back=read_back, order=40)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mixer.formats.common import encode_json, has_json_feature, json_feature, openai_messages, require_answer, require_chat, tools
+from mixer.formats.common import (Format, ReadBack, encode_json, has_json_feature, json_feature, openai_messages, parsed,
+                                  present, require_answer, require_chat, tools)
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -58,3 +59,13 @@ def features() -> Any:
         }),
         "tools": many,
     })
+
+
+def read_back(record: dict[str, Any]) -> ReadBack:
+    """TRL passes ``messages`` and ``tools`` to the template as they are."""
+    specs = [parsed(t) for t in parsed(record.get("tools")) or []]
+    return present(record["messages"]), specs, False, specs
+
+
+FORMAT = Format("trl", "parquet", convert, "TRL SFTTrainer, axolotl ``chat_template``", features,
+                read_back=read_back, order=10)

@@ -222,7 +222,7 @@ def import_specs(path: Path, fmt: str) -> Imported:
         where = f"{path.name}:{located.line}"
         record = located.record
         if isinstance(record, Unreadable):
-            result.skip(f"unreadable record ({record.reason})", where)
+            result.skip(f"unreadable record ({record.message})", where)
             continue
         for spec in READERS[fmt](record):
             result.read += 1

@@ -197,7 +197,7 @@ def read_entries(spec: PoolSpec, *, columns: tuple[str, ...], skips: Skips | Non
     for item in iter_records([spec.path], spec.path.parent):
         where = f"{spec.path}:{item.line}"
         if isinstance(item.record, Unreadable):
-            raise RecipeError(f"{where}: {item.record.reason}")
+            raise RecipeError(f"{where}: {item.record.message}")
         record = item.record
         seen += 1
         if not keep_record(spec, record, where, skips):

@@ -66,9 +66,6 @@ def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> p
     return pl.DataFrame({"s": lines}).select(common & shape).to_series().fill_null(False)
 
 
-FORMATS = ("openai", "hh-rlhf")  # the adapters this path reproduces
-
-
 @dataclass
 class Batch:
     """Canonical columns of the plain lines the checks accepted, and the line numbers refused."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mixer.errors import DataError
+from mixer.errors import DataError, located
 from mixer.specs import HUB_PREFIX, Source
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz", ".parquet",
@@ -39,10 +39,17 @@ class InputFile:
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A record that could not even be parsed; ``raw`` is a bounded excerpt of its bytes."""
+    """A record that could not even be parsed; ``raw`` is a bounded excerpt of its bytes.
+    ``reason`` is counted, ``where``/``at`` locate it in this record (see :class:`RowError`)."""
 
     reason: str
     raw: str
+    where: str | None = None
+    at: str | None = None
+
+    @property
+    def message(self) -> str:
+        return located(self.reason, self.where, self.at)
 
 
 @dataclass(frozen=True)
@@ -217,11 +224,11 @@ def _excerpt(raw: bytes | str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
-def json_problem(exc: json.JSONDecodeError) -> str:
-    """``json``'s message with its position: some messages already end in "at"
+def json_problem(exc: json.JSONDecodeError) -> tuple[str, str]:
+    """``json``'s message and its position: some messages already end in "at"
     ("Unterminated string starting at"), which must not become "at at"."""
-    msg = exc.msg
-    return f"{msg} column {exc.colno}" if msg.endswith(" at") else f"{msg} at column {exc.colno}"
+    msg = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg
+    return f"malformed JSON: {msg}", f"column {exc.colno}"
 
 
 # A \uD800-\uDFFF escape: only then can decoded JSON hold a lone surrogate (pairs are fine).
@@ -245,11 +252,12 @@ def parse_object(raw: bytes) -> dict[str, Any] | Unreadable:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Unreadable(f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8", _excerpt(raw))
+        return Unreadable("not valid UTF-8 (re-encode the file as UTF-8)", _excerpt(raw), at=f"byte {exc.start}")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return Unreadable(f"malformed JSON: {json_problem(exc)}", _excerpt(text))
+        reason, at = json_problem(exc)
+        return Unreadable(reason, _excerpt(text), at=at)
     if not isinstance(value, dict):
         return Unreadable(f"expected a JSON object per line, got {type(value).__name__}", _excerpt(text))
     if _SURROGATE_ESCAPE.search(raw):  # rare: checked only when such an escape is present
@@ -276,8 +284,8 @@ def raw_lines(path: Path, *, array_ok: bool = False, limit_mb: float = 16.0) -> 
                     raw = raw[len(codecs.BOM_UTF8):]
                 if len(raw) > limit:  # a multi-megabyte row is a blob or a broken export
                     yield lineno, Unreadable(
-                        f"record too large ({len(raw) / 1e6:.1f} MB, limit {limit_mb:g} MB; raise "
-                        "max_record_mb for this source if it is real)", _excerpt(raw[:4000]))
+                        f"record too large (limit {limit_mb:g} MB; raise max_record_mb for this source if it "
+                        "is real)", _excerpt(raw[:4000]), where=f"{len(raw) / 1e6:.1f} MB")
                     continue
                 if not raw.strip():
                     continue
@@ -305,7 +313,7 @@ def _read_json(path: Path, label: str) -> Iterator[Located]:
         if exc.msg == "Extra data":  # one object per line: really JSONL
             yield from _read_jsonl(path, label, array_ok=True)
             return
-        raise DataError(f"{path}:{exc.lineno}: malformed JSON: {json_problem(exc)}") from None
+        raise DataError(f"{path}:{exc.lineno}: {located(*json_problem(exc))}") from None
     check_surrogates = bool(_SURROGATE_ESCAPE.search(data))
     if isinstance(value, dict):
         lists = [k for k, v in value.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
@@ -318,12 +326,12 @@ def _read_json(path: Path, label: str) -> Iterator[Located]:
     for i, item in enumerate(value, start=1):
         problem = lone_surrogate(item) if check_surrogates else None
         if problem:
-            yield Located(label, i, Unreadable(f"array item {i}: {problem}", _excerpt(json.dumps(item))))
+            yield Located(label, i, Unreadable(problem, _excerpt(json.dumps(item)), where=f"array item {i}"))
         elif isinstance(item, dict):
             yield Located(label, i, item)
         else:
-            yield Located(label, i, Unreadable(f"array item {i} is {type(item).__name__}, not an object",
-                                               _excerpt(json.dumps(item, default=str))))
+            yield Located(label, i, Unreadable(f"expected an object, got {type(item).__name__}",
+                                               _excerpt(json.dumps(item, default=str)), where=f"array item {i}"))
 
 
 def _from_arrow(table: Any, label: str) -> Iterator[Located]:
@@ -381,7 +389,7 @@ def _read_text(path: Path, label: str) -> Iterator[Located]:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        yield Located(label, 1, Unreadable(f"not valid UTF-8 (byte {exc.start})", ""))
+        yield Located(label, 1, Unreadable("not valid UTF-8 (re-encode the file as UTF-8)", "", at=f"byte {exc.start}"))
         return
     yield Located(label, 1, {"text": text, "title": path.stem})
 

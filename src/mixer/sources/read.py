@@ -21,7 +21,8 @@ from mixer.errors import DataError, RecipeError
 from mixer.rng import content_hash
 from mixer.specs import Source
 from mixer.sources import fast
-from mixer.sources.adapters import ADAPTERS, RowError, detect, rename
+from mixer.sources import formats
+from mixer.sources.adapters import RowError, rename
 from mixer.sources.files import (
     JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, parse_object, fingerprint, locate,
     raw_lines, read_parts,
@@ -88,7 +89,7 @@ def _columns(head: list[Located], source: Source) -> set[str]:
 def _not_readable(source: Source, part: Part, head: list[Located]) -> DataError:
     """No record of a file's first ones parsed: name the file and say what it seems to be."""
     first = head[0]
-    reason = first.record.reason if isinstance(first.record, Unreadable) else "unreadable"
+    reason = first.record.message if isinstance(first.record, Unreadable) else "unreadable"
     raw = first.record.raw if isinstance(first.record, Unreadable) else ""
     where = part.path if part.path is not None else part.label
     if part.path is not None and part.path.name.lower().endswith(JSONL_SUFFIXES):
@@ -112,19 +113,17 @@ def _choose_format(source: Source, part: Part, head: list[Located]) -> str:
         columns = _columns(head, source)
         if not columns and not any(isinstance(item.record, dict) for item in head):
             raise _not_readable(source, part, head)
-        fmt = detect(columns, source)  # type: ignore[assignment]
+        fmt = formats.detect(columns, source)  # type: ignore[assignment]
         if fmt is None:
             seen = ", ".join(sorted(columns)) or "no columns"
             raise RecipeError(
                 f"sources.{source.name}: cannot tell the format of {part.label} from its columns; saw: {seen}. "
-                "Expected messages (openai), conversations (sharegpt), instruction+output (alpaca), "
-                f"chosen/rejected (hh-rlhf), {source.text_field!r} (document) or {source.prompt_field!r} alone "
-                "(prompt). Set format = \"...\", or map your column names with fields = { messages = \"your_column\" }"
+                f"Expected {formats.expected(source)}. Set format = \"...\", or map your column names with "
+                "fields = { messages = \"your_column\" }"
             )
-    if source.kind == "chat" and fmt == "document":
-        raise RecipeError(f"sources.{source.name}: kind = \"chat\" but format = \"document\" ({part.label})")
-    if source.kind == "document" and fmt not in ("document", "canonical"):
-        raise RecipeError(f"sources.{source.name}: kind = \"document\" but format = {fmt!r} ({part.label})")
+    if source.kind is not None and source.kind not in formats.FORMATS[fmt].kinds:
+        raise RecipeError(f"sources.{source.name}: kind = \"{source.kind}\" but format = \"{fmt}\" ({part.label}), "
+                          f"which makes {' or '.join(formats.FORMATS[fmt].kinds)} rows")
     return fmt
 
 
@@ -198,7 +197,7 @@ def _per_file(source: Source, report: ReadReport, first: Part, head: list[Locate
 
 
 def _records(source: Source, fmt: str, part: Part, head: list[Located]) -> Iterator[tuple[str, Located | _Lines]]:
-    if fmt in fast.FORMATS and not source.fields and part.path is not None \
+    if formats.FORMATS[fmt].batch and not source.fields and part.path is not None \
             and part.path.name.lower().endswith(JSONL_SUFFIXES):
         yield fmt, _Lines(part.path, part.label, fmt)  # read again from the start, undecoded
         return
@@ -337,9 +336,9 @@ def _one(source: Source, report: ReadReport, fmt: str, item: Located, seen: Coun
     report.rows_read += 1
     try:
         if isinstance(item.record, Unreadable):
-            raise RowError(item.record.reason)
+            raise RowError(item.record.reason, item.record.where, item.record.at)
         record = rename(item.record, source.fields) if source.fields else item.record
-        row = ADAPTERS[fmt](record, source)
+        row = formats.FORMATS[fmt].adapt(record, source)
         meta = row["meta"]
         original_id = item.record.get("id")
         if original_id is not None and not isinstance(original_id, (dict, list)):
@@ -351,13 +350,13 @@ def _one(source: Source, report: ReadReport, fmt: str, item: Located, seen: Coun
         except UnicodeEncodeError:  # a lone surrogate that a reader let through (JSON readers catch them)
             raise RowError(SURROGATE) from None
     except RowError as exc:
-        reason = str(exc)
+        reason = str(exc)  # where in this record, for the error and rejects.jsonl; counted: exc.reason
         if source.on_error == "fail":
             raise DataError(
                 f"{item.file}:{item.line} (source {source.name!r}, format {fmt}): {reason}. Fix "
                 f"the record, or set sources.{source.name}.on_error = \"skip\" to skip and count such rows"
             ) from None
-        report.rejected[_reason_key(reason)] += 1
+        report.rejected[exc.reason] += 1
         if len(report.rejects) < _MAX_REJECT_EXAMPLES:
             report.rejects.append(Reject(source.name, item.file, item.line, reason, _raw_excerpt(item.record)))
         return
@@ -427,14 +426,6 @@ def _parquet_batches(files: list[Any], source: Source, report: ReadReport, rows:
             yield schema.check(frame, f"reading source {source.name!r}")
     if not emitted:
         yield schema.empty()
-
-
-def _reason_key(reason: str) -> str:
-    """Group reasons for counting: positions and details after the first colon vary per row."""
-    head = reason.split(": ", 1)
-    if len(head) == 2 and (head[0].startswith(("messages[", "conversations[", "tools[", "history["))):
-        reason = head[1]
-    return reason.split(" at position ")[0].split(" at column ")[0]
 
 
 def _chain(head: list[Located], rest: Any) -> Any:

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +46,6 @@ import polars as pl
 
 from mixer import schema
 from mixer.errors import RecipeError
-from mixer.transforms.filter import prepare_filter
-from mixer.transforms.irrelevance import prepare_irrelevance
-from mixer.transforms.reshape import prepare_documents_to_chat, prepare_drop_system, prepare_to_prompt
-from mixer.transforms.system_prompt import prepare_system_prompt
-from mixer.transforms.tools import prepare_tools
 
 Transform = Callable[..., pl.DataFrame]
 
@@ -65,16 +62,23 @@ class Applier(Protocol):
 
 Preparer = Callable[..., Applier]
 
+
+
+def _discover() -> dict[str, Preparer]:
+    """Every ``TRANSFORMS`` table declared by a module of this package: adding a transform is
+    adding a module (with its prepare step and that table) and its test, nothing else."""
+    found: dict[str, Preparer] = {}
+    for info in pkgutil.iter_modules(__path__):
+        declared = getattr(importlib.import_module(f"{__name__}.{info.name}"), "TRANSFORMS", {})
+        for name, prepare_fn in declared.items():
+            if name in found:
+                raise RuntimeError(f"transform {name!r} is declared by two modules of mixer.transforms")
+            found[name] = prepare_fn
+    return dict(sorted(found.items()))
+
+
 #: recipe name -> prepare step. The one registry: options are the prepare step's parameters.
-REGISTRY: dict[str, Preparer] = {
-    "system_prompt": prepare_system_prompt,
-    "tools": prepare_tools,
-    "drop_system": prepare_drop_system,
-    "to_prompt": prepare_to_prompt,
-    "documents_to_chat": prepare_documents_to_chat,
-    "filter": prepare_filter,
-    "irrelevance": prepare_irrelevance,
-}
+REGISTRY: dict[str, Preparer] = _discover()
 _CONTEXT = {"seed", "position", "base_dir", "encoding"}
 
 
@@ -90,13 +94,9 @@ def _one_shot(prepare_fn: Preparer) -> Transform:
     return run
 
 
-system_prompt = _one_shot(prepare_system_prompt)
-tools = _one_shot(prepare_tools)
-drop_system = _one_shot(prepare_drop_system)
-to_prompt = _one_shot(prepare_to_prompt)
-documents_to_chat = _one_shot(prepare_documents_to_chat)
-filter = _one_shot(prepare_filter)  # noqa: A001 - the recipe name
-irrelevance = _one_shot(prepare_irrelevance)
+# The library form of every transform under its recipe name: ``mixer.transforms.tools(df, ...)``.
+# (``filter`` shadows the builtin inside this package's namespace only.)
+globals().update({name: _one_shot(prepare_fn) for name, prepare_fn in REGISTRY.items()})
 
 
 @dataclass(frozen=True)

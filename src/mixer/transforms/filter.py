@@ -87,3 +87,6 @@ def prepare_filter(*, min_tokens: int | None = None, max_tokens: int | None = No
     needs_tokens = min_tokens is not None or max_tokens is not None
     enc = (encoding or tokens.encoding("cl100k_base")) if needs_tokens else None
     return PreparedFilter(keep, min_tokens, max_tokens, enc)
+
+
+TRANSFORMS = {"filter": prepare_filter}  # recipe name -> prepare step (found by mixer.transforms)

@@ -106,3 +106,6 @@ def prepare_irrelevance(*, pool: Any = "builtin", p: float = 1.0, seed: int = 0,
         raise RecipeError("pool: no no-call answers found")
     return PreparedIrrelevance([e.value for e in answers], [e.ident for e in answers], p, seed, position,
                                {"pool": report})
+
+
+TRANSFORMS = {"irrelevance": prepare_irrelevance}  # recipe name -> prepare step (found by mixer.transforms)

@@ -149,3 +149,8 @@ def prepare_documents_to_chat(*, pool: Any = "builtin", p: float = 1.0, seed: in
         _labels=pl.Series([json.dumps(ident) for ident, _ in entries], dtype=pl.String),
         _titled=titled, _plain=plain,
     )
+
+
+# recipe name -> prepare step (found by mixer.transforms)
+TRANSFORMS = {"drop_system": prepare_drop_system, "to_prompt": prepare_to_prompt,
+              "documents_to_chat": prepare_documents_to_chat}

@@ -158,3 +158,5 @@ def prepare_system_prompt(*, pool: Any = "builtin", p: float = 1.0, mode: str = 
         _tagged=np.array([bool(t) for t in bank.tags], dtype=bool),
     )
 
+
+TRANSFORMS = {"system_prompt": prepare_system_prompt}  # recipe name -> prepare step (found by mixer.transforms)

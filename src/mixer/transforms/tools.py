@@ -501,3 +501,6 @@ def _render_items(specs: list[str], item: str) -> list[str]:
                    .replace("{description}", str(fn.get("description") or ""))
                    .replace("{parameters}", json.dumps(fn.get("parameters") or {}, ensure_ascii=False)))
     return out
+
+
+TRANSFORMS = {"tools": prepare_tools}  # recipe name -> prepare step (found by mixer.transforms)

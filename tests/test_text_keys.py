@@ -1,0 +1,35 @@
+"""Exact-dedup keys: the fast path (ASCII pre-check, streaming query, literal halvings) gives the
+same key as the plain definition (NFKC on compatibility characters, case, whitespace runs)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mixer import text
+
+_ALPHABET = st.sampled_from(list("aAbZ \t\r\n") + ["  ", "\u00a0", "ﬁ", "Ｆ", "\u3000", "é", "e\u0301", "İ", "ß", "😀"])
+
+
+def reference(value: str | None) -> str:
+    value = value or ""
+    if pl.Series([value]).str.contains(text._COMPAT).item():
+        value = unicodedata.normalize("NFKC", value)
+    value = value.replace("\r", " ").replace("\n", " ").replace("\t", " ").lower()
+    return " ".join(w for w in value.split(" ") if w)
+
+
+@given(st.lists(st.one_of(st.none(), st.lists(_ALPHABET, max_size=40).map("".join)), min_size=1, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_sequence_keys_equal_the_plain_definition(values: list[str | None]) -> None:
+    keys = text.sequence_keys(pl.Series(values, dtype=pl.String))
+    expected = pl.Series([reference(v) for v in values], dtype=pl.String).hash(seed=0).to_numpy()
+    assert keys.tolist() == expected.tolist()
+
+
+def test_a_run_longer_than_the_streaming_passes_still_collapses() -> None:
+    keys = text.sequence_keys(pl.Series(["a" + " " * 1000 + "b", "a b", "A\n\n\n\n\n\n\n\nB"]))
+    assert keys[0] == keys[1] == keys[2]
