@@ -487,14 +487,7 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
 def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any]) -> Any:
     """Row-local per output shard: the rows in final order, converted to the output format."""
     recipe = b.recipe
-    fmt = formats.FORMATS[recipe.output.format]
-    convert = None
-    if fmt.converts:
-        options = formats.options(fmt, recipe.output, b.base_dir)
-
-        def convert(frame: pl.DataFrame) -> formats.Exported:
-            return formats.export(frame, fmt, **options)
-
+    convert = _converter(recipe, b.base_dir)
     names = ["train", "validation"] if recipe.validation > 0 else ["train"]
     b.start("export", sum(plans[name].height for name in names))
     rows: dict[str, int] = {}
@@ -517,6 +510,19 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     output.provenance = pl.concat(written) if written else None
     b.end("export", sum(rows.values()))
     return output
+
+
+def _converter(recipe: Recipe, base_dir: Path) -> Callable[[pl.DataFrame], formats.Exported] | None:
+    """The output format's conversion of canonical rows (None: mixer's own rows are written)."""
+    fmt = formats.FORMATS[recipe.output.format]
+    if not fmt.converts:
+        return None
+    options = formats.options(fmt, recipe.output, base_dir)
+
+    def convert(frame: pl.DataFrame) -> formats.Exported:
+        return formats.export(frame, fmt, **options)
+
+    return convert
 
 
 @dataclass
@@ -545,10 +551,7 @@ class _Shard:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        fmt = formats.FORMATS[self.recipe.output.format]
-        if fmt.convert is not None:
-            options = export_options(self.recipe, self.base_dir)
-            self.convert = lambda frame: formats.export(frame, fmt, **options)
+        self.convert = _converter(self.recipe, self.base_dir)
 
     def __call__(self, frame: pl.DataFrame) -> tuple[pl.DataFrame | list[dict[str, Any]], ShardSummary]:
         frame = schema.check(frame, "export")

@@ -357,12 +357,15 @@ class LocalStreaming(Executor):
             yield i, count, _assemble([pl.read_parquet(self._pieces_of(split, i))])
 
     def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
+        self._files.append(self._write_shard(part, self.folder / "final", split, index, count))
+
+    def _write_shard(self, part: Part, folder: Path, split: str, index: int, count: int) -> writers.OutputFile:
+        """Shard ``index`` of ``count`` of a split in the output format, under ``folder/data``."""
         spec = self._spec
         assert spec is not None
         fmt = formats.FORMATS[spec.format]
-        self._files.append(writers.write_shard(part, self.folder / "final", split, index, count,
-                                               spec.file,
-                                               fmt.features() if fmt.features else None))
+        return writers.write_shard(part, folder, split, index, count, spec.file,
+                                   fmt.features() if fmt.features else None)
 
     def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Output:
         for prio in self.chunks:  # the chunks are no longer needed; the selected rows are

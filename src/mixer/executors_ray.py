@@ -255,12 +255,8 @@ class RayExecutor(LocalStreaming):
 
     def _commit(self, split: str, index: int, count: int, part: Part) -> writers.OutputFile:
         """Write the shard in a staging folder of its own, then rename it to its deterministic name."""
-        spec = self._spec
-        assert spec is not None
-        fmt = formats.FORMATS[spec.format]
         staging = self.folder / ".staging" / f"{split}-{index:05d}-{uuid.uuid4().hex}"
-        written = writers.write_shard(part, staging, split, index, count, fmt.suffix if fmt.convert else spec.file,
-                                      fmt.features() if fmt.features else None)
+        written = self._write_shard(part, staging, split, index, count)
         target = self.folder / "final" / written.path
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / written.path, target)
