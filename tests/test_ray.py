@@ -237,3 +237,16 @@ def test_bad_input_met_while_tasks_run_fails_as_streaming_does_and_leaves_nothin
         out[engine] = result.output
     assert out["ray"] == out["stream"] and "a.jsonl:61" in out["ray"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "r.toml"]
+
+
+def test_a_streaming_builds_cached_preparation_serves_a_ray_remix(tmp_path: Path, runtime: object) -> None:
+    """Ray cuts rows into the same chunks as --engine stream, so they share cache entries."""
+    import test_cache
+
+    recipe = test_cache.setup(tmp_path)
+    first = test_cache.build(recipe, tmp_path / "first", tmp_path / "cache", executor="stream")
+    assert first["run"]["cache"]["hit"] is False
+    hit = test_cache.build(recipe, tmp_path / "hit", tmp_path / "cache", "total=4000", executor="ray")
+    assert hit["run"]["cache"]["hit"] is True and hit["run"]["executor"] == "ray"
+    test_cache.build(recipe, tmp_path / "cold", None, "total=4000")
+    assert output_files(tmp_path / "hit") == output_files(tmp_path / "cold")

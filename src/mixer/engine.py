@@ -140,7 +140,7 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
     b.prepared = {src.name: transforms.prepare(src.transforms, seed=recipe.seed, source=src.name,
                                                base_dir=b.base_dir, encoding=b.enc) for src in recipe.sources}
     try:
-        key = cache.key(recipe, b.enc.name, executor.name, getattr(executor, "chunk_rows", None)) if cache else None
+        key = cache.key(recipe, b.enc.name, executor.chunking, getattr(executor, "chunk_rows", None)) if cache else None
         entry = cache.open(key) if cache is not None and key is not None else None
         if entry is not None:
             removed, decontaminated = _restore(b, entry)

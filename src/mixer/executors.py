@@ -97,6 +97,8 @@ class Executor(ABC):
     """The loops over chunks (sequential here); subclasses decide where frames are kept."""
 
     name = "base"
+    #: how rows are cut into chunks: executors that cut alike share cached preparations
+    chunking = "base"
 
     def __init__(self) -> None:
         self.chunks: dict[int, int] = {}  # source priority -> chunk count
@@ -203,6 +205,7 @@ class InMemory(Executor):
     """One chunk per source, every frame in memory; the library's default."""
 
     name = "memory"
+    chunking = "memory"
 
     def __init__(self) -> None:
         super().__init__()
@@ -289,6 +292,7 @@ class LocalStreaming(Executor):
     """
 
     name = "stream"
+    chunking = "stream"
 
     def __init__(self, chunk_rows: int = 100_000, spill: Path | None = None) -> None:
         super().__init__()

@@ -91,6 +91,7 @@ class RayExecutor(LocalStreaming):
     """
 
     name = "ray"
+    chunking = "stream"  # the same chunks as LocalStreaming: a streaming build's cached preparation serves it
 
     def __init__(self, chunk_rows: int = 100_000, spill: Path | None = None, address: str | None = None,
                  num_cpus: int | None = None, max_retries: int = 3) -> None:
