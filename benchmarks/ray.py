@@ -98,7 +98,7 @@ def main() -> None:
              f"{runs['ray']['peak_rss_mb']:,.0f} | {(ray_s - startup) / stream_s:.2f}x |",
              f"| ray start-up (ray.init) | {startup:.1f} | | | |",
              f"| ray, total | {ray_s:.1f} | {rows / ray_s:,.0f} | | {ray_s / stream_s:.2f}x |", "",
-             "Per stage (rows out, seconds; Ray's read includes its start-up):", "",
+             "Per stage (rows out, seconds; Ray's start-up precedes the first stage):", "",
              "| stage | rows | stream s | stream rows/s | ray s | ray rows/s |", "|---|---:|---:|---:|---:|---:|"]
     ray_phases = {p["phase"]: p for p in runs["ray"]["run"]["phases"]}
     for p in runs["stream"]["run"]["phases"]:

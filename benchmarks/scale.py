@@ -51,10 +51,10 @@ def simulate(m: dict, rows: float, cores: int, chunk_rows: int, shard_rows: int,
     stream_phase = {p["phase"]: p["seconds"] for p in m["stream"]["phases"]}
     chunks = int(-(-rows // chunk_rows))
     out: dict[str, float] = {}
-    # read: the driver reads and normalises every chunk in order (its rate: Ray's read stage after
-    # start-up, keys running beside it); each chunk's keys are a task once it is read (their cost:
+    # read: the driver reads and normalises every chunk in order (its rate: Ray's read stage, keys
+    # running beside it); each chunk's keys are a task once it is read (their cost:
     # the streaming build's read, which computed them on the same core, minus the driver's)
-    driver = ray_phase["read"] - m["ray_startup_seconds"]
+    driver = ray_phase["read"]
     per_chunk = driver / (n / chunk_rows)
     keys = max(stream_phase["read"] - driver, 0.0) / (n / chunk_rows)
     if partitioned:
@@ -98,7 +98,6 @@ def main() -> None:
              f"same, partitioned design: model s |",
              "|---|---|---:|---:|---:|---:|---:|"]
     measured = {p["phase"]: p["seconds"] for p in m["ray"]["phases"]}
-    measured["read"] -= m["ray_startup_seconds"]
     for (stage, seconds), moved in zip(there.items(), after.values()):
         name, where = stage.split(" (")
         lines.append(f"| {name} | {where.rstrip(')')} | {measured[name]:.1f} | {here[stage]:.1f} | "
