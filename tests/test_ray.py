@@ -250,3 +250,16 @@ def test_a_streaming_builds_cached_preparation_serves_a_ray_remix(tmp_path: Path
     assert hit["run"]["cache"]["hit"] is True and hit["run"]["executor"] == "ray"
     test_cache.build(recipe, tmp_path / "cold", None, "total=4000")
     assert output_files(tmp_path / "hit") == output_files(tmp_path / "cold")
+
+
+def test_budgets_counted_with_a_chat_template_are_the_same_on_ray(tmp_path: Path, runtime: object) -> None:
+    """The counting template (an audit renderer) travels to the tasks that count tokens."""
+    write_jsonl(tmp_path / "a.jsonl", chats(30, "a"))
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "tokens"\ntotal = 3000\ntoken_budget = "rendered"\n'
+                                              'chat_template = "chatml"\nvalidation = 0.1\n'
+                                              '[sources.a]\npath = "a.jsonl"\nweight = 1\nmax_epochs = 3\n'
+                                              '[[sources.a.transforms]]\ntype = "system_prompt"\np = 0.6\n'
+                                              '[output]\nformat = "trl"\nshard_rows = 20\n')
+    memory = output_files(pipeline.build(recipe).write(tmp_path / "memory"))
+    assert json.loads(memory["manifest.json"])["tokenizer"]["chat_template"] == "chatml"
+    assert output_files(_library(recipe, tmp_path / "ray", 6)) == memory
