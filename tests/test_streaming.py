@@ -384,3 +384,32 @@ def test_a_log_callable_gets_one_line_per_stage_start_and_end(tmp_path: Path) ->
     pipeline.build(recipe, log=lines.append)
     assert [line.split(":")[0] for line in lines] == [s for s in STAGES for _ in range(2)]
     assert lines[1].startswith("read: 10 rows out (") and lines[-1].startswith("export: 5 rows out (")
+
+
+def test_each_row_local_call_gets_only_its_chunks_key_rows_and_no_key_tables(tmp_path: Path) -> None:
+    """What a cluster ships per task grows with the chunk, not with the source: a row-local
+    function gets its chunk's part of the key table, and the build it closes over pickles
+    without the sources' key tables (they stay on the driver)."""
+    import dill  # installed with datasets; pickles closures by value, as Ray's cloudpickle does
+
+    from mixer.executors import LocalStreaming
+
+    class Recording(LocalStreaming):
+        sizes: list[int] = []
+
+        def map(self, prio, fn, parts):  # type: ignore[no-untyped-def]
+            for c, part in parts.items():
+                frames = part.values() if isinstance(part, dict) else [part]
+                assert all(set(f.get_column("_chunk").to_list()) == {c} for f in frames)
+            self.sizes.append(len(dill.dumps(fn)))
+            return super().map(prio, fn, parts)
+
+    write_jsonl(tmp_path / "a.jsonl", chats(300) + chats(300)[:40])
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 500\nvalidation = 0.1\n'
+                                              '[sources.a]\npath = "a.jsonl"\nweight = 1\nmax_epochs = 2\n'
+                                              '[[sources.a.transforms]]\ntype = "tools"\np = 0.5\n')
+    executor = Recording(chunk_rows=50)
+    mixture = pipeline.build(recipe, executor=executor)
+    assert mixture.manifest["sources"]["a"]["rows_deduplicated"] == 40
+    small = executor.sizes[0]  # prepare's function, before any key table exists
+    assert len(executor.sizes) == 2 and executor.sizes[1] < small + 2_000, executor.sizes  # gather's: no keys

@@ -74,11 +74,17 @@ def main() -> None:
 @click.option("--weights", "weights_file", metavar="FILE[:ROW]",
               help="Source weights from a JSON object or a sweep's ratios.csv row (fitted weights fed back).")
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if the output format cannot carry a row.")
-@click.option("--stream", is_flag=True,
-              help="Hold one chunk of rows in memory at a time (for sources larger than memory). Same output; "
-                   "spills to the output's staging folder.")
+@click.option("--engine", type=click.Choice(["memory", "stream", "ray"]), default=None,
+              help="Where rows live while building (same output with each): memory (default); stream: one chunk "
+                   "at a time through the output's staging folder (sources larger than memory); ray: as stream, "
+                   "row-local steps as Ray tasks (needs pip install 'mixer[ray]').")
+@click.option("--stream", is_flag=True, help="Same as --engine stream.")
+@click.option("--address", metavar="ADDR",
+              help="With --engine ray: the running Ray cluster to use (e.g. auto, ray://HEAD:10001); by default a "
+                   "local Ray runtime with this machine's cores starts and stops with the build. The output folder "
+                   "must be on storage every node sees.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Rows per chunk with --stream; memory grows with it.")
+              help="Rows per chunk with --engine stream or ray; memory grows with it.")
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress on stderr (otherwise: a live bar per stage on a terminal, timestamped lines elsewhere).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -87,8 +93,8 @@ def main() -> None:
 @click.option("--no-cache", is_flag=True, help="Ignore the cache for this build.")
 @_friendly
 def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tuple[str, ...], only: tuple[str, ...],
-          weights_file: str | None, strict: bool, stream: bool, chunk_rows: int, quiet: bool,
-          cache_dir: Path | None, no_cache: bool) -> None:
+          weights_file: str | None, strict: bool, engine: str | None, stream: bool, address: str | None,
+          chunk_rows: int, quiet: bool, cache_dir: Path | None, no_cache: bool) -> None:
     """Build the mixture described by RECIPE and write it with a manifest.
 
     The output folder holds data/train-*.parquet (and validation), manifest.json
@@ -99,6 +105,12 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
     folder under OUT, each with its own manifest, plus a top-level manifest.json
     that links them.
     """
+    if stream and engine not in (None, "stream"):
+        raise RecipeError(f"--stream is --engine stream; it cannot be combined with --engine {engine}")
+    engine = engine or ("stream" if stream else "memory")
+    if address and engine != "ray":
+        raise RecipeError("--address is the Ray cluster of --engine ray; add --engine ray or drop --address")
+
     def show(built: pipeline.Built) -> None:
         if built.staged:
             click.echo(f"\n[{built.name}]  format: {built.recipe.output.format}")
@@ -116,7 +128,7 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
 
     result = pipeline.build_all(recipe, list(sets) + (["output.strict=true"] if strict else []), only=only, out=out,
                                 weights=weights_file, force=force, dry_run=dry_run,
-                                executor="stream" if stream else "memory", chunk_rows=chunk_rows,
+                                executor=engine, address=address, chunk_rows=chunk_rows,
                                 progress=Progress("quiet" if quiet else "auto").on_stage, on_built=show,
                                 cache_dir=cache_dir, cache=not no_cache)
     if result.index is not None:

@@ -75,6 +75,10 @@ class _Source:
     train: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
     held: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKINNY))
 
+    def __getstate__(self) -> dict[str, Any]:
+        # what a row-local task on a cluster needs is the recipe's source; the key tables stay on the driver
+        return {**self.__dict__, "train": self.train.clear(), "held": self.held.clear(), "report": None}
+
 
 @dataclass
 class _Build:
@@ -88,6 +92,10 @@ class _Build:
     phases: list[dict[str, Any]] = field(default_factory=list)  # seconds and rows per stage, for the manifest
     template: Any = None  # the recipe's chat_template as an audit Renderer: counts as the trainer renders
     _started: dict[str, float] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a row-local closure travels to a cluster's workers with the build; progress stays on the driver
+        return {**self.__dict__, "progress": silent, "_started": {}}
 
     def start(self, stage: str, rows: int) -> None:
         self._started[stage] = time.perf_counter()
@@ -132,7 +140,7 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
     b.prepared = {src.name: transforms.prepare(src.transforms, seed=recipe.seed, source=src.name,
                                                base_dir=b.base_dir, encoding=b.enc) for src in recipe.sources}
     try:
-        key = cache.key(recipe, b.enc.name, executor.name, getattr(executor, "chunk_rows", None)) if cache else None
+        key = cache.key(recipe, b.enc.name, executor.chunking, getattr(executor, "chunk_rows", None)) if cache else None
         entry = cache.open(key) if cache is not None and key is not None else None
         if entry is not None:
             removed, decontaminated = _restore(b, entry)
@@ -162,7 +170,8 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
             manifest["decontamination"] = decontaminated
         output = _export(b, plans, manifest)
         # the one part of the manifest that differs between runs of the same recipe
-        manifest["run"] = {"executor": executor.name, "seconds": round(sum(p["seconds"] for p in b.phases), 3),
+        manifest["run"] = {"executor": executor.name, **executor.describe(),
+                           "seconds": round(sum(p["seconds"] for p in b.phases), 3),
                            "phases": b.phases,
                            **({"cache": {"key": key, "hit": entry is not None, "dir": str(cache.root)}}
                               if cache is not None and key is not None else {})}
@@ -272,10 +281,11 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
     index = build_index(recipe.decontaminate) if recipe.decontaminate is not None else None
     origins: list[pl.DataFrame] = []
     parts: list[pl.DataFrame] = []
+    none = copies.clear()
     for s in b.sources:
-        def prepare(io: ChunkIO, s: _Source = s) -> _Prepared:
+        def prepare(io: ChunkIO, mine: pl.DataFrame | None, s: _Source = s) -> _Prepared:
             out = _Prepared()
-            chunk, out.origins = dedup.drop(io.get("raw"), copies, s.prio, io.chunk)
+            chunk, out.origins = dedup.drop(io.get("raw"), none if mine is None else mine, s.prio, io.chunk)
             if index is not None:
                 assert recipe.decontaminate is not None
                 cleaned, out.removed, flagged = decontaminate({s.src.name: chunk}, recipe.decontaminate, index)
@@ -289,7 +299,7 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
                                         recipe.seed)
             return out
 
-        done = b.executor.map(s.prio, prepare)
+        done = b.executor.map(s.prio, prepare, by_chunk(copies.filter(pl.col("_prio") == s.prio)))
         b.executor.discard(s.prio, "raw")
         s.train = _concat([d.train for d in done], SKINNY)
         s.held = _concat([d.held for d in done], SKINNY)
@@ -358,15 +368,16 @@ def _resizer(b: _Build, s: _Source) -> mix.Resize:
     """Token counts of repeat ``r`` of ranked key rows: re-augmented from the cleaned rows, chunk
     by chunk, exactly as ``gather`` will write them."""
     def resize(rows: pl.DataFrame, r: int) -> np.ndarray:
-        def one(io: ChunkIO) -> pl.DataFrame:
-            mine = rows.filter(pl.col("_chunk") == io.chunk).select("id")
-            fresh = mine.join(io.get("clean"), on="id", how="inner", maintain_order="left")
+        def one(io: ChunkIO, mine: pl.DataFrame | None) -> pl.DataFrame:
+            if mine is None:
+                return pl.DataFrame(schema={"id": pl.String, "_r": pl.UInt32})
+            fresh = mine.select("id").join(io.get("clean"), on="id", how="inner", maintain_order="left")
             if not fresh.height:
                 return pl.DataFrame(schema={"id": pl.String, "_r": pl.UInt32})
             fresh, _, _ = b.augment(fresh.with_columns(pl.col("id") + f"#{r}").select(schema.COLUMNS), s.src)
             return fresh.select(pl.col("id").str.replace(r"#\d+$", ""), _r=pl.col("n_tokens"))
 
-        sized = pl.concat(b.executor.map(s.prio, one))
+        sized = pl.concat(b.executor.map(s.prio, one, by_chunk(rows.select("id", "_chunk"))))
         return (rows.select("id", "n_tokens").join(sized, on="id", how="left", maintain_order="left")
                 .select(pl.col("_r").fill_null(pl.col("n_tokens"))).to_series().to_numpy())
 
@@ -408,12 +419,15 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
     augmented: dict[str, dict[str, int]] = {}
     behaviours: dict[str, dict[str, dict[str, int]]] = {}
     for s in b.sources:
-        mine = {name: plan.filter(pl.col("_prio") == s.prio) for name, plan in plans.items()}
+        mine: dict[int, dict[str, pl.DataFrame]] = {}  # chunk -> split -> its selected rows
+        for split_name, plan in plans.items():
+            for c, part in by_chunk(plan.filter(pl.col("_prio") == s.prio)).items():
+                mine.setdefault(c, {})[split_name] = part
 
-        def gather(io: ChunkIO, s: _Source = s, mine: dict[str, pl.DataFrame] = mine) -> dict[str, pl.DataFrame]:
-            return _gather_chunk(b, s, io, mine)
+        def gather(io: ChunkIO, part: dict[str, pl.DataFrame] | None, s: _Source = s) -> dict[str, pl.DataFrame]:
+            return _gather_chunk(b, s, io, part or {})
 
-        done = b.executor.map(s.prio, gather)
+        done = b.executor.map(s.prio, gather, mine)
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
         behaviours[name] = {}
@@ -473,14 +487,7 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
 def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any]) -> Any:
     """Row-local per output shard: the rows in final order, converted to the output format."""
     recipe = b.recipe
-    fmt = formats.FORMATS[recipe.output.format]
-    convert = None
-    if fmt.converts:
-        options = formats.options(fmt, recipe.output, b.base_dir)
-
-        def convert(frame: pl.DataFrame) -> formats.Exported:
-            return formats.export(frame, fmt, **options)
-
+    convert = _converter(recipe, b.base_dir)
     names = ["train", "validation"] if recipe.validation > 0 else ["train"]
     b.start("export", sum(plans[name].height for name in names))
     rows: dict[str, int] = {}
@@ -489,17 +496,13 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     written: list[pl.DataFrame] = []  # which rows the trainer-format files hold, in their order
     for name in names:
         rows[name], rejects[name], renamed[name] = 0, [], []
-        for index, count, frame in b.executor.shards(name, plans[name].height, recipe.output):
-            frame = schema.check(frame, "export")
-            part: pl.DataFrame | list[dict[str, Any]] = frame
-            if convert is not None:
-                exported = convert(frame)
-                part = exported.rows
-                rejects[name] += exported.rejects
-                renamed[name] += exported.renamed
-                written.append(provenance(name, frame, exported.rejects))
-            rows[name] += len(part) if isinstance(part, list) else part.height
-            b.executor.put_output(name, index, count, frame, part)
+        shard = _Shard(recipe, b.base_dir, name, convert)
+        for done in b.executor.export(name, plans[name].height, recipe.output, shard):
+            rows[name] += done.rows
+            rejects[name] += done.rejects
+            renamed[name] += done.renamed
+            if done.provenance is not None:
+                written.append(done.provenance)
     if convert is not None:
         manifest["export"] = manifest_mod.export_summary(rows, rejects, recipe, manifest["sources"], renamed)
     output = b.executor.output(convert)
@@ -509,12 +512,68 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     return output
 
 
+def _converter(recipe: Recipe, base_dir: Path) -> Callable[[pl.DataFrame], formats.Exported] | None:
+    """The output format's conversion of canonical rows (None: mixer's own rows are written)."""
+    fmt = formats.FORMATS[recipe.output.format]
+    if not fmt.converts:
+        return None
+    options = formats.options(fmt, recipe.output, base_dir)
+
+    def convert(frame: pl.DataFrame) -> formats.Exported:
+        return formats.export(frame, fmt, **options)
+
+    return convert
+
+
+@dataclass
+class ShardSummary:
+    """What one output shard's conversion wrote: rows, rejects, renamed tools, provenance."""
+
+    rows: int
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    renamed: list[dict[str, Any]] = field(default_factory=list)
+    provenance: pl.DataFrame | None = None
+
+
+@dataclass
+class _Shard:
+    """Row-local: one output shard of ``split`` (canonical rows in final order) converted to the
+    output format. A cluster runs it in tasks: it pickles without its converter, whose options
+    (a compiled chat template) are loaded again where it runs."""
+
+    recipe: Recipe
+    base_dir: Path
+    split: str
+    convert: Callable[[pl.DataFrame], formats.Exported] | None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "convert": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.convert = _converter(self.recipe, self.base_dir)
+
+    def __call__(self, frame: pl.DataFrame) -> tuple[pl.DataFrame | list[dict[str, Any]], ShardSummary]:
+        frame = schema.check(frame, "export")
+        if self.convert is None:
+            return frame, ShardSummary(frame.height)
+        exported = self.convert(frame)
+        return exported.rows, ShardSummary(len(exported.rows), exported.rejects, exported.renamed,
+                                       provenance(self.split, frame, exported.rejects))
+
+
 def provenance(split: str, frame: pl.DataFrame, rejects: list[dict[str, Any]]) -> pl.DataFrame:
     """``split, source, id`` of the rows of ``frame`` a trainer format wrote (the rejected left out),
     in file order: trainer formats drop mixer's columns, so audit and diff read them from here."""
     gone = pl.Series([r["id"] for r in rejects], dtype=pl.String)
     return frame.filter(~pl.col("id").is_in(gone.implode())).select(pl.lit(split).alias("split"), "source", "id")
 
+
+
+def by_chunk(keys: pl.DataFrame) -> dict[int, pl.DataFrame]:
+    """A key table's rows per chunk (``_chunk``): each row-local call gets its own part only, so a
+    cluster ships every key row once, not the whole table with every chunk's task."""
+    return {c: part for (c,), part in keys.partition_by("_chunk", as_dict=True).items()}
 
 
 def _concat(parts: list[pl.DataFrame], columns: Any) -> pl.DataFrame:

@@ -11,10 +11,12 @@ row-local functions over them:
 What an executor must provide (a cluster executor, e.g. Ray Data, implements the same calls
 with tasks over blocks and shared storage): ``ingest`` (read a source chunk by chunk, running
 a row-local function on each), ``map`` (run a row-local function on every chunk of a source
-with a :class:`ChunkIO` to its stored frames), ``signature_table`` (gather near-dedup
+with a :class:`ChunkIO` to its stored frames, and that chunk's part of a key table, so each
+task gets only its own rows), ``signature_table`` (gather near-dedup
 signatures of given rows into one array for the global clustering step), ``shards`` (the
 selected rows of a split assembled in final order, one output shard at a time),
-``put_output`` (keep or write a converted shard) and ``output``/``close``. Global steps never
+``put_output`` (keep or write a converted shard; ``export`` runs both with a row-local
+conversion per shard) and ``output``/``close``. Global steps never
 see an executor: they take and give small key tables.
 """
 
@@ -25,7 +27,7 @@ import shutil
 from abc import ABC, abstractmethod
 import tempfile
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -95,6 +97,8 @@ class Executor(ABC):
     """The loops over chunks (sequential here); subclasses decide where frames are kept."""
 
     name = "base"
+    #: how rows are cut into chunks: executors that cut alike share cached preparations
+    chunking = "base"
 
     def __init__(self) -> None:
         self.chunks: dict[int, int] = {}  # source priority -> chunk count
@@ -116,9 +120,10 @@ class Executor(ABC):
             results.append(fn(io, chunk))
         return report, results
 
-    def map(self, prio: int, fn: Callable[[ChunkIO], T]) -> list[T]:
-        """Run the row-local ``fn`` on every chunk of source ``prio``, in chunk order."""
-        return [fn(_IO(self, prio, c)) for c in range(self.chunks.get(prio, 0))]
+    def map(self, prio: int, fn: Callable[[ChunkIO, Any], T], parts: Mapping[int, Any]) -> list[T]:
+        """Run the row-local ``fn`` on every chunk of source ``prio``, in chunk order, with the
+        chunk's part (``parts[chunk]``, None when it has none)."""
+        return [fn(_IO(self, prio, c), parts.get(c)) for c in range(self.chunks.get(prio, 0))]
 
     # -- storage
     @abstractmethod
@@ -158,6 +163,18 @@ class Executor(ABC):
         """``(index, count, rows in final order)`` of each assembled output group of a split."""
         raise NotImplementedError
 
+    def export(self, split: str, total: int, output: OutputSpec,
+               convert: Callable[[pl.DataFrame], tuple[Part, T]]) -> list[T]:
+        """Each output shard of ``split`` assembled in final order, converted by the row-local
+        ``convert`` (which returns the shard's part and a small summary) and kept or written with
+        :meth:`put_output`; the summaries in shard order."""
+        done = []
+        for index, count, frame in self.shards(split, total, output):
+            part, summary = convert(frame)
+            self.put_output(split, index, count, frame, part)
+            done.append(summary)
+        return done
+
     @abstractmethod
     def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
         """Keep or write one converted group (``part``) of the split; ``frame`` is its canonical rows."""
@@ -169,6 +186,10 @@ class Executor(ABC):
 
     def close(self) -> None:
         """Release what the build stored (a failed build calls it too)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Where the build ran, beyond the executor's name, for the manifest's ``run`` section."""
+        return {}
 
 
 def _assemble(pieces: list[pl.DataFrame]) -> pl.DataFrame:
@@ -184,6 +205,7 @@ class InMemory(Executor):
     """One chunk per source, every frame in memory; the library's default."""
 
     name = "memory"
+    chunking = "memory"
 
     def __init__(self) -> None:
         super().__init__()
@@ -270,6 +292,7 @@ class LocalStreaming(Executor):
     """
 
     name = "stream"
+    chunking = "stream"
 
     def __init__(self, chunk_rows: int = 100_000, spill: Path | None = None) -> None:
         super().__init__()
@@ -338,12 +361,15 @@ class LocalStreaming(Executor):
             yield i, count, _assemble([pl.read_parquet(self._pieces_of(split, i))])
 
     def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
+        self._files.append(self._write_shard(part, self.folder / "final", split, index, count))
+
+    def _write_shard(self, part: Part, folder: Path, split: str, index: int, count: int) -> writers.OutputFile:
+        """Shard ``index`` of ``count`` of a split in the output format, under ``folder/data``."""
         spec = self._spec
         assert spec is not None
         fmt = formats.FORMATS[spec.format]
-        self._files.append(writers.write_shard(part, self.folder / "final", split, index, count,
-                                               spec.file,
-                                               fmt.features() if fmt.features else None))
+        return writers.write_shard(part, folder, split, index, count, spec.file,
+                                   fmt.features() if fmt.features else None)
 
     def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Output:
         for prio in self.chunks:  # the chunks are no longer needed; the selected rows are

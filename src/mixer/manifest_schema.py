@@ -126,6 +126,15 @@ class CacheUse(TypedDict):
     dir: str
 
 
+class Cluster(TypedDict):
+    """Where a Ray build's tasks ran (``--engine ray``)."""
+
+    cpus: int
+    nodes: int
+    started: bool  # a runtime of the build's own, not a running one it joined
+    startup_seconds: float
+
+
 class Run(TypedDict):
     """The one part that differs between runs of the same recipe."""
 
@@ -133,6 +142,7 @@ class Run(TypedDict):
     seconds: float
     phases: list[Phase]
     cache: NotRequired[CacheUse]
+    cluster: NotRequired[Cluster]
 
 
 class RecipeEntry(TypedDict):

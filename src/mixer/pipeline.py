@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from mixer import engine, formats, writers
+from mixer import engine as engine_mod  # `engine` is also build()'s keyword
 from mixer import manifest as manifest_mod
 from mixer import recipe as recipe_mod
 from mixer.cache import Cache, default_root
@@ -57,15 +58,22 @@ def log_progress(log: Log) -> Progress:
     return progress
 
 
-def executor_for(name: str | Executor, chunk_rows: int = 100_000, spill: Path | None = None) -> Executor:
-    """An executor by name: ``memory`` (one chunk per source) or ``stream`` (spilled chunks)."""
+def executor_for(name: str | Executor, chunk_rows: int = 100_000, spill: Path | None = None,
+                 address: str | None = None) -> Executor:
+    """An executor by name: ``memory`` (one chunk per source), ``stream`` (spilled chunks) or
+    ``ray`` (spilled chunks, row-local steps as Ray tasks; ``address`` of a running cluster, else a
+    local runtime; needs the ``ray`` extra)."""
     if isinstance(name, Executor):
         return name
     if name == "memory":
         return InMemory()
     if name == "stream":
         return LocalStreaming(chunk_rows, spill)
-    raise RecipeError(f"executor: unknown executor {name!r}; expected memory or stream")
+    if name == "ray":
+        from mixer.executors_ray import RayExecutor
+
+        return RayExecutor(chunk_rows, spill, address)
+    raise RecipeError(f"executor: unknown executor {name!r}; expected memory, stream or ray")
 
 
 def cache_for(cache_dir: str | Path | None = None, use: bool = True) -> Cache | None:
@@ -87,25 +95,27 @@ def _load(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
 def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None,
           *, mixture: str | None = None, executor: str | Executor = "memory", chunk_rows: int = 100_000,
           progress: Progress | None = None, log: Log = no_log, cache_dir: str | Path | None = None,
-          cache: bool = True) -> Mixture:
+          cache: bool = True, engine: str | None = None, address: str | None = None) -> Mixture:
     """Build the mixture a recipe describes. Nothing is written.
 
     For a staged recipe, ``mixture`` names which ``[mixtures.NAME]`` to build. ``executor``
-    decides where rows live while building: ``"memory"`` (default), or ``"stream"``
+    decides where rows live while building: ``"memory"`` (default), ``"stream"``
     (``chunk_rows`` at a time through a temporary spill folder, for inputs larger than
-    memory); the result is the same. ``progress`` gets every stage's start and end.
+    memory) or ``"ray"`` (as ``stream``, row-local steps as Ray tasks on the cluster at
+    ``address``, else a local runtime); the result is the same. ``engine`` is another name for
+    ``executor``. ``progress`` gets every stage's start and end.
     ``cache_dir`` (default: ``MIXER_CACHE``, else no cache) keeps each preparation so a
     re-mix (other weights, budgets or output) skips reading and tokenizing; ``cache=False``
     ignores it.
     """
     parsed = _load(recipe, overrides, mixture)
-    return engine.build(parsed, executor_for(executor, chunk_rows), progress or log_progress(log),
-                        cache_for(cache_dir, cache))
+    return engine_mod.build(parsed, executor_for(engine or executor, chunk_rows, address=address),
+                            progress or log_progress(log), cache_for(cache_dir, cache))
 
 
 def build_and_write(recipe: Recipe, out_dir: Path, *, executor: str = "memory", chunk_rows: int = 100_000,
                     force: bool = False, dry_run: bool = False, progress: Progress | None = None,
-                    cache: Cache | None = None) -> tuple[Mixture | None, dict[str, Any]]:
+                    cache: Cache | None = None, address: str | None = None) -> tuple[Mixture | None, dict[str, Any]]:
     """Build one mixture and write it to ``out_dir`` (all or nothing); with ``dry_run`` write
     nothing. A streaming build spills inside the output's staging folder and writes shards as
     they are assembled. Returns the mixture (None for a written streaming build: its rows are
@@ -118,13 +128,13 @@ def build_and_write(recipe: Recipe, out_dir: Path, *, executor: str = "memory", 
         return mixture, mixture.manifest
     if dry_run:
         with tempfile.TemporaryDirectory(prefix="mixer-dry-run-") as tmp:
-            spill = LocalStreaming(chunk_rows, Path(tmp) / "spill")
+            spill = executor_for(executor, chunk_rows, Path(tmp) / "spill", address)
             try:
                 return None, engine.build(recipe, spill, progress, cache).manifest
             finally:
                 spill.close()
     with writers.staged(out_dir, force) as stage:
-        spill = executor_for(executor, chunk_rows, stage / ".spill")
+        spill = executor_for(executor, chunk_rows, stage / ".spill", address)
         try:
             mixture = engine.build(recipe, spill, progress, cache)
             mixture.write_into(stage)
@@ -157,13 +167,13 @@ def build_all(recipe: str | Path, overrides: list[str] | None = None, *, only: t
               out: Path | None = None, weights: str | None = None, force: bool = False, dry_run: bool = False, executor: str = "memory",
               chunk_rows: int = 100_000, progress: Progress | None = None,
               on_built: Callable[[Built], None] | None = None, cache_dir: str | Path | None = None,
-              cache: bool = True) -> BuiltAll:
+              cache: bool = True, engine: str | None = None, address: str | None = None) -> BuiltAll:
     """Build and write every mixture of a recipe: one for a plain recipe, each ``[mixtures.NAME]``
     (or those in ``only``) of a staged one, each into its own folder under ``out`` plus a
     top-level ``manifest.json`` linking them. Output folders are checked before anything is
     read. ``weights`` (``FILE[:ROW]``, a single mixture only) sets source weights from a JSON
     object or a sweep's ratios.csv row. ``on_built`` is called after each mixture (e.g. to print
-    its table). ``cache_dir``/``cache`` as for :func:`build`."""
+    its table). ``cache_dir``/``cache``, ``engine``/``address`` as for :func:`build`."""
     overrides = list(overrides or [])
     store = cache_for(cache_dir, cache)
     if weights:
@@ -188,8 +198,9 @@ def build_all(recipe: str | Path, overrides: list[str] | None = None, *, only: t
             check_not_inside_inputs(targets[name], r)
             writers.check_target(targets[name], force)
     for name, parsed in stages.items():
-        mixture, manifest = build_and_write(parsed, targets[name], executor=executor, chunk_rows=chunk_rows,
-                                            force=force, dry_run=dry_run, progress=progress, cache=store)
+        mixture, manifest = build_and_write(parsed, targets[name], executor=engine or executor, chunk_rows=chunk_rows,
+                                            force=force, dry_run=dry_run, progress=progress, cache=store,
+                                            address=address)
         built = Built(name, parsed, manifest, targets[name], not dry_run, result.staged, mixture)
         result.mixtures[name] = built
         if on_built is not None:
