@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from mixer import formats, writers
+from mixer import writers
 from mixer.errors import MixerError, RecipeError
 from mixer.executors import ChunkIO, LocalStreaming, Part, _IO, _assemble
 from mixer.recipe import Output as OutputSpec, Source
