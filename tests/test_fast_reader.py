@@ -233,3 +233,38 @@ def test_the_example_sharegpt_file_reads_the_same_on_both_paths(tmp_path: Path, 
     batch, one_by_one = read_both(path, monkeypatch)
     assert_same(batch, one_by_one)
     assert batch[1].format == "sharegpt" and batch[1].read_paths["batch"] == batch[1].rows_read
+
+
+def alpaca_junk(seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    texts = ["hi", "Name a fruit.", "", "  ", "\u001c", "naïve 東京 🙂", "line\nbreak", "quote \" back \\ slash"]
+    lines = []
+    for i in range(500):
+        record: dict = {"instruction": rnd.choice(texts), "output": rnd.choice(texts)}
+        r = rnd.random()
+        if r < 0.3:
+            record["input"] = rnd.choice(texts + [None])
+        if rnd.random() < 0.2:
+            record["system"] = rnd.choice(["be brief", "", None, 5])
+        r = rnd.random()
+        if r < 0.05:
+            record["output"] = rnd.choice([None, 5, ["a"]])
+        elif r < 0.1:
+            del record["instruction"]
+        elif r < 0.15:
+            record["history"] = [["q", "a"]]
+        elif r < 0.2:
+            record["id"] = rnd.choice([f"al-{i % 30}", i])
+        lines.append(json.dumps(record, ensure_ascii=rnd.random() < 0.5))
+    return lines
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_alpaca_rows_agree_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    path = tmp_path / "al.jsonl"
+    path.write_text("\n".join(alpaca_junk(seed)) + "\n", encoding="utf-8")
+    batch, one_by_one = read_both(path, monkeypatch, format="alpaca")
+    assert_same(batch, one_by_one)
+    report = batch[1]
+    assert report.read_paths["batch"] > 100 and report.read_paths["per record"] > 20
+    assert report.rejected

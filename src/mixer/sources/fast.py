@@ -44,6 +44,8 @@ _DTYPE = pl.Struct({"messages": pl.List(pl.Struct({"role": pl.String, "content":
 _SHAREGPT_NEEDS_ADAPTER = (*_NEEDS_ADAPTER, '"role"', '"content"', '"observation"', '"function"', '"tool"')
 _SHAREGPT_DTYPE = pl.Struct({"conversations": pl.List(pl.Struct({"from": pl.String, "value": pl.String})),
                              "system": pl.String, "id": pl.String})
+_ALPACA_DTYPE = pl.Struct({"instruction": pl.String, "input": pl.String, "output": pl.String, "system": pl.String,
+                           "id": pl.String})
 _PLAIN_SPEAKERS = {k: v for k, v in SPEAKERS.items() if v in ("user", "assistant", "system")}
 
 
@@ -71,6 +73,10 @@ def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> p
                  & (count("from") == count("value"))
                  & (count("from|value|system") == count("from|value|system", r'\s*"'))
                  & (count("system") <= 1))
+    elif fmt == "alpaca":  # flat string fields, no history
+        shape = ((count("instruction") == 1) & (count("output") == 1) & (count("input") <= 1) & (count("system") <= 1)
+                 & (count("history") == 0)
+                 & (count("instruction|output|input|system") == count("instruction|output|input|system", r'\s*"')))
     else:
         key = re.escape(side)
         shape = (count(key) == 1) & (count(key, r'\s*"') == 1)
@@ -101,7 +107,8 @@ def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", s
     """Canonical rows for plain lines (line number, text), exactly as the ``fmt`` adapter
     (``openai`` or ``hh-rlhf``) makes them; the lines its checks refuse are returned apart."""
     numbers = [n for n, _ in lines]
-    dtype = {"openai": _DTYPE, "sharegpt": _SHAREGPT_DTYPE}.get(fmt) or pl.Struct({side: pl.String, "id": pl.String})
+    dtype = ({"openai": _DTYPE, "sharegpt": _SHAREGPT_DTYPE, "alpaca": _ALPACA_DTYPE}.get(fmt)
+             or pl.Struct({side: pl.String, "id": pl.String}))
     try:
         decoded = pl.Series([text for _, text in lines], dtype=pl.String).str.json_decode(dtype)
     except pl.exceptions.PolarsError:
@@ -113,7 +120,7 @@ def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", s
         return Batch(pl.concat(both) if both else pl.DataFrame(), first.refused + second.refused)
     frame = pl.DataFrame({"_line": pl.Series(numbers, dtype=pl.Int64), "r": decoded}).unnest("r").with_row_index("_row")
     ok, convo, system = (_openai(frame) if fmt == "openai" else _sharegpt(frame) if fmt == "sharegpt"
-                         else _hh(frame, side))
+                         else _alpaca(frame) if fmt == "alpaca" else _hh(frame, side))
     refused = ok.filter(pl.col("_refused")).get_column("_line").to_list()
     ok = ok.filter(~pl.col("_refused"))
     if ok.is_empty():
@@ -177,6 +184,25 @@ def _sharegpt(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataF
     system = (parts.sort("_row", "_pos").group_by("_row", maintain_order=True)
               .agg(system=pl.col("content").str.join("\n\n")))
     convo = turns.filter(~is_system).select("_row", "role", content="value")
+    return ok, convo, system
+
+
+def _alpaca(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The alpaca adapter for rows without history: ``instruction`` (+ a blank line and
+    ``input`` when it is not empty) is the user turn, ``output`` the answer, ``system`` kept."""
+    extra = pl.col("input")
+    user = (pl.when(extra.is_null() | (extra == "")).then(pl.col("instruction"))
+            .otherwise(pl.concat_str(pl.col("instruction"), pl.lit("\n\n"), extra)))
+    rows = frame.with_columns(_user=user)
+    ok = rows.with_columns(
+        _refused=(pl.col("instruction").is_null() | pl.col("output").is_null() | _blank(pl.col("_user"))
+                  | _blank(pl.col("output"))).fill_null(True),
+        _repairs=pl.lit([], pl.List(pl.String)),
+    )
+    convo = pl.concat([rows.select("_row", _k=pl.lit(0), role=pl.lit("user"), content="_user"),
+                       rows.select("_row", _k=pl.lit(1), role=pl.lit("assistant"), content="output")]
+                      ).sort("_row", "_k").drop("_k")
+    system = rows.filter(pl.col("system").is_not_null() & (pl.col("system") != "")).select("_row", "system")
     return ok, convo, system
 
 

@@ -29,4 +29,5 @@ def alpaca(record: dict[str, Any], source: Source) -> Row:
 
 
 FORMAT = InputFormat("alpaca", alpaca, "instruction+output",
-                     lambda columns, source: {"instruction", "output"} <= columns, order=30)
+                     lambda columns, source: {"instruction", "output"} <= columns, order=30,
+                     batch=True)
