@@ -121,6 +121,7 @@ def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", s
     frame = pl.DataFrame({"_line": pl.Series(numbers, dtype=pl.Int64), "r": decoded}).unnest("r").with_row_index("_row")
     ok, convo, system = (_openai(frame) if fmt == "openai" else _sharegpt(frame) if fmt == "sharegpt"
                          else _alpaca(frame) if fmt == "alpaca" else _hh(frame, side))
+    ok = ok.with_columns(pl.col("_refused").fill_null(True))  # a check that could not say: the adapter decides
     refused = ok.filter(pl.col("_refused")).get_column("_line").to_list()
     ok = ok.filter(~pl.col("_refused"))
     if ok.is_empty():
