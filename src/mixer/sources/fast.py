@@ -129,13 +129,13 @@ def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", s
     return Batch(_canonical(ok, convo, system, label_json), refused)
 
 
-def _openai(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The openai adapter's checks and turns: (rows with ``_refused``/``_repairs``, turns, system)."""
-    turns = (frame.select("_row", "messages").explode("messages").unnest("messages")
-             .with_columns(_pos=pl.int_range(pl.len()).over("_row")))
-    is_system = pl.col("role").is_in(_SYSTEM)
+def _checked(frame: pl.DataFrame, turns: pl.DataFrame, column: str) -> pl.DataFrame:
+    """The checks every chat adapter makes (``finish_chat`` and the turn loop), on ``turns``
+    (``_row, _pos, role, content``; role user/assistant/tool/system, null when unknown): rows
+    of ``frame`` with ``_refused`` and ``_repairs``. A refused row goes to the adapter."""
+    is_system = pl.col("role") == "system"
     checks = turns.group_by("_row").agg(
-        bad_role=(~pl.col("role").is_in([*_SYSTEM, *_ROLES]) | pl.col("role").is_null()).any(),
+        bad_role=pl.col("role").is_null().any(),
         null_content=pl.col("content").is_null().any(),
         late_system=(pl.col("_pos").filter(is_system).max().fill_null(-1)
                      > pl.col("_pos").filter(~is_system).min().fill_null(1 << 30)),
@@ -144,48 +144,41 @@ def _openai(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFra
         blank=(pl.col("role").is_in(["user", "assistant"]) & _blank(pl.col("content"))).any(),
         no_answer=(pl.col("role") == "assistant").sum() == 0,
     )
-    ok = frame.join(checks, on="_row", how="left").with_columns(
-        _refused=pl.col("messages").is_null() | pl.col("messages").list.len().eq(0)
+    return frame.join(checks, on="_row", how="left").with_columns(
+        _refused=pl.col(column).is_null() | pl.col(column).list.len().eq(0)
         | pl.any_horizontal("bad_role", "null_content", "late_system", "no_turns", "no_user", "blank"),
         _repairs=pl.when(pl.col("no_answer")).then(pl.lit([NO_ANSWER], pl.List(pl.String)))
         .otherwise(pl.lit([], pl.List(pl.String))),
     )
+
+
+def _openai(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The openai adapter's checks and turns: (rows with ``_refused``/``_repairs``, turns, system)."""
+    role = pl.col("role")
+    turns = (frame.select("_row", "messages").explode("messages").unnest("messages")
+             .with_columns(_pos=pl.int_range(pl.len()).over("_row"),
+                           role=pl.when(role.is_in(_SYSTEM)).then(pl.lit("system"))
+                           .otherwise(role.replace_strict(_ROLES, default=None))))
+    is_system = pl.col("role") == "system"
     system = (turns.filter(is_system).group_by("_row", maintain_order=True)
               .agg(system=pl.col("content").str.join("\n\n")))
-    convo = turns.filter(~is_system).with_columns(role=pl.col("role").replace_strict(_ROLES, default=None))
-    return ok, convo.select("_row", "role", "content"), system
+    return _checked(frame, turns, "messages"), turns.filter(~is_system).select("_row", "role", "content"), system
 
 
 def _sharegpt(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The sharegpt adapter's checks and turns for plain ``{from, value}`` turns: speakers mapped
     case-blind, the record's ``system`` first, then system turns (only before the conversation)."""
     turns = (frame.select("_row", "conversations").explode("conversations").unnest("conversations")
-             .with_columns(_pos=pl.int_range(pl.len()).over("_row"),
-                           role=pl.col("from").str.to_lowercase().replace_strict(_PLAIN_SPEAKERS, default=None)))
+             .select("_row", _pos=pl.int_range(pl.len()).over("_row"), content="value",
+                     role=pl.col("from").str.to_lowercase().replace_strict(_PLAIN_SPEAKERS, default=None)))
     is_system = pl.col("role") == "system"
-    checks = turns.group_by("_row").agg(
-        bad_role=pl.col("role").is_null().any(),
-        null_content=pl.col("value").is_null().any(),
-        late_system=(pl.col("_pos").filter(is_system).max().fill_null(-1)
-                     > pl.col("_pos").filter(~is_system).min().fill_null(1 << 30)),
-        no_turns=(~is_system).sum() == 0,
-        no_user=(pl.col("role") == "user").sum() == 0,
-        blank=(pl.col("role").is_in(["user", "assistant"]) & _blank(pl.col("value"))).any(),
-        no_answer=(pl.col("role") == "assistant").sum() == 0,
-    )
-    ok = frame.join(checks, on="_row", how="left").with_columns(
-        _refused=pl.col("conversations").is_null() | pl.col("conversations").list.len().eq(0)
-        | pl.any_horizontal("bad_role", "null_content", "late_system", "no_turns", "no_user", "blank"),
-        _repairs=pl.when(pl.col("no_answer")).then(pl.lit([NO_ANSWER], pl.List(pl.String)))
-        .otherwise(pl.lit([], pl.List(pl.String))),
-    )
     own = frame.filter(pl.col("system").is_not_null() & (pl.col("system") != "")).select(
         "_row", _pos=pl.lit(-1, pl.Int64), content="system")
-    parts = pl.concat([own, turns.filter(is_system).select("_row", pl.col("_pos").cast(pl.Int64), content="value")])
+    parts = pl.concat([own, turns.filter(is_system).select("_row", pl.col("_pos").cast(pl.Int64), "content")])
     system = (parts.sort("_row", "_pos").group_by("_row", maintain_order=True)
               .agg(system=pl.col("content").str.join("\n\n")))
-    convo = turns.filter(~is_system).select("_row", "role", content="value")
-    return ok, convo, system
+    return (_checked(frame, turns, "conversations"), turns.filter(~is_system).select("_row", "role", "content"),
+            system)
 
 
 def _alpaca(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
