@@ -263,3 +263,28 @@ def test_budgets_counted_with_a_chat_template_are_the_same_on_ray(tmp_path: Path
     memory = output_files(pipeline.build(recipe).write(tmp_path / "memory"))
     assert json.loads(memory["manifest.json"])["tokenizer"]["chat_template"] == "chatml"
     assert output_files(_library(recipe, tmp_path / "ray", 6)) == memory
+
+
+def test_a_sweep_on_ray_writes_what_the_in_memory_sweep_writes(tmp_path: Path, runtime: object) -> None:
+    import test_sweep
+
+    recipe = test_sweep.setup(tmp_path, '\n[sweep]\ngrid = {"sources.small.weight" = [0.1, 0.3]}\n')
+    outs = {}
+    for engine in ("memory", "ray"):
+        outs[engine] = tmp_path / engine
+        result = CliRunner().invoke(main, ["sweep", str(recipe), "--out", str(outs[engine]), "--engine", engine,
+                                           "--chunk-rows", "150", "-q", "--cache-dir", str(tmp_path / f"c-{engine}")])
+        assert result.exit_code == 0, result.output
+    for variant in ("base", "grid-000", "grid-001"):
+        assert output_files(outs["ray"] / variant) == output_files(outs["memory"] / variant), variant
+        manifest = json.loads((outs["ray"] / variant / "manifest.json").read_text())
+        assert manifest["run"]["executor"] == "ray"
+    assert (outs["ray"] / "ratios.csv").read_text() == (outs["memory"] / "ratios.csv").read_text()
+
+
+def test_sweep_refuses_an_address_without_the_ray_engine(tmp_path: Path) -> None:
+    import test_sweep
+
+    recipe = test_sweep.setup(tmp_path, '\n[sweep]\ngrid = {"sources.small.weight" = [0.1]}\n')
+    result = CliRunner().invoke(main, ["sweep", str(recipe), "--out", str(tmp_path / "o"), "--address", "auto"])
+    assert result.exit_code == 2 and "--address is the Ray cluster of --engine ray" in result.output

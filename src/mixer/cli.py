@@ -63,6 +63,26 @@ def main() -> None:
     """
 
 
+def _engine(engine: str | None, stream: bool, address: str | None) -> str:
+    """The engine of ``--engine``/``--stream``/``--address``, or a usage error when they disagree."""
+    if stream and engine not in (None, "stream"):
+        raise RecipeError(f"--stream is --engine stream; it cannot be combined with --engine {engine}")
+    engine = engine or ("stream" if stream else "memory")
+    if address and engine != "ray":
+        raise RecipeError("--address is the Ray cluster of --engine ray; add --engine ray or drop --address")
+    return engine
+
+
+_ENGINE = click.option("--engine", type=click.Choice(["memory", "stream", "ray"]), default=None,
+                       help="Where rows live while building (same output with each): memory (default); stream: one "
+                            "chunk at a time through the output's staging folder (sources larger than memory); ray: "
+                            "as stream, row-local steps as Ray tasks (needs pip install 'mixer[ray]').")
+_ADDRESS = click.option("--address", metavar="ADDR",
+                        help="With --engine ray: the running Ray cluster to use (e.g. auto, ray://HEAD:10001); by "
+                             "default a local Ray runtime with this machine's cores starts and stops with the build. "
+                             "The output folder must be on storage every node sees.")
+
+
 @main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -74,15 +94,9 @@ def main() -> None:
 @click.option("--weights", "weights_file", metavar="FILE[:ROW]",
               help="Source weights from a JSON object or a sweep's ratios.csv row (fitted weights fed back).")
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if the output format cannot carry a row.")
-@click.option("--engine", type=click.Choice(["memory", "stream", "ray"]), default=None,
-              help="Where rows live while building (same output with each): memory (default); stream: one chunk "
-                   "at a time through the output's staging folder (sources larger than memory); ray: as stream, "
-                   "row-local steps as Ray tasks (needs pip install 'mixer[ray]').")
+@_ENGINE
 @click.option("--stream", is_flag=True, help="Same as --engine stream.")
-@click.option("--address", metavar="ADDR",
-              help="With --engine ray: the running Ray cluster to use (e.g. auto, ray://HEAD:10001); by default a "
-                   "local Ray runtime with this machine's cores starts and stops with the build. The output folder "
-                   "must be on storage every node sees.")
+@_ADDRESS
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Rows per chunk with --engine stream or ray; memory grows with it.")
 @click.option("-q", "--quiet", is_flag=True,
@@ -105,11 +119,7 @@ def build(recipe: Path, out: Path | None, force: bool, dry_run: bool, sets: tupl
     folder under OUT, each with its own manifest, plus a top-level manifest.json
     that links them.
     """
-    if stream and engine not in (None, "stream"):
-        raise RecipeError(f"--stream is --engine stream; it cannot be combined with --engine {engine}")
-    engine = engine or ("stream" if stream else "memory")
-    if address and engine != "ray":
-        raise RecipeError("--address is the Ray cluster of --engine ray; add --engine ray or drop --address")
+    engine = _engine(engine, stream, address)
 
     def show(built: pipeline.Built) -> None:
         if built.staged:
@@ -250,15 +260,17 @@ _POOLS = ("system_prompts", "tools", "requests", "generated-tools")
 @click.option("--force", is_flag=True, help="Replace a previous sweep's folders (never any other folder).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @click.option("--dry-run", is_flag=True, help="List the variants and their overrides; build nothing.")
-@click.option("--stream", is_flag=True, help="Build each variant streaming (see mixer build --stream).")
+@_ENGINE
+@click.option("--stream", is_flag=True, help="Same as --engine stream.")
+@_ADDRESS
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Rows per chunk with --stream.")
+              help="Rows per chunk with --engine stream or ray.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Prepared-source cache shared by the variants (default: $MIXER_CACHE, else a temporary one).")
 @click.option("-q", "--quiet", is_flag=True, help="No per-stage progress on stderr.")
 @_friendly
-def sweep(recipe: Path, out: Path, force: bool, sets: tuple[str, ...], dry_run: bool, stream: bool,
-          chunk_rows: int, cache_dir: Path | None, quiet: bool) -> None:
+def sweep(recipe: Path, out: Path, force: bool, sets: tuple[str, ...], dry_run: bool, engine: str | None,
+          stream: bool, address: str | None, chunk_rows: int, cache_dir: Path | None, quiet: bool) -> None:
     """Build every variant of RECIPE's [sweep] table (grid, ablations, dropped
     transforms, Dirichlet swarm over source weights) from one preparation.
 
@@ -269,6 +281,7 @@ def sweep(recipe: Path, out: Path, force: bool, sets: tuple[str, ...], dry_run: 
     """
     from mixer import sweep as sweep_mod
 
+    engine = _engine(engine, stream, address)
     base, _, found = sweep_mod.plan(recipe, list(sets))
     if dry_run:
         for v in found:
@@ -283,7 +296,7 @@ def sweep(recipe: Path, out: Path, force: bool, sets: tuple[str, ...], dry_run: 
         click.echo(f"[{outcome.variant.index + 1}/{len(found)}] {outcome.variant.name}: {status}, "
                    f"{outcome.seconds:.1f} s", err=True)
 
-    outcomes = sweep_mod.run(recipe, out, list(sets), force=force, executor="stream" if stream else "memory",
+    outcomes = sweep_mod.run(recipe, out, list(sets), force=force, executor=engine, address=address,
                              chunk_rows=chunk_rows, cache_dir=cache_dir,
                              progress=Progress("quiet" if quiet else "auto").on_stage, on_variant=show)
     click.echo(sweep_mod.table(outcomes, [s.name for s in base.sources]))

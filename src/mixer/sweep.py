@@ -295,7 +295,8 @@ def _recipe_relative(key: str, value: Any, base_dir: Path) -> Any:
 
 def run(recipe_path: str | Path, out: str | Path, overrides: list[str] | None = None, *, force: bool = False,
         executor: str = "memory", chunk_rows: int = 100_000, cache_dir: str | Path | None = None,
-        progress: Progress | None = None, on_variant: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        progress: Progress | None = None, on_variant: Callable[[Outcome], None] | None = None,
+        address: str | None = None) -> list[Outcome]:
     """Build every variant into ``out/NAME/``, then write ``out/manifest.json`` and ``out/ratios.csv``.
 
     The prepared-source cache is ``cache_dir``, else ``MIXER_CACHE``, else a temporary one for
@@ -322,7 +323,7 @@ def run(recipe_path: str | Path, out: str | Path, overrides: list[str] | None = 
             try:
                 parsed = variant_recipe(recipe_path, overrides, v)
                 _, outcome.manifest = build_and_write(parsed, root / v.name, executor=executor, chunk_rows=chunk_rows,
-                                                      force=force, progress=progress, cache=store)
+                                                      force=force, progress=progress, cache=store, address=address)
             except DataError as exc:
                 outcome.reason = str(exc)
             outcome.seconds = time.perf_counter() - started
