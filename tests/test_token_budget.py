@@ -184,3 +184,13 @@ pool = [{path = "pool.csv", column = "prompt", exclude = {type = "IMAGE"}, max_c
                                                                                "over max_chars = 100": 1}}
     assert ("note: source 'a' 0:system_prompt: pool.csv skipped 2 entries, used 1 (exclude type = IMAGE: 1, "
             "over max_chars = 100: 1)") in manifest_mod.table(m)
+
+
+def test_an_assistant_budget_for_rl_prompts_is_refused_with_what_to_use(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", chats(5))
+    r = write_recipe(tmp_path / "r.toml", 'unit = "tokens"\ntotal = 100\ntoken_budget = "assistant"\n'
+                                          '[sources.a]\npath = "a.jsonl"\nweight = 1\n[output]\nformat = "prompt"\n')
+    with pytest.raises(RecipeError, match=r'token_budget: format = "prompt" writes prompts .*token_budget = "content"'):
+        load(r)
+    r.write_text(r.read_text().replace('token_budget = "assistant"', 'token_budget = "rendered"'))
+    assert load(r).token_budget == "rendered"

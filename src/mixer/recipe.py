@@ -418,6 +418,10 @@ class _Validator:
         )
         self.check_budgets(sources, total, temperature)
         output = self.output(self.typed(table, "output", "output", (dict,), "a table", {}), name)
+        if unit == "tokens" and token_budget == "assistant" and formats.get(output.format).prompts:
+            raise self.fail("token_budget", f"format = \"{output.format}\" writes prompts the model answers itself "
+                            "(RL): their answers are cut off, so no assistant tokens are written to budget. Use "
+                            "token_budget = \"content\" or \"rendered\", or unit = \"examples\"")
         if stage_of is not None:  # a stage writes into its own folder under the recipe's output
             root = self.output(dict(stage_of.get("output") or {}, format="canonical"), stage_of.get("name", "mixture"))
             output = dataclasses.replace(output, dir=root.dir / name)

@@ -36,6 +36,7 @@ class Format:
     # files written beside the data: {file name: (build name, {split: shard path}) -> its text}
     side_files: dict[str, Callable[[str, dict[str, str]], str]] = field(default_factory=dict)
     read_back: Callable[[dict[str, Any]], ReadBack] | None = None  # for the audit; None: already rendered text
+    prompts: bool = False  # rows are prompts the model completes (RL): no written token is an answer to train on
     order: int = 50  # place in listings
 
     @property

@@ -57,4 +57,4 @@ def read_back(record: dict[str, Any]) -> ReadBack:
 
 
 FORMAT = Format("prompt", "parquet", convert, "RL trainers (TRL GRPO/RLOO): conversational ``prompt`` + ``tools``",
-                features, read_back=read_back, order=60)
+                features, read_back=read_back, prompts=True, order=60)
