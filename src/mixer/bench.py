@@ -331,7 +331,8 @@ def hub_workload(jsonl: Path, cache: Path) -> Path:
 
         datasets.disable_progress_bars()
         tmp = out.with_suffix(".tmp")
-        datasets.Dataset.from_json(str(jsonl), cache_dir=str(cache / "hf-cache")).save_to_disk(str(tmp))
+        with tempfile.TemporaryDirectory(prefix="mixer-hf-") as hf_cache:  # datasets' Arrow cache of the JSON
+            datasets.Dataset.from_json(str(jsonl), cache_dir=hf_cache).save_to_disk(str(tmp))
         tmp.rename(out)
     return out
 
