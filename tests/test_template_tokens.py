@@ -33,7 +33,7 @@ def test_template_counts_equal_what_the_audit_counts_on_the_written_rows(tmp_pat
                        "--set", 'token_budget="assistant"', "--set", f"output.audit={path}", "--out", str(out), "-q")
     assert code == 0, output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["tokenizer"]["chat_template"] == path
+    assert Path(manifest["tokenizer"]["chat_template"]).resolve() == Path(path).resolve()
     estimate = manifest["audit"]["sources"]["harmless"]["estimate"]
     # every written row, rendered by the audit independently: the build's counts are those counts
     assert estimate["export_rejected"] == 0
