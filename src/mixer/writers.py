@@ -9,6 +9,7 @@ interrupted or failed build leaves no output folder behind.
 from __future__ import annotations
 
 import contextlib
+from glob import escape as glob_escape
 import hashlib
 import json
 import math
@@ -221,16 +222,20 @@ def staged(out_dir: Path, force: bool) -> Iterator[Path]:
     build killed outright leaves its staging folder, which the next build removes.
     """
     check_target(out_dir, force)
+    prefix = f".{out_dir.name}.staging-{os.getpid()}-"
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_stages(out_dir)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-{os.getpid()}-", dir=out_dir.parent))
     except OSError as exc:
         raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}; choose another --out") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the output should not be
     try:
+        try:
+            stage = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir.parent))
+        except OSError as exc:
+            raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}; choose another --out") from None
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the output should not be
         yield stage
         check_target(out_dir, force)  # again: the folder may have changed during a long build
         if out_dir.exists():
@@ -241,8 +246,15 @@ def staged(out_dir: Path, force: bool) -> Iterator[Path]:
         else:
             os.replace(stage, out_dir)
     except OSError as exc:
-        shutil.rmtree(stage, ignore_errors=True)
+        _discard_stages(out_dir.parent, prefix)
         raise OutputError(f"writing {out_dir} failed: {exc.strerror or exc}; nothing was written") from None
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        # also when an interrupt lands between mkdtemp creating the folder and its name being known
+        _discard_stages(out_dir.parent, prefix)
         raise
+
+
+def _discard_stages(parent: Path, prefix: str) -> None:
+    """Remove this process's staging folders for one output (there is at most one)."""
+    for stage in parent.glob(f"{glob_escape(prefix)}*"):
+        shutil.rmtree(stage, ignore_errors=True)
