@@ -49,6 +49,13 @@ _ALPACA_DTYPE = pl.Struct({"instruction": pl.String, "input": pl.String, "output
 _PLAIN_SPEAKERS = {k: v for k, v in SPEAKERS.items() if v in ("user", "assistant", "system")}
 
 
+def _plain_dtype(fmt: str, side: str) -> pl.Struct:
+    """The record shape the batch path takes for ``fmt``: every value a string (or a list of
+    ``{two strings}`` turns)."""
+    return ({"openai": _DTYPE, "sharegpt": _SHAREGPT_DTYPE, "alpaca": _ALPACA_DTYPE}.get(fmt)
+            or pl.Struct({side: pl.String, "id": pl.String}))
+
+
 def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> pl.Series:
     """Which lines' text shows a shape the batch path handles (it may still refuse some).
 
@@ -83,6 +90,69 @@ def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> p
     return pl.DataFrame({"s": lines}).select(common & shape).to_series().fill_null(False)
 
 
+# Arrow columns, and fields of a turn, whose non-null values need the adapter's care (the JSON
+# path's _NEEDS_ADAPTER keys); other columns and fields neither path reads.
+_ARROW_NEEDS_ADAPTER = {"openai": ("tools", "functions"), "sharegpt": ("tools",), "alpaca": ("history",)}
+_ARROW_TURN_NEEDS_ADAPTER = {"openai": ("tool_calls", "function_call", "tool_call_id", "name"),
+                             "sharegpt": ("role", "content")}
+
+
+def arrow_plain(frame: pl.DataFrame, fmt: str = "openai", side: str = "chosen") -> tuple[pl.Series, pl.DataFrame]:
+    """Which rows of an Arrow-backed batch (Hub, ``save_to_disk``, Parquet) show the plain shape,
+    and the frame of the format's plain columns to decode them from.
+
+    A record from Arrow has every column of the table (missing values are nulls), so the shape
+    is read from the types: the turns column a list of structs with string ``role``/``content``
+    (``from``/``value``), the other fields strings, and per row, no turn with a field set that
+    the adapter reads for tool calls or names, and no column it would read for tools or history. ``id`` of another type
+    is turned into text as the adapter does (``str(value)``)."""
+    dtype = _plain_dtype(fmt, side)
+    none = pl.Series([False] * frame.height, dtype=pl.Boolean)
+    columns: dict[str, pl.Series] = {}
+    ok = pl.lit(True)
+    for field in dtype.fields:
+        have = frame.schema.get(field.name)
+        if have is None or have == pl.Null:
+            columns[field.name] = pl.Series(field.name, [None] * frame.height, dtype=field.dtype)
+        elif field.name == "id" and have != pl.String:
+            values = frame.get_column("id")
+            columns["id"] = (values.cast(pl.String) if have.is_integer() else pl.Series(
+                "id", [None if v is None or isinstance(v, (dict, list)) else str(v) for v in values.to_list()],
+                dtype=pl.String))
+        elif have == field.dtype:
+            columns[field.name] = frame.get_column(field.name)
+        elif isinstance(field.dtype, pl.List) and isinstance(have, pl.List) and isinstance(have.inner, pl.Struct):
+            wanted = [f.name for f in field.dtype.inner.fields]
+            got = {f.name: f.dtype for f in have.inner.fields}
+            if any(got.get(name) not in (pl.String, pl.Null) for name in wanted):
+                return none, pl.DataFrame()
+            extra = [name for name in _ARROW_TURN_NEEDS_ADAPTER.get(fmt, ()) if name in got]
+            turn = pl.element().struct
+            if extra:  # a turn with tool calls, a name, ...: the adapter's
+                ok = ok & pl.col(field.name).list.eval(pl.all_horizontal(turn.field(x).is_null() for x in extra)
+                                                       ).list.all().fill_null(True)
+            columns[field.name] = frame.select(pl.col(field.name).list.eval(
+                pl.struct(**{name: turn.field(name).cast(pl.String) if name in got else pl.lit(None, pl.String)
+                             for name in wanted}))).to_series()
+        else:
+            return none, pl.DataFrame()
+    for name in _ARROW_NEEDS_ADAPTER.get(fmt, ()):
+        if name in frame.columns:
+            ok = ok & pl.col(name).is_null()
+    return frame.select(ok.alias("ok")).to_series().fill_null(False), pl.DataFrame(columns)
+
+
+def arrow_batch(frame: pl.DataFrame, first_line: int, label_json: str, fmt: str = "openai",
+                side: str = "chosen") -> Batch:
+    """Canonical rows of the plain rows of an Arrow-backed batch whose first row is record
+    ``first_line``; every other row (refused by shape or by a check) is left to the adapter."""
+    mask, plain = arrow_plain(frame, fmt, side)
+    if not mask.any():
+        return Batch(pl.DataFrame(), [])
+    plain = plain.with_columns(_line=pl.int_range(first_line, first_line + frame.height, dtype=pl.Int64))
+    return rows_of(plain.filter(mask), label_json, fmt, side)
+
+
 @dataclass
 class Batch:
     """Canonical columns of the plain lines the checks accepted, and the line numbers refused."""
@@ -107,8 +177,7 @@ def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", s
     """Canonical rows for plain lines (line number, text), exactly as the ``fmt`` adapter
     (``openai`` or ``hh-rlhf``) makes them; the lines its checks refuse are returned apart."""
     numbers = [n for n, _ in lines]
-    dtype = ({"openai": _DTYPE, "sharegpt": _SHAREGPT_DTYPE, "alpaca": _ALPACA_DTYPE}.get(fmt)
-             or pl.Struct({side: pl.String, "id": pl.String}))
+    dtype = _plain_dtype(fmt, side)
     try:
         decoded = pl.Series([text for _, text in lines], dtype=pl.String).str.json_decode(dtype)
     except pl.exceptions.PolarsError:
@@ -118,7 +187,15 @@ def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", s
         first, second = decode(lines[:half], label_json, fmt, side), decode(lines[half:], label_json, fmt, side)
         both = [b.rows for b in (first, second) if b.rows.height]
         return Batch(pl.concat(both) if both else pl.DataFrame(), first.refused + second.refused)
-    frame = pl.DataFrame({"_line": pl.Series(numbers, dtype=pl.Int64), "r": decoded}).unnest("r").with_row_index("_row")
+    return rows_of(pl.DataFrame({"_line": pl.Series(numbers, dtype=pl.Int64), "r": decoded}).unnest("r"),
+                   label_json, fmt, side)
+
+
+def rows_of(frame: pl.DataFrame, label_json: str, fmt: str = "openai", side: str = "chosen") -> Batch:
+    """Canonical rows for a frame of ``_line`` and the format's plain columns (as decoded from
+    JSON or taken from Arrow), exactly as the ``fmt`` adapter makes them; the lines its checks
+    refuse are returned apart."""
+    frame = frame.with_row_index("_row")
     ok, convo, system = (_openai(frame) if fmt == "openai" else _sharegpt(frame) if fmt == "sharegpt"
                          else _alpaca(frame) if fmt == "alpaca" else _hh(frame, side))
     ok = ok.with_columns(pl.col("_refused").fill_null(True))  # a check that could not say: the adapter decides

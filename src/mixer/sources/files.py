@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz",
             ".csv", ".csv.gz", ".txt", ".md")
 _HF_DISK_MARKERS = ("dataset_dict.json", "state.json")
 _BATCH = 4096
+ARROW_BATCH = 50_000  # rows per Arrow batch handed to the batch reader (mixer.sources.fast)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ class Part:
     label: str
     path: Path | None  # None for a Hub dataset
     records: Iterator[Located]
+    # Arrow-backed inputs (Hub, save_to_disk, Parquet): its record batches from the first row
+    # again, for the batch reader; row k of them is record k + 1 of ``records``.
+    batches: Callable[[], Iterator[Any]] | None = None
 
 
 def read(source: Source) -> tuple[list[InputFile], Iterator[Located]]:
@@ -167,18 +171,21 @@ def read_parts(source: Source) -> tuple[list[InputFile], list[Part], list[Path]]
         ds = _load_hub(source)
         fp = InputFile(source.path, int(ds.data.nbytes), getattr(ds, "_fingerprint", "") or "")
         label = source.path.removeprefix(HUB_PREFIX)
-        return [fp], [Part(label, None, _from_arrow(_arrow_table(ds), label))], []
+        table = _arrow_table(ds)
+        return [fp], [Part(label, None, _from_arrow(table, label), _table_batches(table))], []
     files, skipped = locate_all(source)
     inputs = [fingerprint(p) for p in files]
     root = Path(source.path)
     if is_hf_disk_dataset(root):
-        return inputs, [Part(root.name, root, _read_hf_disk(source, root))], []
+        table = _hf_disk_table(source, root)
+        return inputs, [Part(root.name, root, _from_arrow(table, root.name), _table_batches(table))], []
     base = root if root.is_dir() else root.parent
     base = base if base.exists() else Path(".")
     parts = []
     for path in files:
         label = _label(path, base) if path != base else path.name
-        parts.append(Part(label, path, records_of(path, label, source.max_record_mb)))
+        batches = _parquet_batches(path) if _suffix(path) == ".parquet" else None
+        parts.append(Part(label, path, records_of(path, label, source.max_record_mb), batches))
     return inputs, parts, skipped
 
 
@@ -394,7 +401,20 @@ def _read_text(path: Path, label: str) -> Iterator[Located]:
     yield Located(label, 1, {"text": text, "title": path.stem})
 
 
-def _read_hf_disk(source: Source, root: Path) -> Iterator[Located]:
+def _table_batches(table: Any) -> Callable[[], Iterator[Any]]:
+    return lambda: iter(table.to_batches(max_chunksize=ARROW_BATCH))
+
+
+def _parquet_batches(path: Path) -> Callable[[], Iterator[Any]]:
+    def batches() -> Iterator[Any]:
+        import pyarrow.parquet as pq
+
+        yield from pq.ParquetFile(path).iter_batches(batch_size=ARROW_BATCH)
+    return batches
+
+
+def _hf_disk_table(source: Source, root: Path) -> Any:
+    """The Arrow table of a ``save_to_disk`` folder (the recipe's split of a DatasetDict)."""
     import datasets
 
     try:
@@ -402,7 +422,7 @@ def _read_hf_disk(source: Source, root: Path) -> Iterator[Located]:
     except Exception as exc:  # datasets raises many types for a damaged folder
         raise DataError(f"sources.{source.name}.path: {root} looks like a save_to_disk folder but "
                         f"could not be loaded: {exc}") from None
-    return _from_arrow(_arrow_table(_pick_split(loaded, source)), root.name)
+    return _arrow_table(_pick_split(loaded, source))
 
 
 def _arrow_table(ds: Any) -> Any:

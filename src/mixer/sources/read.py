@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ class _Lines:
 
 
 def _per_file(source: Source, report: ReadReport, first: Part, head: list[Located],
-              pending: Iterator[Part]) -> Iterator[tuple[str, Located | _Lines]]:
+              pending: Iterator[Part]) -> Iterator[tuple[str, Located | _Lines | _Arrow]]:
     """Every record with the format of its own file (a folder may mix formats); a JSON Lines
     file of OpenAI chats as a whole, for the batch path."""
     fmt = report.formats[first.label]
@@ -196,11 +196,24 @@ def _per_file(source: Source, report: ReadReport, first: Part, head: list[Locate
         yield from _records(source, fmt, part, head)
 
 
-def _records(source: Source, fmt: str, part: Part, head: list[Located]) -> Iterator[tuple[str, Located | _Lines]]:
-    if formats.FORMATS[fmt].batch and not source.fields and part.path is not None \
-            and part.path.name.lower().endswith(JSONL_SUFFIXES):
-        yield fmt, _Lines(part.path, part.label, fmt)  # read again from the start, undecoded
-        return
+@dataclass(frozen=True)
+class _Arrow:
+    """An Arrow-backed input (Hub dataset, ``save_to_disk`` folder, Parquet file) of chats, read
+    in record batches by :mod:`mixer.sources.fast`."""
+
+    part: Part
+    format: str
+
+
+def _records(source: Source, fmt: str, part: Part,
+             head: list[Located]) -> Iterator[tuple[str, Located | _Lines | _Arrow]]:
+    if formats.FORMATS[fmt].batch and not source.fields:  # read again from the start, by the batch reader
+        if part.path is not None and part.path.name.lower().endswith(JSONL_SUFFIXES):
+            yield fmt, _Lines(part.path, part.label, fmt)
+            return
+        if part.batches is not None:
+            yield fmt, _Arrow(part, fmt)
+            return
     for item in _chain(head, part.records):
         yield fmt, item
 
@@ -209,13 +222,14 @@ def _records(source: Source, fmt: str, part: Part, head: list[Located]) -> Itera
 _to_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
-def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Located | _Lines]],
+def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Located | _Lines | _Arrow]],
              rows: int) -> Iterator[pl.DataFrame]:
     seen: Counter[str] = Counter()  # content digests of the whole source: identical copies get .k ids
     out = _Chunks(rows, source)
     for fmt, item in records:
-        if isinstance(item, _Lines):
-            for run in _fast_file(source, item, report):
+        if isinstance(item, (_Lines, _Arrow)):
+            runs = _fast_file(source, item, report) if isinstance(item, _Lines) else _arrow_part(source, item, report)
+            for run in runs:
                 if isinstance(run, Located):
                     _one(source, report, fmt, run, seen, out)
                 else:
@@ -297,19 +311,54 @@ def _fast_batch(batch: list[tuple[int, bytes | Unreadable]], lines: _Lines, labe
     mask = fast.plain_mask(pl.Series(texts, dtype=pl.String), lines.format, side).to_list()
     plain = [(n, text) for (n, _), text, ok in zip(batch, texts, mask) if ok and text is not None]
     decoded = fast.decode(plain, label_json, lines.format, side) if plain else fast.Batch(pl.DataFrame(), [])
+    raws = dict(batch)
+    yield from _in_order(decoded, [n for n, _ in batch], report, lambda rest: (
+        Located(label, n, raws[n] if isinstance(raws[n], Unreadable) else parse_object(raws[n])) for n in rest))
+
+
+def _arrow_part(source: Source, arrow: _Arrow, report: ReadReport) -> Iterator[Located | pl.DataFrame]:
+    """An Arrow-backed input's records in row order: runs of batch-built rows (frames) and, one
+    by one, the rows the batch path leaves to the adapter (as the per-record reader gives them)."""
+    import pyarrow as pa
+
+    label = arrow.part.label
+    label_json = json.dumps(label, ensure_ascii=False)
+    first = 1
+    for batch in arrow.part.batches():
+        frame = pl.from_arrow(pa.Table.from_batches([batch]))
+        decoded = fast.arrow_batch(frame, first, label_json, arrow.format, source.side)
+        numbers = range(first, first + batch.num_rows)
+        start = first
+
+        def records(rest: list[int], batch: Any = batch, start: int = start) -> Iterator[Located]:
+            for i in range(0, len(rest), 4096):  # as dicts a few thousand at a time, as the per-record reader
+                some = rest[i:i + 4096]
+                taken = batch.take(pa.array([n - start for n in some], pa.int64())).to_pylist()
+                yield from (Located(label, n, record) for n, record in zip(some, taken))
+
+        yield from _in_order(decoded, numbers, report, records)
+        first += batch.num_rows
+
+
+def _in_order(decoded: fast.Batch, numbers: Sequence[int], report: ReadReport,
+              records: Callable[[list[int]], Iterator[Located]]) -> Iterator[Located | pl.DataFrame]:
+    """A batch's records in order: runs of the rows the batch path built, and the records of the
+    other line numbers (``records(numbers)`` gives them) for the adapter; both counted."""
     report.read_paths["batch"] += decoded.rows.height
     fast_lines = set(decoded.rows.get_column("_line").to_list()) if decoded.rows.height else set()
+    rest = [n for n in numbers if n not in fast_lines]
+    report.read_paths["per record"] += len(rest)
+    others = records(rest) if rest else iter(())
     run_start = 0
     position = 0  # index into decoded.rows
-    for n, raw in batch:
+    for n in numbers:
         if n in fast_lines:
             position += 1
             continue
         if position > run_start:
             yield decoded.rows.slice(run_start, position - run_start)
         run_start = position
-        report.read_paths["per record"] += 1
-        yield Located(label, n, raw if isinstance(raw, Unreadable) else parse_object(raw))
+        yield next(others)
     if position > run_start:
         yield decoded.rows.slice(run_start, position - run_start)
 
