@@ -41,17 +41,22 @@ def active(spec: DedupSpec) -> bool:
     return spec.exact or spec.near is not None
 
 
+_SLICE = 50_000  # rows whose key texts are built at once: a row's text and its normal forms outweigh the row
+
+
 def chunk_keys(chunk: pl.DataFrame, spec: DedupSpec, prio: int, c: int) -> tuple[pl.DataFrame, np.ndarray | None]:
     """Row-local: the key table rows of one chunk (``KEYS``) and, for near dedup, its MinHash
     signatures (one row per key row whose ``_sig`` is not null, in row order)."""
-    text = chunk.select(row_text(chunk, spec.key)).to_series()
+    exact = [sequence_keys(part.select(row_text(part, spec.key)).to_series()) for part in chunk.iter_slices(_SLICE)]
     keys = chunk.select(
         "id", "source", _prio=pl.lit(prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
-        _row=pl.int_range(pl.len(), dtype=pl.UInt32), _key=pl.Series(sequence_keys(text), dtype=pl.UInt64),
+        _row=pl.int_range(pl.len(), dtype=pl.UInt32),
+        _key=pl.Series(np.concatenate(exact) if exact else np.zeros(0, np.uint64), dtype=pl.UInt64),
     )
     if spec.near is None:
         return keys.with_columns(_sig=pl.lit(None, pl.Int64)), None
     near = spec.near
+    text = chunk.select(row_text(chunk, spec.key)).to_series()
     signed, table = neardup.signatures(text, ngram=near.ngram, permutations=near.permutations)
     index = pl.Series(np.cumsum(signed, dtype=np.int64) - 1)
     return keys.with_columns(_sig=pl.when(pl.Series(signed)).then(index).otherwise(None)), table

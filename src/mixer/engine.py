@@ -428,6 +428,8 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
             return _gather_chunk(b, s, io, part or {})
 
         done = b.executor.map(s.prio, gather, mine)
+        for kind in ("ready", "clean"):  # the selected rows are gathered: free them before the export
+            b.executor.discard(s.prio, kind)
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
         behaviours[name] = {}

@@ -203,14 +203,26 @@ MEASURES = TOKEN_BUDGETS
 """
 
 
+_SLICE = 100_000  # rows counted at once: their exploded texts (and the encoder's copies) outweigh the rows
+
+
 def counts(df: pl.DataFrame, enc: Encoding, before: pl.DataFrame | None = None) -> pl.DataFrame:
     """``n_rendered``, ``n_content`` and ``n_assistant`` of each row of ``df``, in one pass over
-    the distinct texts.
+    the distinct texts of each slice of rows (bounded memory; a row's counts do not depend on
+    the slice).
 
     ``before`` is the same rows (by ``id``) as they were before the source's transforms: a
     system prompt, tool spec or turn not in it was injected and is not ``content``. Without it
     every rendered token is content.
     """
+    if df.height <= _SLICE:
+        return _counts(df, enc, before)
+    return pl.concat([_counts(part, enc, None if before is None else
+                              before.filter(pl.col("id").is_in(part.get_column("id").implode())))
+                      for part in df.iter_slices(_SLICE)])
+
+
+def _counts(df: pl.DataFrame, enc: Encoding, before: pl.DataFrame | None) -> pl.DataFrame:
     names = ("n_rendered", "n_content", "n_assistant")
     if df.is_empty():
         return pl.DataFrame(schema={n: pl.UInt32 for n in names})

@@ -24,12 +24,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from mixer.sources.adapters import NO_ANSWER
 from mixer.sources.formats.sharegpt import SPEAKERS
 
-BATCH_LINES = 50_000
+BATCH_LINES = 10_000
 
 # A key is a quote, the name, a quote and a colon: inside a JSON string quotes are escaped
 # (``\"name\"``), so these never match text, only keys (or invalid JSON, which decoding refuses).
@@ -67,7 +68,7 @@ def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> p
         return pl.col("s").str.count_matches(_KEY % key + tail)
 
     common = (pl.col("s").str.strip_chars_start().str.starts_with("{")
-              & ~pl.col("s").str.contains(_SURROGATE_ESCAPE) & ~pl.col("s").str.contains(_NOT_JSON)
+              & ~pl.col("s").str.contains(_SURROGATE_ESCAPE)
               & (count("id") <= 1) & (count("id") == count("id", r'\s*"')))
     if fmt == "openai":
         shape = (~pl.any_horizontal(pl.col("s").str.contains(key, literal=True) for key in _NEEDS_ADAPTER)
@@ -87,7 +88,15 @@ def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> p
     else:
         key = re.escape(side)
         shape = (count(key) == 1) & (count(key, r'\s*"') == 1)
-    return pl.DataFrame({"s": lines}).select(common & shape).to_series().fill_null(False)
+    frame = pl.DataFrame({"s": lines})
+    mask = frame.select(common & shape).to_series().fill_null(False)
+    # NaN/Infinity: the regex only where the words occur at all (a literal search is 5x faster)
+    maybe = np.flatnonzero(frame.select(pl.col("s").str.contains_any(["NaN", "Infinity"])).to_series()
+                           .fill_null(False).to_numpy())
+    if len(maybe):
+        bad = frame.select(pl.col("s").gather(maybe).str.contains(_NOT_JSON)).to_series().fill_null(False)
+        mask = mask.scatter(maybe, mask.gather(maybe) & ~bad)
+    return mask
 
 
 # Arrow columns, and fields of a turn, whose non-null values need the adapter's care (the JSON

@@ -26,7 +26,7 @@ SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz",
             ".csv", ".csv.gz", ".txt", ".md")
 _HF_DISK_MARKERS = ("dataset_dict.json", "state.json")
 _BATCH = 4096
-ARROW_BATCH = 50_000  # rows per Arrow batch handed to the batch reader (mixer.sources.fast)
+ARROW_BATCH = 10_000  # rows per Arrow batch handed to the batch reader (mixer.sources.fast)
 
 
 @dataclass(frozen=True)
