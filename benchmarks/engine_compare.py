@@ -1,10 +1,11 @@
 """Build time of two revisions of mixer side by side: in memory and streaming, same workload.
 
-    python benchmarks/engine_compare.py --before 394ae82 --sizes 100k,1M
+    python benchmarks/engine_compare.py --before 394ae82 --sizes 100k,1M [--workload jsonl]
 
 Checks ``--before`` out into a temporary git worktree and runs ``mixer build`` (in memory, then
 ``--stream``) of the build benchmark's recipe (three sources cut from the HH-scaled workload,
-one augmented, exact dedup, canonical Parquet) with that tree's code and with this checkout's,
+one augmented, exact dedup, canonical Parquet; or with ``--workload jsonl`` the build-jsonl recipe
+over OpenAI JSON Lines) with that tree's code and with this checkout's,
 alternating, each in a fresh process; prints wall seconds and peak RSS and the ratio after /
 before. The printed table is what goes into RESULTS.md.
 """
@@ -58,6 +59,9 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="git revision to compare against")
     parser.add_argument("--sizes", default="100k,1M")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--workload", choices=("build", "jsonl"), default="build",
+                        help="build: the build benchmark's recipe over canonical Parquet; jsonl: the build-jsonl "
+                        "recipe over OpenAI JSON Lines (one source, system prompts and tools added)")
     parser.add_argument("--after-args", default="", help="extra build arguments for this checkout, e.g. to "
                         "leave out work the old revision did not do: '--no-cache --set output.report=false'")
     args = parser.parse_args()
@@ -75,7 +79,11 @@ def main() -> None:
                 data = bench.workload(rows, cache, HH if HH.is_dir() else None)
                 folder = work / f"w{rows}"
                 folder.mkdir()
-                recipe = bench._build_recipe(data, folder)
+                if args.workload == "jsonl":
+                    lines = bench.jsonl_workload(data, cache)
+                    recipe = bench.jsonl_recipe(lines, sum(1 for _ in lines.open("rb")), folder)
+                else:
+                    recipe = bench._build_recipe(data, folder)
                 for stream in (False, True):
                     got: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
                     for _ in range(args.repeat):

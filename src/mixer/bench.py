@@ -297,11 +297,21 @@ def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
         fast.plain_mask = lambda lines, *_: pl.Series([False] * len(lines))  # type: ignore[assignment]
         files._table_batches = lambda table: None  # type: ignore[assignment]  # Arrow rows as dicts
     with tempfile.TemporaryDirectory() as tmp:
-        recipe = Path(tmp) / "jsonl.toml"
-        recipe.write_text(f"""
+        recipe = jsonl_recipe(path, extra["rows"], Path(tmp))
+        built = pipeline.build_all(recipe, out=Path(tmp) / "out", cache=False,
+                                   executor="stream" if method.endswith("stream") else "memory")
+        manifest = next(iter(built.mixtures.values())).manifest
+    return {"rows": manifest["totals"]["train"]["rows"]}
+
+
+def jsonl_recipe(path: Path, rows: int, folder: Path) -> Path:
+    """The build-jsonl recipe over ``path`` (JSON Lines or a save_to_disk folder): one source,
+    system prompts and tools added, every row, canonical Parquet out."""
+    recipe = folder / "jsonl.toml"
+    recipe.write_text(f"""
 name = "bench-jsonl"
 unit = "examples"
-total = {extra["rows"]}
+total = {rows}
 [sources.chats]
 path = "{path}"
 weight = 1
@@ -317,10 +327,7 @@ type = "tools"
 p = 0.6
 count = [1, 6]
 """)
-        built = pipeline.build_all(recipe, out=Path(tmp) / "out", cache=False,
-                                   executor="stream" if method.endswith("stream") else "memory")
-        manifest = next(iter(built.mixtures.values())).manifest
-    return {"rows": manifest["totals"]["train"]["rows"]}
+    return recipe
 
 
 def hub_workload(jsonl: Path, cache: Path) -> Path:
