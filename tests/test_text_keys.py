@@ -33,3 +33,27 @@ def test_sequence_keys_equal_the_plain_definition(values: list[str | None]) -> N
 def test_a_run_longer_than_the_streaming_passes_still_collapses() -> None:
     keys = text.sequence_keys(pl.Series(["a" + " " * 1000 + "b", "a b", "A\n\n\n\n\n\n\n\nB"]))
     assert keys[0] == keys[1] == keys[2]
+
+
+def test_a_chunks_dedup_keys_do_not_depend_on_the_slices_they_are_built_in(monkeypatch) -> None:
+    """Key texts are built a slice of rows at a time (they outweigh the rows); the key table
+    must be the one built at once, exact and near."""
+    from mixer import dedup, schema
+    from mixer.specs import DedupSpec, NearDup
+
+    rows = [{"id": f"s/{i}", "source": "s", "kind": "chat", "system": None,
+             "messages": [{"role": "user", "content": f"Tell me  about item {i % 4}", "tool_calls": None,
+                           "tool_call_id": None, "name": None},
+                          {"role": "assistant", "content": "Sure. " * (i % 3), "tool_calls": None,
+                           "tool_call_id": None, "name": None}],
+             "tools": [], "text": None, "meta": "{}", "n_tokens": 0} for i in range(17)]
+    chunk = pl.DataFrame(rows, schema=schema.SCHEMA)
+    for spec in (DedupSpec(), DedupSpec(near=NearDup(threshold=0.8, ngram=2))):
+        whole, whole_sig = dedup.chunk_keys(chunk, spec, 0, 0)
+        with monkeypatch.context() as m:
+            m.setattr(dedup, "_SLICE", 5)
+            sliced, sliced_sig = dedup.chunk_keys(chunk, spec, 0, 0)
+        assert sliced.equals(whole) and whole.get_column("_key").n_unique() < 17  # copies share a key
+        assert (whole_sig is None) == (sliced_sig is None)
+        if whole_sig is not None:
+            assert (whole_sig == sliced_sig).all()

@@ -103,3 +103,20 @@ def test_worker_count_comes_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("MIXER_TOKEN_WORKERS", "many")
     with pytest.raises(RecipeError, match="MIXER_TOKEN_WORKERS='many'"):
         tok._worker_count()
+
+
+def test_counts_taken_in_slices_equal_counts_taken_at_once(enc, monkeypatch) -> None:
+    """Counting is sliced for memory; a row's three counts must not depend on its slice, even
+    when the same system prompt or tool spec recurs across slices and ``before`` tells what
+    was injected."""
+    spec = json.dumps({"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}})
+    other = json.dumps({"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}})
+    rows = [{"id": f"s/{i}", "system": ["Be brief.", None, "Be kind.\n\nBe brief."][i % 3],
+             "tools": [[], [spec], [spec, other]][i % 3],
+             "messages": [msg("user", f"question {i % 5}"), msg("assistant", f"answer {i}")]} for i in range(23)]
+    after = frame(rows)
+    before = frame([{**r, "system": "Be brief." if r["system"] else None, "tools": r["tools"][:1]} for r in rows])
+    whole = tokens.counts(after, enc, before)
+    monkeypatch.setattr(tokens, "_SLICE", 4)
+    assert tokens.counts(after, enc, before).equals(whole)
+    assert tokens.counts(after, enc).equals(tokens._counts(after, enc, None))
