@@ -62,6 +62,9 @@ def main() -> None:
     parser.add_argument("--workload", choices=("build", "jsonl"), default="build",
                         help="build: the build benchmark's recipe over canonical Parquet; jsonl: the build-jsonl "
                         "recipe over OpenAI JSON Lines (one source, system prompts and tools added)")
+    parser.add_argument("--args", default="--no-cache",
+                        help="build arguments for both revisions (default --no-cache: the cache folder is "
+                        "shared, so a second build would otherwise reuse the first one's preparation)")
     parser.add_argument("--after-args", default="", help="extra build arguments for this checkout, e.g. to "
                         "leave out work the old revision did not do: '--no-cache --set output.report=false'")
     args = parser.parse_args()
@@ -88,7 +91,7 @@ def main() -> None:
                     got: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
                     for _ in range(args.repeat):
                         for label in ("before", "after"):  # alternate, so drift hits both
-                            extra = shlex.split(args.after_args) if label == "after" else []
+                            extra = shlex.split(args.args) + (shlex.split(args.after_args) if label == "after" else [])
                             got[label].append(run_build(trees[label], recipe, work / "out", stream, extra))
                     b = min(s for s, _ in got["before"])
                     a = min(s for s, _ in got["after"])
