@@ -55,7 +55,7 @@ class ReadReport:
     repairs: Counter[str] = field(default_factory=Counter)
     rejects: list[Reject] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)  # per input file: a folder may mix formats
-    read_paths: Counter[str] = field(default_factory=Counter)  # JSON Lines chats: rows per read path
+    read_paths: Counter[str] = field(default_factory=Counter)  # chats from JSON Lines or Arrow: rows per read path
     notes: list[str] = field(default_factory=list)  # things the user should be told (skipped files)
 
     @property
