@@ -182,3 +182,26 @@ def test_the_hh_slice_saved_by_datasets_reads_like_its_jsonl(tmp_path: Path, mon
     assert batch[1].read_paths["batch"] == batch[1].rows_read
     from_lines = read_both(jsonl, monkeypatch)[0][0]
     assert batch[0].drop("meta").equals(from_lines.drop("meta"))
+
+
+def test_columns_of_types_polars_cannot_take_do_not_stop_the_batch_path(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real datasets carry columns of every Arrow type; Polars cannot take some (decimal256 makes it
+    panic). The batch path converts only the columns it reads, an id of such a type becomes its
+    text as the adapter writes it, and turns of such a type go to the adapter: nothing fails."""
+    from decimal import Decimal
+
+    n = 40
+    messages = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}] for i in range(n)]
+    wide = pa.array([Decimal(i) / 4 for i in range(n)], pa.decimal256(40, 2))
+    pq.write_table(pa.table({"messages": messages, "odd": wide, "id": wide}), tmp_path / "a.parquet")
+    batch, one_by_one = read_both(tmp_path / "a.parquet", monkeypatch)
+    assert_same(batch, one_by_one)
+    assert batch[1].read_paths["batch"] == n and '"source_id": "0.25"' in batch[0]["meta"][1]
+
+    turn = pa.struct([("role", pa.string()), ("content", pa.string()), ("weight", pa.decimal256(40, 2))])
+    odd_turns = pa.array([[{**m, "weight": None} for m in row] for row in messages], pa.list_(turn))
+    pq.write_table(pa.table({"messages": odd_turns}), tmp_path / "b.parquet")
+    batch, one_by_one = read_both(tmp_path / "b.parquet", monkeypatch)
+    assert_same(batch, one_by_one)
+    assert batch[1].read_paths["per record"] == n

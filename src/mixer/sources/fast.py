@@ -106,6 +106,12 @@ _ARROW_TURN_NEEDS_ADAPTER = {"openai": ("tool_calls", "function_call", "tool_cal
                              "sharegpt": ("role", "content")}
 
 
+def arrow_columns(fmt: str = "openai", side: str = "chosen") -> set[str]:
+    """The columns of an Arrow-backed input the batch path looks at (the rest it never converts:
+    they may have types Polars does not take, and the adapter does not read them either)."""
+    return {f.name for f in _plain_dtype(fmt, side).fields} | set(_ARROW_NEEDS_ADAPTER.get(fmt, ()))
+
+
 def arrow_plain(frame: pl.DataFrame, fmt: str = "openai", side: str = "chosen") -> tuple[pl.Series, pl.DataFrame]:
     """Which rows of an Arrow-backed batch (Hub, ``save_to_disk``, Parquet) show the plain shape,
     and the frame of the format's plain columns to decode them from.

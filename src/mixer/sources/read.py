@@ -324,9 +324,11 @@ def _arrow_part(source: Source, arrow: _Arrow, report: ReadReport) -> Iterator[L
     label = arrow.part.label
     label_json = json.dumps(label, ensure_ascii=False)
     first = 1
+    wanted = fast.arrow_columns(arrow.format, source.side)
     for batch in arrow.part.batches():
-        frame = pl.from_arrow(pa.Table.from_batches([batch]))
-        decoded = fast.arrow_batch(frame, first, label_json, arrow.format, source.side)
+        frame = _polars(batch, wanted)
+        decoded = (fast.arrow_batch(frame, first, label_json, arrow.format, source.side) if frame is not None
+                   else fast.Batch(pl.DataFrame(), []))
         numbers = range(first, first + batch.num_rows)
         start = first
 
@@ -338,6 +340,46 @@ def _arrow_part(source: Source, arrow: _Arrow, report: ReadReport) -> Iterator[L
 
         yield from _in_order(decoded, numbers, report, records)
         first += batch.num_rows
+
+
+def _polars(batch: Any, wanted: set[str]) -> pl.DataFrame | None:
+    """The columns of an Arrow record batch the batch path looks at, as a Polars frame; None when
+    it has none of them or Polars cannot take their types (its rows then go to the adapter)."""
+    import pyarrow as pa
+
+    columns = {}
+    for name in batch.schema.names:
+        if name not in wanted:
+            continue
+        column, kind = batch.column(name), batch.schema.field(name).type
+        if name == "id" and not (_plain_type(kind) and not pa.types.is_nested(kind)):
+            # an id of any other type (decimal, timestamp, ...): its text as the adapter writes it
+            column = pa.array([None if v is None or isinstance(v, (dict, list)) else str(v)
+                               for v in column.to_pylist()], pa.large_string())
+        elif not _plain_type(kind):
+            return None
+        columns[name] = column
+    if not columns:
+        return None
+    try:
+        frame = pl.from_arrow(pa.table(columns))
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, pa.ArrowException, TypeError, ValueError):
+        return None
+    return frame if isinstance(frame, pl.DataFrame) and frame.height == batch.num_rows else None
+
+
+def _plain_type(kind: Any) -> bool:
+    """Arrow types Polars takes as they are: strings, integers, floats, booleans, nulls, and
+    lists and structs of them."""
+    import pyarrow as pa
+
+    t = pa.types
+    if t.is_list(kind) or t.is_large_list(kind):
+        return _plain_type(kind.value_type)
+    if t.is_struct(kind):
+        return all(_plain_type(kind.field(i).type) for i in range(kind.num_fields))
+    return (t.is_string(kind) or t.is_large_string(kind) or t.is_integer(kind) or t.is_boolean(kind)
+            or t.is_null(kind) or t.is_float32(kind) or t.is_float64(kind))
 
 
 def _in_order(decoded: fast.Batch, numbers: Sequence[int], report: ReadReport,
