@@ -39,6 +39,15 @@ def chats(n: int, prefix: str = "q") -> list[dict[str, Any]]:
     return [chat(f"{prefix} question {i} " + "word " * (i % 17), f"answer {i} " + "reply " * (i % 23)) for i in range(n)]
 
 
+def assert_same_read(batch: Any, one_by_one: Any) -> None:
+    """Two ``read_source`` results (frame, report) agree on rows and on every count a user sees."""
+    (frame_a, report_a), (frame_b, report_b) = batch, one_by_one
+    assert frame_a.schema == frame_b.schema
+    assert frame_a.to_dicts() == frame_b.to_dicts()
+    for key in ("rows_read", "rejected", "repairs", "rejects", "format", "formats"):
+        assert getattr(report_a, key) == getattr(report_b, key), key
+
+
 def write_recipe(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path

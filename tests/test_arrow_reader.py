@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import HH, needs_shared
+from conftest import assert_same_read, HH, needs_shared
 from mixer import pipeline
 from mixer.recipe import from_dict
 from mixer.sources import files
@@ -34,12 +34,7 @@ def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, **extra: object):
     return batch, one_by_one
 
 
-def assert_same(batch, one_by_one) -> None:
-    (frame_a, report_a), (frame_b, report_b) = batch, one_by_one
-    assert frame_a.schema == frame_b.schema
-    assert frame_a.to_dicts() == frame_b.to_dicts()
-    for key in ("rows_read", "rejected", "repairs", "rejects", "format", "formats"):
-        assert getattr(report_a, key) == getattr(report_b, key), key
+assert_same = assert_same_read
 
 
 def ident(rnd: random.Random, i: int, id_type: str) -> Any:

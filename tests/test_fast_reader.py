@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import EXAMPLES, HH, SHARED, needs_shared, write_jsonl
+from conftest import assert_same_read, EXAMPLES, HH, SHARED, needs_shared, write_jsonl
 from mixer import pipeline
 from mixer.errors import DataError
 from mixer.recipe import from_dict
@@ -28,12 +28,7 @@ def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, on_error: str = "skip
     return batch, one_by_one
 
 
-def assert_same(batch, one_by_one) -> None:
-    (frame_a, report_a), (frame_b, report_b) = batch, one_by_one
-    assert frame_a.schema == frame_b.schema
-    assert frame_a.to_dicts() == frame_b.to_dicts()
-    for key in ("rows_read", "rejected", "repairs", "rejects", "format", "formats"):
-        assert getattr(report_a, key) == getattr(report_b, key), key
+assert_same = assert_same_read
 
 
 def junk_lines(seed: int) -> list[str]:
