@@ -473,3 +473,18 @@ def test_every_output_format_gets_a_report_with_its_rows_shown(fmt: str, tmp_pat
     assert "could not be read" not in html
     assert html.count('class="ex"') == 6
     assert html.count('class="turn ') + html.count('class="doc"') >= 6  # every example shows its content
+
+
+def test_example_rows_are_read_shard_by_shard_as_a_whole_read_would_pick_them(tmp_path: Path) -> None:
+    """The report reads sampled rows a record batch at a time (a 10M-row output must not be
+    read whole); across many shards it must get exactly the rows at those positions."""
+    out = tmp_path / "out"
+    build(str(QUICKSTART), "--out", str(out), "--set", "output.shard_rows=7")
+    opened = data.open_output(out)
+    files = opened.files["train"]
+    assert len(files) > 3
+    whole = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed").with_row_index("_row")
+    positions = sorted({0, 6, 7, 13, 14, whole.height - 1, whole.height // 2})
+    got = data.rows_at(opened, "train", positions[::-1] + [7], ["id", "messages", "tools"])
+    assert got.equals(whole.filter(pl.col("_row").is_in(positions)).select("_row", "id", "messages", "tools"))
+    assert data.rows_at(opened, "train", [], ["id"]).columns == ["_row", "id"]
