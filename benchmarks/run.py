@@ -1,6 +1,6 @@
-"""Run the benchmark suite and write benchmarks/RESULTS.md.
+"""Run the benchmark suite and append its figures to benchmarks/RESULTS.md.
 
-    python benchmarks/run.py --sizes 10k,100k,1M
+    python benchmarks/run.py --sizes 10k,100k,1M [--workloads build-jsonl,build-hub] [--replace]
 
 Workloads are cached in benchmarks/.cache (git-ignored). Uses ../shared/data's HH-RLHF slice
 when present, else mixer's example chats. Every figure and its baselines come from the same run.
@@ -52,8 +52,10 @@ def main() -> None:
     parser.add_argument("--no-baselines", action="store_true", help="mixer only (faster)")
     parser.add_argument("--workloads", default=",".join(bench.WORKLOADS),
                         help=f"comma-separated subset of {','.join(bench.WORKLOADS)}")
-    parser.add_argument("--append", action="store_true",
-                        help="add the run as a section at the end of --out instead of replacing the file")
+    parser.add_argument("--append", action="store_true", default=True,
+                        help="add the run as a section at the end of --out (the default)")
+    parser.add_argument("--replace", dest="append", action="store_false",
+                        help="rewrite --out with this run alone (a full suite run; earlier sections are lost)")
     args = parser.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
