@@ -26,7 +26,7 @@ from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
 from mixer.transforms import hard_negatives as hn
-from mixer.transforms.rows import Draws, choice, empty_lists, extend_lists, note, pick, probability
+from mixer.transforms.rows import Draws, choice, distinct, empty_lists, extend_lists, note, pick, probability
 
 RENDERS = ("field", "system", "both", "user")
 SLOT = "\x00"  # where a masked spec's per-row token goes (mask_names)
@@ -284,7 +284,7 @@ class PreparedTools:
         id_lists = extend_lists(empty_lists(n), counts, self._ids.gather(picked))
         notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
         out = note(out, counts > 0, f"aug.{self.position}.tools", notes)
-        out = note(out, counts > 0, f"aug.{self.position}.behaviour", behaviour(frame))
+        out = note(out, counts > 0, f"aug.{self.position}.behaviour", behaviour(frame, np.flatnonzero(counts > 0)))
         if hard_notes is not None:
             got = hard_notes.is_not_null().to_numpy()
             out = note(out, got, f"aug.{self.position}.hard_negatives", hard_notes.fill_null("[]"))
@@ -431,20 +431,33 @@ _REFUSAL = (rf"(?i)^\W*(?:i{_A}m sorry|i am sorry|sorry|i apologi[sz]e)?[^.!?]{{
             rf"i don{_A}t (?:feel comfortable|think i (?:can|should)))\b")
 
 
-def behaviour(frame: pl.DataFrame) -> pl.Series:
+def behaviour(frame: pl.DataFrame, rows: np.ndarray | None = None) -> pl.Series:
     """What each row's kept answer demonstrates next to the attached tools, as a JSON string:
     the final assistant turn calls a tool; else it refuses (it opens with a refusal phrase, e.g.
     "I can't help with that", "Sorry, but I won't"); else it asks a follow-up (ends with "?");
     else it answers directly. Rows without a final assistant turn are prompts. A heuristic on
-    the text, documented so a recipe can balance the counts, not a classifier."""
+    the text, documented so a recipe can balance the counts, not a classifier.
+
+    With ``rows``, only those rows are labelled (the others are null)."""
     last = pl.col("messages").list.last()
-    role, content = last.struct.field("role"), last.struct.field("content").fill_null("")
+    parts = frame.select(role=last.struct.field("role"), calls=last.struct.field("tool_calls").is_not_null(),
+                         content=last.struct.field("content").fill_null(""))
+    if rows is not None:
+        parts = parts[rows]
+    # the refusal pattern is the costly test: run it once per distinct answer
+    answers, inverse = distinct(parts.get_column("content"))
+    refuses = answers.str.contains(_REFUSAL).gather(inverse)
+    role, content = pl.col("role"), pl.col("content")
     label = (pl.when(role != "assistant").then(pl.lit("prompt only"))
-             .when(last.struct.field("tool_calls").is_not_null()).then(pl.lit("calls a tool"))
-             .when(content.str.contains(_REFUSAL)).then(pl.lit("refuses despite tools"))
+             .when(pl.col("calls")).then(pl.lit("calls a tool"))
+             .when(pl.col("refuses")).then(pl.lit("refuses despite tools"))
              .when(content.str.strip_chars().str.ends_with("?")).then(pl.lit("asks a follow-up"))
              .otherwise(pl.lit("answers despite tools")))
-    return frame.select(pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')).to_series()
+    labels = parts.with_columns(refuses=refuses).select(
+        pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')).to_series()
+    if rows is None:
+        return labels
+    return pl.repeat(None, frame.height, dtype=pl.String, eager=True).scatter(rows, labels)
 
 
 def _fill(values: pl.Series, tokens: pl.Series | None) -> pl.Series:
