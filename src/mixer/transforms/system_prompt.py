@@ -22,7 +22,7 @@ import polars as pl
 from mixer.errors import RecipeError
 from mixer.pools import tags as tags_mod
 from mixer.pools.prompts import PromptBank, Selection, load_bank
-from mixer.transforms.rows import Draws, choice, note, pick, probability
+from mixer.transforms.rows import Draws, choice, distinct, note, pick, probability
 
 MODES = ("if_absent", "replace", "prepend", "append")
 CONSTRAINTS = ("compatible", "any")
@@ -75,7 +75,9 @@ class PreparedSystemPrompt:
         if not len(rows):
             return
         answers = frame.select(last.struct.field("content").fill_null("")).to_series().gather(rows)
-        met = tags_mod.satisfied_all({t for g in self._groups for t in g}, answers)
+        texts, inverse = distinct(answers)  # the tag checks are regexes: once per distinct answer
+        met = {tag: got[inverse] for tag, got in
+               tags_mod.satisfied_all({t for g in self._groups for t in g}, texts).items()}
         ok = np.ones((len(rows), len(self._groups)), dtype=bool)
         for g, group in enumerate(self._groups):
             for tag in group:
