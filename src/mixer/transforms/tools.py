@@ -153,21 +153,33 @@ class _Picker:
         ``width`` more at a time, up to ``budget`` candidates in all.
         """
         local = np.arange(len(keys))
-        cand = self._draw(keys, reps, 0, width)
-        keep = self._keep(cand, local, offset, want, rel)
+        first = self._draw(keys, reps, 0, width)
+        first_keep = self._keep(first, local, offset, want, rel)
+        counts = first_keep.sum(axis=1)
+        extended = np.flatnonzero(counts < want)
+        if not len(extended) or width >= budget:
+            return first[first_keep], counts
+        # Rows left short: their candidates so far plus ``width`` more, re-filtered (a row's
+        # earlier picks stay as they were); only those rows are touched per round.
+        cand = np.empty((len(extended), budget), dtype=np.int64)
+        keep = np.zeros((len(extended), budget), dtype=bool)
+        cand[:, :width], keep[:, :width] = first[extended], first_keep[extended]
+        short = np.arange(len(extended))  # into extended
         drawn = width
-        while drawn < budget:
-            short = np.flatnonzero(keep.sum(axis=1) < want)
-            if not len(short):
-                break
+        while drawn < budget and len(short):
+            rows = extended[short]
             step = min(width, budget - drawn)
-            more = np.concatenate([cand[short], self._draw(keys[short], reps[short], drawn, step)], axis=1)
-            more_keep = self._keep(more, short, offset, want[short], rel)
-            cand = np.concatenate([cand, np.full((len(keys), step), -1, dtype=np.int64)], axis=1)
-            keep = np.concatenate([keep, np.zeros((len(keys), step), dtype=bool)], axis=1)
-            cand[short], keep[short] = more, more_keep
+            more = np.concatenate([cand[short, :drawn], self._draw(keys[rows], reps[rows], drawn, step)], axis=1)
+            more_keep = self._keep(more, rows, offset, want[rows], rel)
+            cand[short, :drawn + step], keep[short, :drawn + step] = more, more_keep
+            counts[rows] = more_keep.sum(axis=1)
             drawn += step
-        return cand[keep], keep.sum(axis=1)
+            short = short[counts[rows] < want[rows]]
+        # rows in order: the extended rows' picks replace their first-round picks
+        first_keep[extended] = False
+        owner = np.concatenate([np.repeat(local, first_keep.sum(axis=1)), np.repeat(extended, keep.sum(axis=1))])
+        picks = np.concatenate([first[first_keep], cand[keep]])
+        return picks[np.argsort(owner, kind="stable")], counts
 
 
 def _count_option(count: Any) -> tuple[int, int]:
