@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
@@ -81,6 +82,12 @@ class _Guard:
         for t, st in enumerate(stems):
             for s in st:
                 self.postings[index[s], t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+        # Stems are 3-5 ASCII characters, so a found stem is inlined in its Arrow string view:
+        # its (lowercased) bytes read as a big-endian number identify it, in the order of vocab.
+        self.codes = _codes(np.array([list(s.encode().ljust(_STEM, b"\0")) for s in vocab] or
+                                     np.zeros((0, _STEM)), dtype=np.uint8))
+        assert all(len(s) <= _STEM for s in vocab) and bool(np.all(np.diff(self.codes) > 0))
+        self.mult, self.shift, self.slots = _perfect_hash(self.codes)
 
     def row_sets(self, user_text: pl.Series) -> np.ndarray:
         """Per row, the bitset of catalog tools relevant to its user turns.
@@ -91,14 +98,57 @@ class _Guard:
         """
         found = user_text.str.extract_many(self.stems, overlapping=True, ascii_case_insensitive=True)
         lengths = found.list.len().to_numpy().astype(np.int64)
-        ids = (found.explode().drop_nulls().str.to_lowercase()
-               .replace_strict(self.stems, np.arange(len(self.stems)), return_dtype=pl.Int64).to_numpy())
+        ids = self._ids(found)
         rel = np.zeros((len(user_text), self.words), dtype=np.uint64)
         if len(ids):
             rows = np.flatnonzero(lengths)
             starts = np.concatenate(([0], np.cumsum(lengths[rows])[:-1])).astype(np.int64)
             rel[rows] = np.bitwise_or.reduceat(self.postings[ids], starts, axis=0)
         return rel
+
+
+    def _ids(self, found: pl.Series) -> np.ndarray:
+        """The vocab index of every found stem (rows in order): read from the inline bytes of
+        the Arrow string views, ASCII-lowercased, instead of lowercasing and hashing strings."""
+        values = found.to_arrow(compat_level=pl.CompatLevel.newest()).flatten()
+        if not len(values):
+            return np.zeros(0, dtype=np.int64)
+        if values.type != pa.string_view():
+            values = values.cast(pa.string_view())
+        views = np.frombuffer(values.buffers()[1], dtype=np.uint8).reshape(-1, 16)[values.offset:values.offset + len(values)]
+        if views[:, :4].view(np.uint32).max() > _STEM:
+            raise AssertionError("internal: a found stem longer than a stem")
+        text = views[:, 4:4 + _STEM]
+        text = text | (((text - np.uint8(65)) < 26).view(np.uint8) << 5)  # ASCII case folding: A-Z only
+        codes = _codes(text)
+        with np.errstate(over="ignore"):
+            ids = self.slots[(codes * self.mult) >> self.shift].astype(np.int64)
+        if not np.array_equal(self.codes[ids], codes):
+            raise AssertionError("internal: a found stem is not in the guard's vocabulary")
+        return ids
+
+
+def _perfect_hash(codes: np.ndarray) -> tuple[np.uint64, np.uint64, np.ndarray]:
+    """A multiplier and table size under which ``(code * mult) >> shift`` is distinct for every
+    code: the table maps a found stem to its vocab index in one gather (no search, no hash map)."""
+    for bits in range(max(10, 2 * int(len(codes)).bit_length()), 31):
+        for attempt in range(32):
+            mult = rng.splitmix64(np.array([attempt], dtype=np.uint64))[0] | np.uint64(1)
+            shift = np.uint64(64 - bits)
+            with np.errstate(over="ignore"):
+                slot = (codes * mult) >> shift
+            if len(np.unique(slot)) == len(codes):
+                slots = np.zeros(1 << bits, dtype=np.int32)
+                slots[slot] = np.arange(len(codes), dtype=np.int32)
+                return mult, shift, slots
+    raise AssertionError("internal: no collision-free table for the guard's stems")
+
+
+def _codes(text: np.ndarray) -> np.ndarray:
+    """Rows of ``_STEM`` zero-padded bytes as big-endian uint64 numbers (ordered like the strings)."""
+    wide = np.zeros((len(text), 8), dtype=np.uint8)
+    wide[:, 8 - text.shape[1]:] = text
+    return wide.view(">u8").reshape(-1).astype(np.uint64)
 
 
 def _lookup(rel: np.ndarray, row: np.ndarray, cand: np.ndarray) -> np.ndarray:
