@@ -87,7 +87,7 @@ class PreparedSystemPrompt:
             return
         again = rows[rejected]
         u = draws.uniform("system_prompt.repick", rows=again)
-        patterns, inverse = np.unique(ok[rejected], axis=0, return_inverse=True)
+        patterns, inverse = _patterns(ok[rejected])
         for k, pattern in enumerate(patterns):
             members = inverse.reshape(-1) == k
             probs = np.where(pattern[self._group_of], self.bank.probs, 0.0)
@@ -116,6 +116,18 @@ class PreparedSystemPrompt:
         }[self.mode]
         out = frame.with_columns(system=pl.when(pl.Series(chosen)).then(combined).otherwise(old))
         return note(out, chosen, f"aug.{self.position}.system_prompt", self._ids.gather(idx))
+
+
+def _patterns(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix and each row's index among them (like
+    ``np.unique(axis=0)``, which sorts the rows as bytes: slow on many rows); the rows are
+    packed into integers first when they fit in 64 bits."""
+    if ok.shape[1] > 64:
+        patterns, inverse = np.unique(ok, axis=0, return_inverse=True)
+        return patterns, inverse.reshape(-1)
+    keys = ok.astype(np.uint64) @ (np.uint64(1) << np.arange(ok.shape[1], dtype=np.uint64))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return ok[first], inverse.reshape(-1)
 
 
 def prepare_system_prompt(*, pool: Any = "builtin", p: float = 1.0, mode: str = "if_absent",
