@@ -67,16 +67,23 @@ def check(df: pl.DataFrame, where: str) -> pl.DataFrame:
     return df
 
 
-def note(frame: pl.DataFrame, mask: np.ndarray, key: str, values: pl.Series) -> pl.DataFrame:
+def note(frame: pl.DataFrame, mask: np.ndarray, key: str, values: pl.Series | pl.Expr) -> pl.DataFrame:
     """Record ``key: value`` in the JSON ``meta`` of the rows in ``mask``.
 
     ``values`` holds JSON fragments (already serialized); the key is spliced in with string
     operations so no per-row JSON parsing happens.
     """
-    frag = pl.lit(json.dumps(key) + ": ") + values
+    return notes(frame, mask, [(key, values)])
+
+
+def notes(frame: pl.DataFrame, mask: np.ndarray, entries: list[tuple[str, pl.Series | pl.Expr]]) -> pl.DataFrame:
+    """Record several ``key: value`` pairs in the ``meta`` of the rows in ``mask``: the same text
+    as :func:`note` for each in turn, written in one string concatenation per row."""
+    parts: list[pl.Expr] = []
+    for i, (key, values) in enumerate(entries):
+        parts.append(pl.lit((", " if i else "") + json.dumps(key) + ": "))
+        parts.append(values if isinstance(values, pl.Expr) else pl.lit(values))
     meta = pl.col("meta")
-    spliced = (
-        pl.when(meta == "{}").then(pl.lit("{") + frag + pl.lit("}"))
-        .otherwise(meta.str.head(-1) + pl.lit(", ") + frag + pl.lit("}"))
-    )
+    spliced = pl.concat_str([meta.str.head(-1), pl.when(meta == "{}").then(pl.lit("")).otherwise(pl.lit(", ")),
+                             *parts, pl.lit("}")])
     return frame.with_columns(meta=pl.when(pl.Series(mask)).then(spliced).otherwise(meta))

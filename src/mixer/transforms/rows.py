@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from mixer import rng
-from mixer.schema import note as note  # re-exported: transforms record what they did in meta
+from mixer.schema import note as note, notes as notes  # re-exported: transforms record what they did in meta
 from mixer.errors import RecipeError
 
 

@@ -27,7 +27,7 @@ from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
 from mixer.transforms import hard_negatives as hn
-from mixer.transforms.rows import Draws, choice, distinct, empty_lists, extend_lists, note, pick, probability
+from mixer.transforms.rows import Draws, choice, distinct, empty_lists, extend_lists, note, notes, pick, probability
 
 RENDERS = ("field", "system", "both", "user")
 SLOT = "\x00"  # where a masked spec's per-row token goes (mask_names)
@@ -344,9 +344,9 @@ class PreparedTools:
             block = _block_text(picked, counts, len(self.catalog), self._rendered, draws, self.block, tokens)
             out = out.with_columns(_place_block(frame, block, counts, self.render))
         id_lists = extend_lists(empty_lists(n), counts, self._ids.gather(picked))
-        notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
-        out = note(out, counts > 0, f"aug.{self.position}.tools", notes)
-        out = note(out, counts > 0, f"aug.{self.position}.behaviour", behaviour(frame, np.flatnonzero(counts > 0)))
+        ids_note = pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])
+        out = notes(out, counts > 0, [(f"aug.{self.position}.tools", ids_note),
+                                      (f"aug.{self.position}.behaviour", behaviour(frame, np.flatnonzero(counts > 0)))])
         if hard_notes is not None:
             got = hard_notes.is_not_null().to_numpy()
             out = note(out, got, f"aug.{self.position}.hard_negatives", hard_notes.fill_null("[]"))
