@@ -311,9 +311,12 @@ class PreparedTools:
 
         g = self.guard
         user = _user_text(frame).gather(rows) if g is not None else None  # string views: cheap to gather
-        existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}), self._names_unique)
-        taken = np.sort(existing.get_column("row").to_numpy().astype(np.int64) * len(self._names_unique)
-                        + existing.get_column("nid").to_numpy())
+        taken = np.zeros(0, dtype=np.int64)
+        if frame.get_column("tools").list.len().max():  # rows that already carry tools: skip their names
+            existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}),
+                                       self._names_unique)
+            taken = np.sort(existing.get_column("row").to_numpy().astype(np.int64) * len(self._names_unique)
+                            + existing.get_column("nid").to_numpy())
         pick_from = _Picker(self._cdf, self._name_of, len(self._names_unique), taken, self.seed, self.position)
 
         def pick_slice(sl: slice) -> tuple[np.ndarray, np.ndarray]:
