@@ -108,13 +108,17 @@ class PreparedSystemPrompt:
         if self.constraints == "compatible" and any(self._groups):
             self._allowed_picks(frame, chosen, idx, draws)
         new = self._texts.gather(idx)
-        old = pl.col("system")
-        combined = {
-            "if_absent": pl.lit(new), "replace": pl.lit(new),
-            "prepend": pl.when(old.is_null()).then(pl.lit(new)).otherwise(pl.lit(new) + self.separator + old),
-            "append": pl.when(old.is_null()).then(pl.lit(new)).otherwise(old + self.separator + pl.lit(new)),
-        }[self.mode]
-        out = frame.with_columns(system=pl.when(pl.Series(chosen)).then(combined).otherwise(old))
+        if frame.get_column("system").null_count() == frame.height:
+            # no row has a system prompt yet: in every mode a chosen row gets the drawn one
+            out = frame.with_columns(new.set(pl.Series(~chosen), None).alias("system"))
+        else:
+            old = pl.col("system")
+            combined = {
+                "if_absent": pl.lit(new), "replace": pl.lit(new),
+                "prepend": pl.when(old.is_null()).then(pl.lit(new)).otherwise(pl.lit(new) + self.separator + old),
+                "append": pl.when(old.is_null()).then(pl.lit(new)).otherwise(old + self.separator + pl.lit(new)),
+            }[self.mode]
+            out = frame.with_columns(system=pl.when(pl.Series(chosen)).then(combined).otherwise(old))
         return note(out, chosen, f"aug.{self.position}.system_prompt", self._ids.gather(idx))
 
 
