@@ -48,15 +48,21 @@ def pick(probs_cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(probs_cdf, u, side="right"), n - 1)
 
 
+def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """The distinct rows of ``frame`` (in order of first appearance) and each row's index into
+    them, so a per-row test that costs more than a hash (a regex, a tag check) runs once per
+    distinct value: upsampled repeats and answers shared between rows are common."""
+    groups = frame.with_row_index("_i").group_by(frame.columns, maintain_order=True).agg("_i")
+    inverse = np.empty(frame.height, dtype=np.int64)
+    inverse[groups.get_column("_i").explode().to_numpy()] = np.repeat(
+        np.arange(groups.height, dtype=np.int64), groups.get_column("_i").list.len().to_numpy())
+    return groups.drop("_i"), inverse
+
+
 def distinct(texts: pl.Series) -> tuple[pl.Series, np.ndarray]:
-    """The distinct values of ``texts`` (in order of first appearance) and each row's index
-    into them, so a per-text test that costs more than a hash (a regex, a tag check) runs once
-    per distinct text: upsampled repeats and answers shared between rows are common."""
-    groups = pl.DataFrame({"t": texts}).with_row_index("i").group_by("t", maintain_order=True).agg("i")
-    inverse = np.empty(len(texts), dtype=np.int64)
-    inverse[groups.get_column("i").explode().to_numpy()] = np.repeat(
-        np.arange(groups.height, dtype=np.int64), groups.get_column("i").list.len().to_numpy())
-    return groups.get_column("t").alias(texts.name), inverse
+    """:func:`distinct_rows` of one column."""
+    unique, inverse = distinct_rows(texts.to_frame())
+    return unique.to_series(), inverse
 
 
 def probability(p: object, name: str = "p") -> float:

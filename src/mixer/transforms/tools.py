@@ -27,7 +27,7 @@ from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
 from mixer.transforms import hard_negatives as hn
-from mixer.transforms.rows import Draws, choice, distinct, empty_lists, extend_lists, note, notes, pick, probability
+from mixer.transforms.rows import Draws, choice, distinct_rows, empty_lists, extend_lists, note, notes, pick, probability
 
 RENDERS = ("field", "system", "both", "user")
 SLOT = "\x00"  # where a masked spec's per-row token goes (mask_names)
@@ -509,17 +509,16 @@ def behaviour(frame: pl.DataFrame, rows: np.ndarray | None = None) -> pl.Series:
                          content=last.struct.field("content").fill_null(""))
     if rows is not None:
         parts = parts[rows]
-    # the refusal pattern is the costly test: run it once per distinct answer
-    answers, inverse = distinct(parts.get_column("content"))
-    refuses = answers.str.contains(_REFUSAL).gather(inverse)
+    # the label is a function of (role, calls, content): computed once per distinct triple
+    # (the refusal pattern is the costly test; repeats and shared answers are common)
+    unique, inverse = distinct_rows(parts)
     role, content = pl.col("role"), pl.col("content")
     label = (pl.when(role != "assistant").then(pl.lit("prompt only"))
              .when(pl.col("calls")).then(pl.lit("calls a tool"))
-             .when(pl.col("refuses")).then(pl.lit("refuses despite tools"))
+             .when(content.str.contains(_REFUSAL)).then(pl.lit("refuses despite tools"))
              .when(content.str.strip_chars().str.ends_with("?")).then(pl.lit("asks a follow-up"))
              .otherwise(pl.lit("answers despite tools")))
-    labels = parts.with_columns(refuses=refuses).select(
-        pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')).to_series()
+    labels = unique.select(pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')).to_series().gather(inverse)
     if rows is None:
         return labels
     return pl.repeat(None, frame.height, dtype=pl.String, eager=True).scatter(rows, labels)
