@@ -431,3 +431,23 @@ if __name__ == "__main__":  # print the EXPECTED table from the current code
 
     with tempfile.TemporaryDirectory() as d:
         print(json.dumps(record(Path(d)), indent=1))
+
+
+def test_a_chain_parses_the_ids_once_and_equals_its_steps_applied_one_at_a_time(inputs, monkeypatch) -> None:
+    """Steps of one chunk share the parsed row keys while the ids stay the same; a filter in
+    between changes them, and the next step parses its own."""
+    from mixer import rng as rng_mod
+
+    frame = inputs["junk"]
+    chain = (BENCH[0], BENCH[1], {"type": "filter", "exclude": "weather"}, {"type": "tools", "p": 0.9, "count": [1, 2]})
+    one_by_one = frame
+    for position, spec in enumerate(chain):  # each step alone, at its position in the chain
+        applier = transforms.REGISTRY[spec["type"]](**{k: v for k, v in spec.items() if k != "type"},
+                                                     seed=11, position=position)
+        one_by_one = applier.apply(one_by_one)
+    calls = []
+    real = rng_mod.row_keys
+    monkeypatch.setattr(rng_mod, "row_keys", lambda ids: calls.append(len(ids)) or real(ids))
+    chained, steps = transforms.prepare(chain, seed=11, source="s").apply(frame)
+    assert chained.equals(one_by_one)
+    assert steps[2].rows_out < steps[2].rows_in and calls == [frame.height, steps[2].rows_out]

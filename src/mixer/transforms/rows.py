@@ -7,6 +7,9 @@ whatever batch it is in, and each upsampled repeat gets its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import polars as pl
@@ -16,13 +19,33 @@ from mixer.schema import note as note, notes as notes  # re-exported: transforms
 from mixer.errors import RecipeError
 
 
+_PARSED: ContextVar[list[tuple[pl.Series, np.ndarray, np.ndarray]] | None] = ContextVar("_PARSED", default=None)
+
+
+@contextmanager
+def shared_keys() -> Iterator[None]:
+    """Within this block, transforms applied to the same ids parse them once (a chain of
+    transforms on one chunk: :meth:`mixer.transforms.Prepared.apply`)."""
+    token = _PARSED.set([])
+    try:
+        yield
+    finally:
+        _PARSED.reset(token)
+
+
 class Draws:
     """Per-row random draws for one transform: the rows' content keys and repeat indices are
     parsed from the ids once, then each purpose is one vectorized hash."""
 
     def __init__(self, frame: pl.DataFrame, seed: int, position: int) -> None:
         ids = frame.get_column("id")
-        self.keys, self.reps = rng.row_keys(ids), rng.repeat_index(ids)
+        parsed = _PARSED.get()
+        hit = next((p for p in parsed or () if p[0].len() == ids.len() and p[0].equals(ids)), None)
+        if hit is None:
+            hit = (ids, rng.row_keys(ids), rng.repeat_index(ids))
+            if parsed is not None:
+                parsed[:] = [hit]  # the latest ids only: a filter upstream changes them
+        self.keys, self.reps = hit[1], hit[2]
         self.seed, self.position = seed, position
 
     def uniform(self, purpose: str, index: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
