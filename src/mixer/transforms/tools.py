@@ -507,8 +507,6 @@ def behaviour(frame: pl.DataFrame, rows: np.ndarray | None = None) -> pl.Series:
     last = pl.col("messages").list.last()
     parts = frame.select(role=last.struct.field("role"), calls=last.struct.field("tool_calls").is_not_null(),
                          content=last.struct.field("content").fill_null(""))
-    if rows is not None:
-        parts = parts[rows]
     # the label is a function of (role, calls, content): computed once per distinct triple
     # (the refusal pattern is the costly test; repeats and shared answers are common)
     unique, inverse = distinct_rows(parts)
@@ -518,10 +516,15 @@ def behaviour(frame: pl.DataFrame, rows: np.ndarray | None = None) -> pl.Series:
              .when(content.str.contains(_REFUSAL)).then(pl.lit("refuses despite tools"))
              .when(content.str.strip_chars().str.ends_with("?")).then(pl.lit("asks a follow-up"))
              .otherwise(pl.lit("answers despite tools")))
-    labels = unique.select(pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')).to_series().gather(inverse)
+    as_json = pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')
     if rows is None:
-        return labels
-    return pl.repeat(None, frame.height, dtype=pl.String, eager=True).scatter(rows, labels)
+        return unique.select(as_json).to_series().gather(inverse)
+    needed = np.flatnonzero(np.bincount(inverse[rows], minlength=unique.height))  # only those of ``rows``
+    table = pl.repeat(None, unique.height, dtype=pl.String, eager=True).scatter(
+        needed, unique[needed].select(as_json).to_series())
+    others = np.ones(frame.height, dtype=bool)
+    others[rows] = False
+    return table.gather(inverse).set(pl.Series(others), None)
 
 
 def _fill(values: pl.Series, tokens: pl.Series | None) -> pl.Series:
