@@ -89,23 +89,26 @@ class _Guard:
         assert all(len(s) <= _STEM for s in vocab) and bool(np.all(np.diff(self.codes) > 0))
         self.mult, self.shift, self.slots = _perfect_hash(self.codes)
 
-    def row_sets(self, user_text: pl.Series) -> np.ndarray:
+    def row_sets(self, user_text: pl.Series, owner: np.ndarray | None = None, rows: int | None = None) -> np.ndarray:
         """Per row, the bitset of catalog tools relevant to its user turns.
 
         The row's stems (all ASCII) are found with one case-insensitive Aho-Corasick pass over
         its user text (``str.extract_many``): a stem counts wherever it occurs, which can only
-        flag more tools, never fewer, than matching word starts.
+        flag more tools, never fewer, than matching word starts. ``user_text`` is one text per
+        row, or with ``owner`` (non-decreasing row of each text, out of ``rows``) the rows'
+        user turns one by one: the same sets, as a stem never spans two turns.
         """
         found = user_text.str.extract_many(self.stems, overlapping=True, ascii_case_insensitive=True)
-        lengths = found.list.len().to_numpy().astype(np.int64)
+        lengths = found.list.len().fill_null(0).to_numpy().astype(np.int64)
         ids = self._ids(found)
-        rel = np.zeros((len(user_text), self.words), dtype=np.uint64)
+        if owner is None:
+            owner, rows = np.arange(len(user_text)), len(user_text)
+        rel = np.zeros((rows or 0, self.words), dtype=np.uint64)
         if len(ids):
-            rows = np.flatnonzero(lengths)
-            starts = np.concatenate(([0], np.cumsum(lengths[rows])[:-1])).astype(np.int64)
-            rel[rows] = np.bitwise_or.reduceat(self.postings[ids], starts, axis=0)
+            match_row = np.repeat(owner, lengths)
+            starts = np.flatnonzero(np.concatenate(([True], match_row[1:] != match_row[:-1])))
+            rel[match_row[starts]] = np.bitwise_or.reduceat(self.postings[ids], starts, axis=0)
         return rel
-
 
     def _ids(self, found: pl.Series) -> np.ndarray:
         """The vocab index of every found stem (rows in order): read from the inline bytes of
@@ -242,6 +245,18 @@ def _count_option(count: Any) -> tuple[int, int]:
     return int(count[0]), int(count[1])
 
 
+def _user_turns(frame: pl.DataFrame, rows: np.ndarray) -> tuple[pl.Series, np.ndarray]:
+    """The user turns of ``rows`` one by one (contents, string views) and each one's index into
+    ``rows`` (non-decreasing): no per-row join of the turns."""
+    messages = frame.get_column("messages")
+    turns = messages.explode(empty_as_null=False, keep_nulls=False)  # one entry per turn, none for []
+    owner = np.repeat(np.arange(frame.height), messages.list.len().fill_null(0).to_numpy())
+    local = np.full(frame.height, -1, dtype=np.int64)
+    local[rows] = np.arange(len(rows))
+    keep = (turns.struct.field("role") == "user").fill_null(False).to_numpy() & (local[owner] >= 0)
+    return turns.struct.field("content").filter(pl.Series(keep)), local[owner[keep]]
+
+
 def _user_text(frame: pl.DataFrame) -> pl.Series:
     return frame.select(
         pl.col("messages").list.eval(
@@ -310,7 +325,8 @@ class PreparedTools:
         want = np.minimum(lo + np.floor(u_count * (hi - lo + 1)).astype(np.int64), hi)
 
         g = self.guard
-        user = _user_text(frame).gather(rows) if g is not None else None  # string views: cheap to gather
+        if g is not None:
+            turns, turn_row = _user_turns(frame, rows)
         taken = np.zeros(0, dtype=np.int64)
         if frame.get_column("tools").list.len().max():  # rows that already carry tools: skip their names
             existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}),
@@ -320,7 +336,10 @@ class PreparedTools:
         pick_from = _Picker(self._cdf, self._name_of, len(self._names_unique), taken, self.seed, self.position)
 
         def pick_slice(sl: slice) -> tuple[np.ndarray, np.ndarray]:
-            rel = g.row_sets(user[sl]) if g is not None else None
+            rel = None
+            if g is not None:
+                a, b = np.searchsorted(turn_row, [sl.start, sl.stop])
+                rel = g.row_sets(turns[int(a):int(b)], turn_row[a:b] - sl.start, sl.stop - sl.start)
             return pick_from.rows(keys[sl], reps[sl], want[sl], sl.start, rel, width=hi + 4, budget=8 * hi + 24)
 
         # Slices bound memory and run on all cores (Polars and numpy release the GIL); results do
@@ -335,8 +354,7 @@ class PreparedTools:
 
         hard_notes = None
         if self._fits is not None and self.hard_negatives > 0:
-            picked, counts, hard_notes = self._hard(frame, draws, counts, picked,
-                                                    user if user is not None and len(rows) == n else None)
+            picked, counts, hard_notes = self._hard(frame, draws, counts, picked, None)
         tokens = self._tokens(draws, counts) if self.mask_names else None
         specs = _fill(self._specs.gather(picked), tokens)
         out = frame
