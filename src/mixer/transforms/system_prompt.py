@@ -99,6 +99,9 @@ class PreparedSystemPrompt:
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty():
             return frame
+        # one chunk per column: a frame whose columns are chunked differently (a column this
+        # step adds next to a multi-chunk input) is rechunked whole by every expression on it
+        frame = frame.rechunk()
         eligible = (frame.get_column("kind") == "chat").to_numpy()
         if self.mode == "if_absent":
             eligible &= frame.get_column("system").is_null().to_numpy()

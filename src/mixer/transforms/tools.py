@@ -314,6 +314,9 @@ class PreparedTools:
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty() or self.hi == 0:
             return frame
+        # one chunk per column: a frame whose columns are chunked differently (a column this
+        # step adds next to a multi-chunk input) is rechunked whole by every expression on it
+        frame = frame.rechunk()
         n = frame.height
         draws = Draws(frame, self.seed, self.position)
         chosen = (frame.get_column("kind") == "chat").to_numpy() & (draws.uniform("tools.apply") < self.p)
