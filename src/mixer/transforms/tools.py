@@ -27,7 +27,7 @@ from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
 from mixer.transforms import hard_negatives as hn
-from mixer.transforms.rows import Draws, choice, distinct_rows, empty_lists, extend_lists, note, notes, pick, probability
+from mixer.transforms.rows import Draws, choice, distinct, empty_lists, extend_lists, note, notes, pick, probability
 
 RENDERS = ("field", "system", "both", "user")
 SLOT = "\x00"  # where a masked spec's per-row token goes (mask_names)
@@ -517,6 +517,9 @@ _REFUSAL = (rf"(?i)^\W*(?:i{_A}m sorry|i am sorry|sorry|i apologi[sz]e)?[^.!?]{{
             rf"i don{_A}t (?:feel comfortable|think i (?:can|should)))\b")
 
 
+_BY_CODE = ("prompt only", "calls a tool", "refuses despite tools", "asks a follow-up", "answers despite tools")
+
+
 def behaviour(frame: pl.DataFrame, rows: np.ndarray | None = None) -> pl.Series:
     """What each row's kept answer demonstrates next to the attached tools, as a JSON string:
     the final assistant turn calls a tool; else it refuses (it opens with a refusal phrase, e.g.
@@ -526,26 +529,28 @@ def behaviour(frame: pl.DataFrame, rows: np.ndarray | None = None) -> pl.Series:
 
     With ``rows``, only those rows are labelled (the others are null)."""
     last = pl.col("messages").list.last()
-    parts = frame.select(role=last.struct.field("role"), calls=last.struct.field("tool_calls").is_not_null(),
+    parts = frame.select(prompt=(last.struct.field("role") != "assistant").fill_null(False),
+                         calls=last.struct.field("tool_calls").is_not_null(),
                          content=last.struct.field("content").fill_null(""))
-    # the label is a function of (role, calls, content): computed once per distinct triple
-    # (the refusal pattern is the costly test; repeats and shared answers are common)
-    unique, inverse = distinct_rows(parts)
-    role, content = pl.col("role"), pl.col("content")
-    label = (pl.when(role != "assistant").then(pl.lit("prompt only"))
-             .when(pl.col("calls")).then(pl.lit("calls a tool"))
-             .when(content.str.contains(_REFUSAL)).then(pl.lit("refuses despite tools"))
-             .when(content.str.strip_chars().str.ends_with("?")).then(pl.lit("asks a follow-up"))
-             .otherwise(pl.lit("answers despite tools")))
-    as_json = pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')
+    code = np.where(parts.get_column("prompt").to_numpy(), 0, np.where(parts.get_column("calls").to_numpy(), 1, -1))
+    wanted = code < 0
+    if rows is not None:
+        chosen = np.zeros(frame.height, dtype=bool)
+        chosen[rows] = True
+        wanted &= chosen
+    # the rest depends on the answer alone: the refusal pattern (the costly test) and the
+    # follow-up test run once per distinct answer of the rows that need them
+    answers, inverse = distinct(parts.get_column("content"))
+    needed = np.flatnonzero(np.bincount(inverse[wanted], minlength=len(answers)))
+    text = answers.gather(needed)
+    by_answer = np.full(len(answers), -1, dtype=np.int64)
+    by_answer[needed] = np.where(text.str.contains(_REFUSAL).to_numpy(), 2,
+                                 np.where(text.str.strip_chars().str.ends_with("?").to_numpy(), 3, 4))
+    code = np.where(wanted, by_answer[inverse], code)
+    labels = pl.Series([json.dumps(b) for b in _BY_CODE]).gather(np.maximum(code, 0))
     if rows is None:
-        return unique.select(as_json).to_series().gather(inverse)
-    needed = np.flatnonzero(np.bincount(inverse[rows], minlength=unique.height))  # only those of ``rows``
-    table = pl.repeat(None, unique.height, dtype=pl.String, eager=True).scatter(
-        needed, unique[needed].select(as_json).to_series())
-    others = np.ones(frame.height, dtype=bool)
-    others[rows] = False
-    return table.gather(inverse).set(pl.Series(others), None)
+        return labels
+    return labels.set(pl.Series(~chosen), None)
 
 
 def _fill(values: pl.Series, tokens: pl.Series | None) -> pl.Series:
