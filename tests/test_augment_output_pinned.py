@@ -451,3 +451,22 @@ def test_a_chain_parses_the_ids_once_and_equals_its_steps_applied_one_at_a_time(
     chained, steps = transforms.prepare(chain, seed=11, source="s").apply(frame)
     assert chained.equals(one_by_one)
     assert steps[2].rows_out < steps[2].rows_in and calls == [frame.height, steps[2].rows_out]
+
+
+def test_the_guard_scanning_turns_one_by_one_finds_what_the_joined_turns_give(inputs) -> None:
+    """The guard scans each distinct user turn once; a row's set is the union of its turns'
+    sets, which equals scanning the turns joined by newlines (a stem never spans two turns),
+    including turns that end and start mid-word and turns repeated across rows."""
+    import importlib
+
+    import numpy as np
+
+    tools_mod = importlib.import_module("mixer.transforms.tools")
+    prepared = transforms.prepare(({"type": "tools", "count": [1, 2]},), seed=0, source="s").steps[0].applier
+    frame = inputs["junk"]
+    split = frame.head(6).with_columns(pl.col("messages").list.eval(pl.element().struct.with_fields(
+        pl.field("content").str.slice(0, 3) + "WEA")))  # every user turn ends with a partial stem
+    frame = pl.concat([frame, split, frame.head(30)])
+    rows = np.flatnonzero((frame.get_column("kind") == "chat").to_numpy())
+    joined = prepared.guard.row_sets(tools_mod._user_text(frame).gather(rows))
+    assert np.array_equal(prepared._relevant(frame, rows), joined) and joined.any()

@@ -89,25 +89,21 @@ class _Guard:
         assert all(len(s) <= _STEM for s in vocab) and bool(np.all(np.diff(self.codes) > 0))
         self.mult, self.shift, self.slots = _perfect_hash(self.codes)
 
-    def row_sets(self, user_text: pl.Series, owner: np.ndarray | None = None, rows: int | None = None) -> np.ndarray:
-        """Per row, the bitset of catalog tools relevant to its user turns.
+    def row_sets(self, user_text: pl.Series) -> np.ndarray:
+        """Per text (a row's user turns, or one turn), the bitset of catalog tools relevant to it.
 
-        The row's stems (all ASCII) are found with one case-insensitive Aho-Corasick pass over
-        its user text (``str.extract_many``): a stem counts wherever it occurs, which can only
-        flag more tools, never fewer, than matching word starts. ``user_text`` is one text per
-        row, or with ``owner`` (non-decreasing row of each text, out of ``rows``) the rows'
-        user turns one by one: the same sets, as a stem never spans two turns.
+        The text's stems (all ASCII) are found with one case-insensitive Aho-Corasick pass
+        (``str.extract_many``): a stem counts wherever it occurs, which can only flag more
+        tools, never fewer, than matching word starts.
         """
         found = user_text.str.extract_many(self.stems, overlapping=True, ascii_case_insensitive=True)
         lengths = found.list.len().fill_null(0).to_numpy().astype(np.int64)
         ids = self._ids(found)
-        if owner is None:
-            owner, rows = np.arange(len(user_text)), len(user_text)
-        rel = np.zeros((rows or 0, self.words), dtype=np.uint64)
+        rel = np.zeros((len(user_text), self.words), dtype=np.uint64)
         if len(ids):
-            match_row = np.repeat(owner, lengths)
-            starts = np.flatnonzero(np.concatenate(([True], match_row[1:] != match_row[:-1])))
-            rel[match_row[starts]] = np.bitwise_or.reduceat(self.postings[ids], starts, axis=0)
+            rows = np.flatnonzero(lengths)
+            starts = np.concatenate(([0], np.cumsum(lengths[rows])[:-1])).astype(np.int64)
+            rel[rows] = np.bitwise_or.reduceat(self.postings[ids], starts, axis=0)
         return rel
 
     def _ids(self, found: pl.Series) -> np.ndarray:
@@ -328,8 +324,7 @@ class PreparedTools:
         want = np.minimum(lo + np.floor(u_count * (hi - lo + 1)).astype(np.int64), hi)
 
         g = self.guard
-        if g is not None:
-            turns, turn_row = _user_turns(frame, rows)
+        relevant = self._relevant(frame, rows) if g is not None else None
         taken = np.zeros(0, dtype=np.int64)
         if frame.get_column("tools").list.len().max():  # rows that already carry tools: skip their names
             existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}),
@@ -339,10 +334,7 @@ class PreparedTools:
         pick_from = _Picker(self._cdf, self._name_of, len(self._names_unique), taken, self.seed, self.position)
 
         def pick_slice(sl: slice) -> tuple[np.ndarray, np.ndarray]:
-            rel = None
-            if g is not None:
-                a, b = np.searchsorted(turn_row, [sl.start, sl.stop])
-                rel = g.row_sets(turns[int(a):int(b)], turn_row[a:b] - sl.start, sl.stop - sl.start)
+            rel = relevant[sl] if relevant is not None else None
             return pick_from.rows(keys[sl], reps[sl], want[sl], sl.start, rel, width=hi + 4, budget=8 * hi + 24)
 
         # Slices bound memory and run on all cores (Polars and numpy release the GIL); results do
@@ -382,6 +374,26 @@ class PreparedTools:
             mapped = pl.select(pl.concat_str([pl.lit("["), pl.lit(maps).list.join(", "), pl.lit("]")])).to_series()
             out = note(out, counts > 0, f"aug.{self.position}.mask_names", mapped)
         return out
+
+    def _relevant(self, frame: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
+        """Per row of ``rows``, the bitset of catalog tools its user turns make relevant.
+
+        Each distinct user turn is scanned once (repeats and shared turns are common), in
+        slices on all cores; a row's set is the union of its turns' sets, the same as scanning
+        its turns joined, since a stem never spans two turns."""
+        assert self.guard is not None
+        g = self.guard
+        turns, turn_row = _user_turns(frame, rows)
+        texts, inverse = distinct(turns)
+        slices = [slice(start, min(start + self._chunk, len(texts))) for start in range(0, len(texts), self._chunk)]
+        with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
+            sets = list(pool.map(lambda sl: g.row_sets(texts[sl]), slices))
+        per_text = np.concatenate(sets) if sets else np.zeros((0, g.words), dtype=np.uint64)
+        rel = np.zeros((len(rows), g.words), dtype=np.uint64)
+        if len(turn_row):
+            starts = np.flatnonzero(np.concatenate(([True], turn_row[1:] != turn_row[:-1])))
+            rel[turn_row[starts]] = np.bitwise_or.reduceat(per_text[inverse], starts, axis=0)
+        return rel
 
     def _hard(self, frame: pl.DataFrame, draws: Draws, counts: np.ndarray, picked: np.ndarray,
               user: pl.Series | None) -> tuple[np.ndarray, np.ndarray, pl.Series]:
