@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mixer import schema
 from mixer.errors import RecipeError
 from mixer.pools import tags as tags_mod
 from mixer.pools.prompts import PromptBank, Selection, load_bank
@@ -99,9 +100,7 @@ class PreparedSystemPrompt:
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty():
             return frame
-        # one chunk per column: a frame whose columns are chunked differently (a column this
-        # step adds next to a multi-chunk input) is rechunked whole by every expression on it
-        frame = frame.rechunk()
+        frame = schema.aligned(frame)  # see there: new columns are cut like the frame's
         eligible = (frame.get_column("kind") == "chat").to_numpy()
         if self.mode == "if_absent":
             eligible &= frame.get_column("system").is_null().to_numpy()
@@ -113,7 +112,7 @@ class PreparedSystemPrompt:
         new = self._texts.gather(idx)
         if frame.get_column("system").null_count() == frame.height:
             # no row has a system prompt yet: in every mode a chosen row gets the drawn one
-            out = frame.with_columns(new.set(pl.Series(~chosen), None).alias("system"))
+            out = schema.with_columns(frame, new.set(pl.Series(~chosen), None).alias("system"))
         else:
             old = pl.col("system")
             combined = {
@@ -121,7 +120,8 @@ class PreparedSystemPrompt:
                 "prepend": pl.when(old.is_null()).then(pl.lit(new)).otherwise(pl.lit(new) + self.separator + old),
                 "append": pl.when(old.is_null()).then(pl.lit(new)).otherwise(old + self.separator + pl.lit(new)),
             }[self.mode]
-            out = frame.with_columns(system=pl.when(pl.Series(chosen)).then(combined).otherwise(old))
+            out = schema.with_columns(frame, frame.select(
+                system=pl.when(pl.Series(chosen)).then(combined).otherwise(old)).to_series())
         return note(out, chosen, f"aug.{self.position}.system_prompt", self._ids.gather(idx))
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from mixer import schema
 from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
@@ -310,9 +311,7 @@ class PreparedTools:
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty() or self.hi == 0:
             return frame
-        # one chunk per column: a frame whose columns are chunked differently (a column this
-        # step adds next to a multi-chunk input) is rechunked whole by every expression on it
-        frame = frame.rechunk()
+        frame = schema.aligned(frame)  # see there: new columns are cut like the frame's
         n = frame.height
         draws = Draws(frame, self.seed, self.position)
         chosen = (frame.get_column("kind") == "chat").to_numpy() & (draws.uniform("tools.apply") < self.p)
@@ -354,11 +353,11 @@ class PreparedTools:
         specs = _fill(self._specs.gather(picked), tokens)
         out = frame
         if self.render in ("field", "both"):
-            out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, specs))
+            out = schema.with_columns(out, extend_lists(frame.get_column("tools"), counts, specs))
         if self.render in ("system", "both", "user"):
             assert self._rendered is not None
             block = _block_text(picked, counts, len(self.catalog), self._rendered, draws, self.block, tokens)
-            out = out.with_columns(_place_block(frame, block, counts, self.render))
+            out = schema.with_columns(out, _place_block(frame, block, counts, self.render))
         id_lists = extend_lists(empty_lists(n), counts, self._ids.gather(picked))
         ids_note = pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])
         out = notes(out, counts > 0, [(f"aug.{self.position}.tools", ids_note),
