@@ -470,3 +470,16 @@ def test_the_guard_scanning_turns_one_by_one_finds_what_the_joined_turns_give(in
     rows = np.flatnonzero((frame.get_column("kind") == "chat").to_numpy())
     joined = prepared.guard.row_sets(tools_mod._user_text(frame).gather(rows))
     assert np.array_equal(prepared._relevant(frame, rows), joined) and joined.any()
+
+
+def test_augmented_columns_keep_the_chunks_of_a_multi_chunk_frame(inputs, tmp_path: Path) -> None:
+    """New columns are cut like the frame's (Polars rechunks a frame whose columns are cut
+    differently on every later expression: at 1M rows that copied ``messages`` each time)."""
+    frame = inputs["junk"]
+    frame.write_parquet(tmp_path / "junk.parquet", row_group_size=100)  # read back as chunks of rows
+    chunked = pl.read_parquet(tmp_path / "junk.parquet")
+    assert len(set(chunked.n_chunks("all"))) == 1 and chunked.n_chunks() > 1
+    for specs in (BENCH, CONFIGS["tools-user"], CONFIGS["prompt-append-replace"]):
+        out, _ = transforms.prepare(specs, seed=11, source="s").apply(chunked)
+        assert out.n_chunks("all") == chunked.n_chunks("all"), specs
+        assert out.equals(transforms.prepare(specs, seed=11, source="s").apply(frame)[0])
