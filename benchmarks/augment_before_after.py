@@ -16,6 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import polars as pl
+
 from mixer import bench
 
 HERE = Path(__file__).resolve().parent
@@ -27,6 +29,8 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="git revision to compare against, e.g. main")
     parser.add_argument("--sizes", default="100k,1M")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--path", type=Path, help="a canonical Parquet file to augment instead of the generated "
+                                                   "workloads (--sizes is then ignored)")
     args = parser.parse_args()
     from run import parse_size  # benchmarks/run.py
 
@@ -37,8 +41,10 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         versions = {f"before ({args.before})": {"PYTHONPATH": str(Path(tmp) / "src")}, "after": {}}
         rows = []
-        for n in sizes:
-            path = bench.workload(n, HERE / ".cache", HH if HH.exists() else None)
+        paths = [args.path] if args.path else [bench.workload(n, HERE / ".cache", HH if HH.exists() else None)
+                                               for n in sizes]
+        for path in paths:
+            n = pl.scan_parquet(path).select(pl.len()).collect().item()
             for method in ("mixer", "mixer-noguard"):
                 times: dict[str, list[float]] = {v: [] for v in versions}
                 for _ in range(args.repeats):

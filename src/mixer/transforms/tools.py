@@ -377,13 +377,19 @@ class PreparedTools:
     def _relevant(self, frame: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
         """Per row of ``rows``, the bitset of catalog tools its user turns make relevant.
 
-        Each distinct user turn is scanned once (repeats and shared turns are common), in
-        slices on all cores; a row's set is the union of its turns' sets, the same as scanning
-        its turns joined, since a stem never spans two turns."""
+        Each user turn is scanned once (each distinct one, when turns repeat), in slices on all
+        cores; a row's set is the union of its turns' sets, the same as scanning its turns
+        joined, since a stem never spans two turns."""
         assert self.guard is not None
         g = self.guard
         turns, turn_row = _user_turns(frame, rows)
-        texts, inverse = distinct(turns)
+        # Grouping costs a hash of every turn: worth it only when turns repeat (upsampled
+        # copies, shared turns), which a fixed sample shows. The sets are the same either way.
+        sample = turns.head(20_000)
+        if sample.n_unique() < 0.9 * len(sample):
+            texts, inverse = distinct(turns)
+        else:
+            texts, inverse = turns, np.arange(len(turns))
         slices = [slice(start, min(start + self._chunk, len(texts))) for start in range(0, len(texts), self._chunk)]
         with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
             sets = list(pool.map(lambda sl: g.row_sets(texts[sl]), slices))
