@@ -383,13 +383,7 @@ class PreparedTools:
         assert self.guard is not None
         g = self.guard
         turns, turn_row = _user_turns(frame, rows)
-        # Grouping costs a hash of every turn: worth it only when turns repeat (upsampled
-        # copies, shared turns), which a fixed sample shows. The sets are the same either way.
-        sample = turns.head(20_000)
-        if sample.n_unique() < 0.9 * len(sample):
-            texts, inverse = distinct(turns)
-        else:
-            texts, inverse = turns, np.arange(len(turns))
+        texts, inverse = distinct(turns)
         slices = [slice(start, min(start + self._chunk, len(texts))) for start in range(0, len(texts), self._chunk)]
         with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
             sets = list(pool.map(lambda sl: g.row_sets(texts[sl]), slices))
