@@ -246,12 +246,15 @@ def _user_turns(frame: pl.DataFrame, rows: np.ndarray) -> tuple[pl.Series, np.nd
     """The user turns of ``rows`` one by one (contents, string views) and each one's index into
     ``rows`` (non-decreasing): no per-row join of the turns."""
     messages = frame.get_column("messages")
-    turns = messages.explode(empty_as_null=False, keep_nulls=False)  # one entry per turn, none for []
+
+    def field(name: str) -> pl.Series:  # one entry per turn, none for an empty or null list
+        return messages.list.eval(pl.element().struct.field(name)).explode(empty_as_null=False, keep_nulls=False)
+
     owner = np.repeat(np.arange(frame.height), messages.list.len().fill_null(0).to_numpy())
     local = np.full(frame.height, -1, dtype=np.int64)
     local[rows] = np.arange(len(rows))
-    keep = (turns.struct.field("role") == "user").fill_null(False).to_numpy() & (local[owner] >= 0)
-    return turns.struct.field("content").filter(pl.Series(keep)), local[owner[keep]]
+    keep = (field("role") == "user").fill_null(False).to_numpy() & (local[owner] >= 0)
+    return field("content").filter(pl.Series(keep)), local[owner[keep]]
 
 
 def _user_text(frame: pl.DataFrame) -> pl.Series:
