@@ -242,13 +242,16 @@ def _all_texts(frame: pl.DataFrame) -> list[str]:
     return [t for s in parts for t in s.drop_nulls().to_list()]
 
 
-def run_one(kind: str, method: str, path: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One measurement in a fresh process (its own peak RSS)."""
+def run_one(kind: str, method: str, path: Path, extra: dict[str, Any] | None = None,
+            env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One measurement in a fresh process (its own peak RSS); ``env`` adds environment variables
+    (e.g. ``PYTHONPATH`` pointing at another revision's sources, for before/after runs)."""
     code = ("import json, sys; from pathlib import Path; from mixer.bench import _measure; "
             "print(json.dumps(_measure(sys.argv[1], sys.argv[2], Path(sys.argv[3]), json.loads(sys.argv[4]))))")
     parallel = "true" if method == "mixer-model-tokenizer" else "false"  # a model tokenizer encodes on every core
     proc = subprocess.run([sys.executable, "-c", code, kind, method, str(path), json.dumps(extra or {})],
-                          capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": parallel})
+                          capture_output=True, text=True,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": parallel, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark {kind}/{method} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

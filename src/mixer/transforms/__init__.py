@@ -46,6 +46,7 @@ import polars as pl
 
 from mixer import schema
 from mixer.errors import RecipeError
+from mixer.transforms.rows import shared_keys
 
 Transform = Callable[..., pl.DataFrame]
 
@@ -159,15 +160,16 @@ class Prepared:
     def apply(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Step]]:
         """Run the transforms in recipe order on ``frame``; return it and what each step did."""
         steps = []
-        for step in self.steps:
-            before = frame.height
-            try:
-                frame = step.applier.apply(frame)
-            except RecipeError as exc:
-                raise RecipeError(f"sources.{self.source}.transforms[{step.position}] ({step.type}): {exc}") from None
-            schema.check(frame, f"transform {step.type!r} of source {self.source!r}")
-            augmented = int(frame.get_column("meta").str.contains(f'"aug.{step.position}.', literal=True).sum())
-            steps.append(Step(step.position, step.type, before, frame.height, augmented))
+        with shared_keys():  # steps that keep the ids parse them once
+            for step in self.steps:
+                before = frame.height
+                try:
+                    frame = step.applier.apply(frame)
+                except RecipeError as exc:
+                    raise RecipeError(f"sources.{self.source}.transforms[{step.position}] ({step.type}): {exc}") from None
+                schema.check(frame, f"transform {step.type!r} of source {self.source!r}")
+                augmented = int(frame.get_column("meta").str.contains(f'"aug.{step.position}.', literal=True).sum())
+                steps.append(Step(step.position, step.type, before, frame.height, augmented))
         return frame, steps
 
 

@@ -7,13 +7,30 @@ whatever batch it is in, and each upsampled repeat gets its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import polars as pl
 
 from mixer import rng
-from mixer.schema import note as note  # re-exported: transforms record what they did in meta
+from mixer.schema import note as note, notes as notes  # re-exported: transforms record what they did in meta
 from mixer.errors import RecipeError
+
+
+_PARSED: ContextVar[list[tuple[pl.Series, np.ndarray, np.ndarray]] | None] = ContextVar("_PARSED", default=None)
+
+
+@contextmanager
+def shared_keys() -> Iterator[None]:
+    """Within this block, transforms applied to the same ids parse them once (a chain of
+    transforms on one chunk: :meth:`mixer.transforms.Prepared.apply`)."""
+    token = _PARSED.set([])
+    try:
+        yield
+    finally:
+        _PARSED.reset(token)
 
 
 class Draws:
@@ -22,7 +39,13 @@ class Draws:
 
     def __init__(self, frame: pl.DataFrame, seed: int, position: int) -> None:
         ids = frame.get_column("id")
-        self.keys, self.reps = rng.row_keys(ids), rng.repeat_index(ids)
+        parsed = _PARSED.get()
+        hit = next((p for p in parsed or () if p[0].len() == ids.len() and p[0].equals(ids)), None)
+        if hit is None:
+            hit = (ids, rng.row_keys(ids), rng.repeat_index(ids))
+            if parsed is not None:
+                parsed[:] = [hit]  # the latest ids only: a filter upstream changes them
+        self.keys, self.reps = hit[1], hit[2]
         self.seed, self.position = seed, position
 
     def uniform(self, purpose: str, index: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
@@ -46,6 +69,28 @@ def pick(probs_cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     if n and np.allclose(probs_cdf, np.arange(1, n + 1) / n, rtol=0, atol=1e-12):
         return np.minimum((u * n).astype(np.int64), n - 1)
     return np.minimum(np.searchsorted(probs_cdf, u, side="right"), n - 1)
+
+
+def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """The distinct rows of ``frame`` (in order of first appearance) and each row's index into
+    them, so a per-row test that costs more than a hash (a regex, a tag check) runs once per
+    distinct value: upsampled repeats and answers shared between rows are common."""
+    groups = frame.with_row_index("_i").group_by(frame.columns, maintain_order=True).agg("_i")
+    inverse = np.empty(frame.height, dtype=np.int64)
+    inverse[groups.get_column("_i").explode().to_numpy()] = np.repeat(
+        np.arange(groups.height, dtype=np.int64), groups.get_column("_i").list.len().to_numpy())
+    return groups.drop("_i"), inverse
+
+
+def distinct(texts: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """:func:`distinct_rows` of one column, or the column as it is (each row its own index)
+    when a fixed sample of it shows almost no repeats: grouping costs a hash of every text,
+    a loss when nothing repeats. Either way a per-text result mapped back is the same."""
+    sample = texts.gather_every(max(1, len(texts) // 20_000))
+    if sample.n_unique() >= 0.95 * len(sample):
+        return texts, np.arange(len(texts))
+    unique, inverse = distinct_rows(texts.to_frame())
+    return unique.to_series(), inverse
 
 
 def probability(p: object, name: str = "p") -> float:
@@ -77,7 +122,9 @@ def extend_lists(existing: pl.Series, counts: np.ndarray, values: pl.Series) -> 
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     items = values.cast(pl.String).to_arrow(compat_level=pl.CompatLevel.newest())
-    new = pl.Series(existing.name, pa.LargeListArray.from_arrays(pa.array(offsets), items))
+    # offsets from the numpy buffer, not pa.array(): that call imports pandas (~0.3 s per process)
+    arrow_offsets = pa.Array.from_buffers(pa.int64(), len(offsets), [None, pa.py_buffer(offsets)])
+    new = pl.Series(existing.name, pa.LargeListArray.from_arrays(arrow_offsets, items))
     if existing.list.len().max() or 0:
         new = pl.select(pl.concat_list(pl.lit(existing), pl.lit(new))).to_series()
     return new.alias(existing.name)

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mixer import schema
 from mixer.errors import RecipeError
 from mixer.pools import tags as tags_mod
 from mixer.pools.prompts import PromptBank, Selection, load_bank
-from mixer.transforms.rows import Draws, choice, note, pick, probability
+from mixer.transforms.rows import Draws, choice, distinct, note, pick, probability
 
 MODES = ("if_absent", "replace", "prepend", "append")
 CONSTRAINTS = ("compatible", "any")
@@ -75,7 +76,9 @@ class PreparedSystemPrompt:
         if not len(rows):
             return
         answers = frame.select(last.struct.field("content").fill_null("")).to_series().gather(rows)
-        met = tags_mod.satisfied_all({t for g in self._groups for t in g}, answers)
+        texts, inverse = distinct(answers)  # the tag checks are regexes: once per distinct answer
+        met = {tag: got[inverse] for tag, got in
+               tags_mod.satisfied_all({t for g in self._groups for t in g}, texts).items()}
         ok = np.ones((len(rows), len(self._groups)), dtype=bool)
         for g, group in enumerate(self._groups):
             for tag in group:
@@ -85,7 +88,7 @@ class PreparedSystemPrompt:
             return
         again = rows[rejected]
         u = draws.uniform("system_prompt.repick", rows=again)
-        patterns, inverse = np.unique(ok[rejected], axis=0, return_inverse=True)
+        patterns, inverse = _patterns(ok[rejected])
         for k, pattern in enumerate(patterns):
             members = inverse.reshape(-1) == k
             probs = np.where(pattern[self._group_of], self.bank.probs, 0.0)
@@ -97,6 +100,7 @@ class PreparedSystemPrompt:
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty():
             return frame
+        frame = schema.aligned(frame)  # see there: new columns are cut like the frame's
         eligible = (frame.get_column("kind") == "chat").to_numpy()
         if self.mode == "if_absent":
             eligible &= frame.get_column("system").is_null().to_numpy()
@@ -106,14 +110,31 @@ class PreparedSystemPrompt:
         if self.constraints == "compatible" and any(self._groups):
             self._allowed_picks(frame, chosen, idx, draws)
         new = self._texts.gather(idx)
-        old = pl.col("system")
-        combined = {
-            "if_absent": pl.lit(new), "replace": pl.lit(new),
-            "prepend": pl.when(old.is_null()).then(pl.lit(new)).otherwise(pl.lit(new) + self.separator + old),
-            "append": pl.when(old.is_null()).then(pl.lit(new)).otherwise(old + self.separator + pl.lit(new)),
-        }[self.mode]
-        out = frame.with_columns(system=pl.when(pl.Series(chosen)).then(combined).otherwise(old))
+        if frame.get_column("system").null_count() == frame.height:
+            # no row has a system prompt yet: in every mode a chosen row gets the drawn one
+            out = schema.with_columns(frame, new.set(pl.Series(~chosen), None).alias("system"))
+        else:
+            old = pl.col("system")
+            combined = {
+                "if_absent": pl.lit(new), "replace": pl.lit(new),
+                "prepend": pl.when(old.is_null()).then(pl.lit(new)).otherwise(pl.lit(new) + self.separator + old),
+                "append": pl.when(old.is_null()).then(pl.lit(new)).otherwise(old + self.separator + pl.lit(new)),
+            }[self.mode]
+            out = schema.with_columns(frame, frame.select(
+                system=pl.when(pl.Series(chosen)).then(combined).otherwise(old)).to_series())
         return note(out, chosen, f"aug.{self.position}.system_prompt", self._ids.gather(idx))
+
+
+def _patterns(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix and each row's index among them (like
+    ``np.unique(axis=0)``, which sorts the rows as bytes: slow on many rows); the rows are
+    packed into integers first when they fit in 64 bits."""
+    if ok.shape[1] > 64:
+        patterns, inverse = np.unique(ok, axis=0, return_inverse=True)
+        return patterns, inverse.reshape(-1)
+    keys = ok.astype(np.uint64) @ (np.uint64(1) << np.arange(ok.shape[1], dtype=np.uint64))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return ok[first], inverse.reshape(-1)
 
 
 def prepare_system_prompt(*, pool: Any = "builtin", p: float = 1.0, mode: str = "if_absent",

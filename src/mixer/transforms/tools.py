@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from mixer import schema
 from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
 from mixer.transforms import hard_negatives as hn
-from mixer.transforms.rows import Draws, choice, empty_lists, extend_lists, note, pick, probability
+from mixer.transforms.rows import Draws, choice, distinct, empty_lists, extend_lists, note, notes, pick, probability
 
 RENDERS = ("field", "system", "both", "user")
 SLOT = "\x00"  # where a masked spec's per-row token goes (mask_names)
@@ -81,24 +83,72 @@ class _Guard:
         for t, st in enumerate(stems):
             for s in st:
                 self.postings[index[s], t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+        # Stems are 3-5 ASCII characters, so a found stem is inlined in its Arrow string view:
+        # its (lowercased) bytes read as a big-endian number identify it, in the order of vocab.
+        self.codes = _codes(np.array([list(s.encode().ljust(_STEM, b"\0")) for s in vocab] or
+                                     np.zeros((0, _STEM)), dtype=np.uint8))
+        assert all(len(s) <= _STEM for s in vocab) and bool(np.all(np.diff(self.codes) > 0))
+        self.mult, self.shift, self.slots = _perfect_hash(self.codes)
 
     def row_sets(self, user_text: pl.Series) -> np.ndarray:
-        """Per row, the bitset of catalog tools relevant to its user turns.
+        """Per text (a row's user turns, or one turn), the bitset of catalog tools relevant to it.
 
-        The row's stems (all ASCII) are found with one case-insensitive Aho-Corasick pass over
-        its user text (``str.extract_many``): a stem counts wherever it occurs, which can only
-        flag more tools, never fewer, than matching word starts.
+        The text's stems (all ASCII) are found with one case-insensitive Aho-Corasick pass
+        (``str.extract_many``): a stem counts wherever it occurs, which can only flag more
+        tools, never fewer, than matching word starts.
         """
         found = user_text.str.extract_many(self.stems, overlapping=True, ascii_case_insensitive=True)
-        lengths = found.list.len().to_numpy().astype(np.int64)
-        ids = (found.explode().drop_nulls().str.to_lowercase()
-               .replace_strict(self.stems, np.arange(len(self.stems)), return_dtype=pl.Int64).to_numpy())
+        lengths = found.list.len().fill_null(0).to_numpy().astype(np.int64)
+        ids = self._ids(found)
         rel = np.zeros((len(user_text), self.words), dtype=np.uint64)
         if len(ids):
             rows = np.flatnonzero(lengths)
             starts = np.concatenate(([0], np.cumsum(lengths[rows])[:-1])).astype(np.int64)
             rel[rows] = np.bitwise_or.reduceat(self.postings[ids], starts, axis=0)
         return rel
+
+    def _ids(self, found: pl.Series) -> np.ndarray:
+        """The vocab index of every found stem (rows in order): read from the inline bytes of
+        the Arrow string views, ASCII-lowercased, instead of lowercasing and hashing strings."""
+        values = found.to_arrow(compat_level=pl.CompatLevel.newest()).flatten()
+        if not len(values):
+            return np.zeros(0, dtype=np.int64)
+        if values.type != pa.string_view():
+            values = values.cast(pa.string_view())
+        views = np.frombuffer(values.buffers()[1], dtype=np.uint8).reshape(-1, 16)[values.offset:values.offset + len(values)]
+        if views[:, :4].view(np.uint32).max() > _STEM:
+            raise AssertionError("internal: a found stem longer than a stem")
+        text = views[:, 4:4 + _STEM]
+        text = text | (((text - np.uint8(65)) < 26).view(np.uint8) << 5)  # ASCII case folding: A-Z only
+        codes = _codes(text)
+        with np.errstate(over="ignore"):
+            ids = self.slots[(codes * self.mult) >> self.shift].astype(np.int64)
+        if not np.array_equal(self.codes[ids], codes):
+            raise AssertionError("internal: a found stem is not in the guard's vocabulary")
+        return ids
+
+
+def _perfect_hash(codes: np.ndarray) -> tuple[np.uint64, np.uint64, np.ndarray]:
+    """A multiplier and table size under which ``(code * mult) >> shift`` is distinct for every
+    code: the table maps a found stem to its vocab index in one gather (no search, no hash map)."""
+    for bits in range(max(10, 2 * int(len(codes)).bit_length()), 31):
+        for attempt in range(32):
+            mult = rng.splitmix64(np.array([attempt], dtype=np.uint64))[0] | np.uint64(1)
+            shift = np.uint64(64 - bits)
+            with np.errstate(over="ignore"):
+                slot = (codes * mult) >> shift
+            if len(np.unique(slot)) == len(codes):
+                slots = np.zeros(1 << bits, dtype=np.int32)
+                slots[slot] = np.arange(len(codes), dtype=np.int32)
+                return mult, shift, slots
+    raise AssertionError("internal: no collision-free table for the guard's stems")
+
+
+def _codes(text: np.ndarray) -> np.ndarray:
+    """Rows of ``_STEM`` zero-padded bytes as big-endian uint64 numbers (ordered like the strings)."""
+    wide = np.zeros((len(text), 8), dtype=np.uint8)
+    wide[:, 8 - text.shape[1]:] = text
+    return wide.view(">u8").reshape(-1).astype(np.uint64)
 
 
 def _lookup(rel: np.ndarray, row: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -153,21 +203,33 @@ class _Picker:
         ``width`` more at a time, up to ``budget`` candidates in all.
         """
         local = np.arange(len(keys))
-        cand = self._draw(keys, reps, 0, width)
-        keep = self._keep(cand, local, offset, want, rel)
+        first = self._draw(keys, reps, 0, width)
+        first_keep = self._keep(first, local, offset, want, rel)
+        counts = first_keep.sum(axis=1)
+        extended = np.flatnonzero(counts < want)
+        if not len(extended) or width >= budget:
+            return first[first_keep], counts
+        # Rows left short: their candidates so far plus ``width`` more, re-filtered (a row's
+        # earlier picks stay as they were); only those rows are touched per round.
+        cand = np.empty((len(extended), budget), dtype=np.int64)
+        keep = np.zeros((len(extended), budget), dtype=bool)
+        cand[:, :width], keep[:, :width] = first[extended], first_keep[extended]
+        short = np.arange(len(extended))  # into extended
         drawn = width
-        while drawn < budget:
-            short = np.flatnonzero(keep.sum(axis=1) < want)
-            if not len(short):
-                break
+        while drawn < budget and len(short):
+            rows = extended[short]
             step = min(width, budget - drawn)
-            more = np.concatenate([cand[short], self._draw(keys[short], reps[short], drawn, step)], axis=1)
-            more_keep = self._keep(more, short, offset, want[short], rel)
-            cand = np.concatenate([cand, np.full((len(keys), step), -1, dtype=np.int64)], axis=1)
-            keep = np.concatenate([keep, np.zeros((len(keys), step), dtype=bool)], axis=1)
-            cand[short], keep[short] = more, more_keep
+            more = np.concatenate([cand[short, :drawn], self._draw(keys[rows], reps[rows], drawn, step)], axis=1)
+            more_keep = self._keep(more, rows, offset, want[rows], rel)
+            cand[short, :drawn + step], keep[short, :drawn + step] = more, more_keep
+            counts[rows] = more_keep.sum(axis=1)
             drawn += step
-        return cand[keep], keep.sum(axis=1)
+            short = short[counts[rows] < want[rows]]
+        # rows in order: the extended rows' picks replace their first-round picks
+        first_keep[extended] = False
+        owner = np.concatenate([np.repeat(local, first_keep.sum(axis=1)), np.repeat(extended, keep.sum(axis=1))])
+        picks = np.concatenate([first[first_keep], cand[keep]])
+        return picks[np.argsort(owner, kind="stable")], counts
 
 
 def _count_option(count: Any) -> tuple[int, int]:
@@ -178,6 +240,21 @@ def _count_option(count: Any) -> tuple[int, int]:
             or not 0 <= count[0] <= count[1]):
         raise RecipeError(f"count: expected [lo, hi] with 0 <= lo <= hi, got {count!r}")
     return int(count[0]), int(count[1])
+
+
+def _user_turns(frame: pl.DataFrame, rows: np.ndarray) -> tuple[pl.Series, np.ndarray]:
+    """The user turns of ``rows`` one by one (contents, string views) and each one's index into
+    ``rows`` (non-decreasing): no per-row join of the turns."""
+    messages = frame.get_column("messages")
+
+    def field(name: str) -> pl.Series:  # one entry per turn, none for an empty or null list
+        return messages.list.eval(pl.element().struct.field(name)).explode(empty_as_null=False, keep_nulls=False)
+
+    owner = np.repeat(np.arange(frame.height), messages.list.len().fill_null(0).to_numpy())
+    local = np.full(frame.height, -1, dtype=np.int64)
+    local[rows] = np.arange(len(rows))
+    keep = (field("role") == "user").fill_null(False).to_numpy() & (local[owner] >= 0)
+    return field("content").filter(pl.Series(keep)), local[owner[keep]]
 
 
 def _user_text(frame: pl.DataFrame) -> pl.Series:
@@ -237,6 +314,7 @@ class PreparedTools:
     def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.is_empty() or self.hi == 0:
             return frame
+        frame = schema.aligned(frame)  # see there: new columns are cut like the frame's
         n = frame.height
         draws = Draws(frame, self.seed, self.position)
         chosen = (frame.get_column("kind") == "chat").to_numpy() & (draws.uniform("tools.apply") < self.p)
@@ -248,14 +326,17 @@ class PreparedTools:
         want = np.minimum(lo + np.floor(u_count * (hi - lo + 1)).astype(np.int64), hi)
 
         g = self.guard
-        user = _user_text(frame).gather(rows) if g is not None else None  # string views: cheap to gather
-        existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}), self._names_unique)
-        taken = np.sort(existing.get_column("row").to_numpy().astype(np.int64) * len(self._names_unique)
-                        + existing.get_column("nid").to_numpy())
+        relevant = self._relevant(frame, rows) if g is not None else None
+        taken = np.zeros(0, dtype=np.int64)
+        if frame.get_column("tools").list.len().max():  # rows that already carry tools: skip their names
+            existing = _existing_names(pl.DataFrame({"tools": frame.get_column("tools").gather(rows)}),
+                                       self._names_unique)
+            taken = np.sort(existing.get_column("row").to_numpy().astype(np.int64) * len(self._names_unique)
+                            + existing.get_column("nid").to_numpy())
         pick_from = _Picker(self._cdf, self._name_of, len(self._names_unique), taken, self.seed, self.position)
 
         def pick_slice(sl: slice) -> tuple[np.ndarray, np.ndarray]:
-            rel = g.row_sets(user[sl]) if g is not None else None
+            rel = relevant[sl] if relevant is not None else None
             return pick_from.rows(keys[sl], reps[sl], want[sl], sl.start, rel, width=hi + 4, budget=8 * hi + 24)
 
         # Slices bound memory and run on all cores (Polars and numpy release the GIL); results do
@@ -270,21 +351,20 @@ class PreparedTools:
 
         hard_notes = None
         if self._fits is not None and self.hard_negatives > 0:
-            picked, counts, hard_notes = self._hard(frame, draws, counts, picked,
-                                                    user if user is not None and len(rows) == n else None)
+            picked, counts, hard_notes = self._hard(frame, draws, counts, picked, None)
         tokens = self._tokens(draws, counts) if self.mask_names else None
         specs = _fill(self._specs.gather(picked), tokens)
         out = frame
         if self.render in ("field", "both"):
-            out = out.with_columns(tools=extend_lists(frame.get_column("tools"), counts, specs))
+            out = schema.with_columns(out, extend_lists(frame.get_column("tools"), counts, specs))
         if self.render in ("system", "both", "user"):
             assert self._rendered is not None
             block = _block_text(picked, counts, len(self.catalog), self._rendered, draws, self.block, tokens)
-            out = out.with_columns(_place_block(frame, block, counts, self.render))
+            out = schema.with_columns(out, _place_block(frame, block, counts, self.render))
         id_lists = extend_lists(empty_lists(n), counts, self._ids.gather(picked))
-        notes = pl.select(pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])).to_series()
-        out = note(out, counts > 0, f"aug.{self.position}.tools", notes)
-        out = note(out, counts > 0, f"aug.{self.position}.behaviour", behaviour(frame))
+        ids_note = pl.concat_str([pl.lit("["), pl.lit(id_lists).list.join(", "), pl.lit("]")])
+        out = notes(out, counts > 0, [(f"aug.{self.position}.tools", ids_note),
+                                      (f"aug.{self.position}.behaviour", behaviour(frame, np.flatnonzero(counts > 0)))])
         if hard_notes is not None:
             got = hard_notes.is_not_null().to_numpy()
             out = note(out, got, f"aug.{self.position}.hard_negatives", hard_notes.fill_null("[]"))
@@ -296,6 +376,26 @@ class PreparedTools:
             mapped = pl.select(pl.concat_str([pl.lit("["), pl.lit(maps).list.join(", "), pl.lit("]")])).to_series()
             out = note(out, counts > 0, f"aug.{self.position}.mask_names", mapped)
         return out
+
+    def _relevant(self, frame: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
+        """Per row of ``rows``, the bitset of catalog tools its user turns make relevant.
+
+        Each user turn is scanned once (each distinct one, when turns repeat), in slices on all
+        cores; a row's set is the union of its turns' sets, the same as scanning its turns
+        joined, since a stem never spans two turns."""
+        assert self.guard is not None
+        g = self.guard
+        turns, turn_row = _user_turns(frame, rows)
+        texts, inverse = distinct(turns)
+        slices = [slice(start, min(start + self._chunk, len(texts))) for start in range(0, len(texts), self._chunk)]
+        with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
+            sets = list(pool.map(lambda sl: g.row_sets(texts[sl]), slices))
+        per_text = np.concatenate(sets) if sets else np.zeros((0, g.words), dtype=np.uint64)
+        rel = np.zeros((len(rows), g.words), dtype=np.uint64)
+        if len(turn_row):
+            starts = np.flatnonzero(np.concatenate(([True], turn_row[1:] != turn_row[:-1])))
+            rel[turn_row[starts]] = np.bitwise_or.reduceat(per_text[inverse], starts, axis=0)
+        return rel
 
     def _hard(self, frame: pl.DataFrame, draws: Draws, counts: np.ndarray, picked: np.ndarray,
               user: pl.Series | None) -> tuple[np.ndarray, np.ndarray, pl.Series]:
@@ -431,20 +531,40 @@ _REFUSAL = (rf"(?i)^\W*(?:i{_A}m sorry|i am sorry|sorry|i apologi[sz]e)?[^.!?]{{
             rf"i don{_A}t (?:feel comfortable|think i (?:can|should)))\b")
 
 
-def behaviour(frame: pl.DataFrame) -> pl.Series:
+_BY_CODE = ("prompt only", "calls a tool", "refuses despite tools", "asks a follow-up", "answers despite tools")
+
+
+def behaviour(frame: pl.DataFrame, rows: np.ndarray | None = None) -> pl.Series:
     """What each row's kept answer demonstrates next to the attached tools, as a JSON string:
     the final assistant turn calls a tool; else it refuses (it opens with a refusal phrase, e.g.
     "I can't help with that", "Sorry, but I won't"); else it asks a follow-up (ends with "?");
     else it answers directly. Rows without a final assistant turn are prompts. A heuristic on
-    the text, documented so a recipe can balance the counts, not a classifier."""
+    the text, documented so a recipe can balance the counts, not a classifier.
+
+    With ``rows``, only those rows are labelled (the others are null)."""
     last = pl.col("messages").list.last()
-    role, content = last.struct.field("role"), last.struct.field("content").fill_null("")
-    label = (pl.when(role != "assistant").then(pl.lit("prompt only"))
-             .when(last.struct.field("tool_calls").is_not_null()).then(pl.lit("calls a tool"))
-             .when(content.str.contains(_REFUSAL)).then(pl.lit("refuses despite tools"))
-             .when(content.str.strip_chars().str.ends_with("?")).then(pl.lit("asks a follow-up"))
-             .otherwise(pl.lit("answers despite tools")))
-    return frame.select(pl.lit('"') + label.fill_null(pl.lit("prompt only")) + pl.lit('"')).to_series()
+    parts = frame.select(prompt=(last.struct.field("role") != "assistant").fill_null(False),
+                         calls=last.struct.field("tool_calls").is_not_null(),
+                         content=last.struct.field("content").fill_null(""))
+    code = np.where(parts.get_column("prompt").to_numpy(), 0, np.where(parts.get_column("calls").to_numpy(), 1, -1))
+    wanted = code < 0
+    if rows is not None:
+        chosen = np.zeros(frame.height, dtype=bool)
+        chosen[rows] = True
+        wanted &= chosen
+    # the rest depends on the answer alone: the refusal pattern (the costly test) and the
+    # follow-up test run once per distinct answer of the rows that need them
+    answers, inverse = distinct(parts.get_column("content"))
+    needed = np.flatnonzero(np.bincount(inverse[wanted], minlength=len(answers)))
+    text = answers.gather(needed)
+    by_answer = np.full(len(answers), -1, dtype=np.int64)
+    by_answer[needed] = np.where(text.str.contains(_REFUSAL).to_numpy(), 2,
+                                 np.where(text.str.strip_chars().str.ends_with("?").to_numpy(), 3, 4))
+    code = np.where(wanted, by_answer[inverse], code)
+    labels = pl.Series([json.dumps(b) for b in _BY_CODE]).gather(np.maximum(code, 0))
+    if rows is None:
+        return labels
+    return labels.set(pl.Series(~chosen), None)
 
 
 def _fill(values: pl.Series, tokens: pl.Series | None) -> pl.Series:
