@@ -42,7 +42,7 @@ STAGES = ("read", "dedup", "prepare", "select", "order", "gather", "export")  # 
 MEASURED = {f"n_{m}": pl.UInt32 for m in tokens.MEASURES}  # a row's size in every token measure
 #: per row, for selection: ``n_tokens`` is its size under the recipe's ``token_budget``
 SKINNY = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, **MEASURED, "_chunk": pl.UInt32})
-GATHERED = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, "meta": pl.String, "_rendered": pl.UInt32})
+GATHERED = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, "_rendered": pl.UInt32})
 
 
 @dataclass(frozen=True)
@@ -424,7 +424,7 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
             for c, part in by_chunk(plan.filter(pl.col("_prio") == s.prio)).items():
                 mine.setdefault(c, {})[split_name] = part
 
-        def gather(io: ChunkIO, part: dict[str, pl.DataFrame] | None, s: _Source = s) -> dict[str, pl.DataFrame]:
+        def gather(io: ChunkIO, part: dict[str, pl.DataFrame] | None, s: _Source = s) -> _Gathered:
             return _gather_chunk(b, s, io, part or {})
 
         done = b.executor.map(s.prio, gather, mine)
@@ -435,7 +435,7 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
         behaviours[name] = {}
         measured = pl.concat([s.train, s.held]).select(pl.col("id").alias("_base"), *MEASURED)
         for split_name in plans:
-            got = _concat([d[split_name] for d in done if split_name in d], GATHERED)
+            got = _concat([d.rows[split_name] for d in done if split_name in d.rows], GATHERED)
             # a repeat's content and assistant tokens are its original's; its rendered count is its own
             sizes[split_name][name] = (
                 got.with_columns(_base=pl.col("id").str.replace(r"#\d+$", ""))
@@ -443,21 +443,31 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
                 .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
                         "n_assistant"))
         for d in done:
-            if "train" in d:
-                for label, n in manifest_mod.augmented_counts(d["train"], s.steps).items():
-                    augmented[name][label] += n
-                for label, counts in manifest_mod.behaviour_counts(d["train"], s.steps).items():
-                    total = behaviours[name].setdefault(label, {})
-                    for kind, n in counts.items():
-                        total[kind] = total.get(kind, 0) + n
+            for label, n in d.augmented.items():
+                augmented[name][label] += n
+            for label, counts in d.behaviours.items():
+                total = behaviours[name].setdefault(label, {})
+                for kind, n in counts.items():
+                    total[kind] = total.get(kind, 0) + n
     b.end("gather", sum(f.height for part in sizes.values() for f in part.values()))
     return sizes, augmented, {name: {label: dict(sorted(c.items())) for label, c in per.items()}
                               for name, per in behaviours.items()}
 
 
-def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+@dataclass
+class _Gathered:
+    """What ``gather`` keeps of one chunk's selected rows: their sizes per split (``GATHERED``)
+    and, counted from the train rows' meta here (not kept: ~150 bytes a row), what each
+    transform step did to them."""
+
+    rows: dict[str, pl.DataFrame] = field(default_factory=dict)
+    augmented: dict[str, int] = field(default_factory=dict)
+    behaviours: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFrame]) -> _Gathered:
     ready = None
-    out = {}
+    out = _Gathered()
     for split_name, plan in plans.items():
         mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard")
         if not mine.height:
@@ -482,7 +492,10 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
         rows = pl.concat([first, again.select(first.columns)]) if repeats.height else first
         assert rows.height == mine.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
         io.put_rows(split_name, rows.drop("_rendered"))
-        out[split_name] = rows.select(GATHERED.names())
+        out.rows[split_name] = rows.select(GATHERED.names())
+        if split_name == "train":
+            out.augmented = manifest_mod.augmented_counts(rows, s.steps)
+            out.behaviours = manifest_mod.behaviour_counts(rows, s.steps)
     return out
 
 
