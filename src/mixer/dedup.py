@@ -65,18 +65,24 @@ def chunk_keys(chunk: pl.DataFrame, spec: DedupSpec, prio: int, c: int) -> tuple
 def mark_exact(keyed: pl.DataFrame, spec: DedupSpec) -> pl.DataFrame:
     """Sort rows with ``id, _prio, _key`` columns into survivor order and mark exact copies.
 
-    Adds ``_dup`` (a later copy) and ``_kept`` (the surviving copy's id). Needs only the keys,
-    so it runs on a small table of every row.
+    Adds ``_dup`` (a later copy) and ``_kept`` (the surviving copy's id). Give it only rows
+    whose key repeats (:func:`shared_keys`): a row with a key of its own is never a copy.
     """
     group = ["_prio"] if spec.scope == "source" else []
     ordered = keyed.sort([*group, "_key", "_prio", "id"])
     first = ordered.select(pl.struct([*group, "_key"]).is_first_distinct()).to_series()
-    if not spec.exact:
-        first = pl.Series(np.ones(ordered.height, dtype=bool))
     return ordered.with_columns(
         _dup=~first,
         _kept=pl.when(first).then(pl.col("id")).otherwise(None).forward_fill(),
     )
+
+
+def shared_keys(keys: pl.DataFrame, spec: DedupSpec) -> pl.Series:
+    """Which rows of the key table share their exact key (within their source, for ``scope =
+    "source"``): the only candidates for exact copies. A hash pass over the keys, so the sort
+    that ranks survivors runs on these rows alone (usually few), not on every row's id."""
+    key = pl.struct("_prio", "_key") if spec.scope == "source" else pl.col("_key")
+    return keys.select(key.is_duplicated()).to_series()
 
 
 def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -> pl.DataFrame:
@@ -85,12 +91,18 @@ def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -
     priority, id) order."""
     if not active(spec) or keys.is_empty():
         return pl.DataFrame(schema=COPIES)
-    ordered = mark_exact(keys, spec)
-    copies = [_copies(ordered.filter("_dup"), "exact")]
+    copies = [pl.DataFrame(schema=COPIES)]
+    copy = np.zeros(keys.height, dtype=bool)
+    if spec.exact:
+        shared = shared_keys(keys, spec)
+        ordered = mark_exact(keys.with_row_index("_i").filter(shared), spec)
+        dups = ordered.filter("_dup")
+        copy[dups.get_column("_i").to_numpy()] = True
+        copies.append(_copies(dups, "exact"))
     if spec.near is not None:
         near = spec.near
         neardup.check_params(near.threshold, near.ngram, near.permutations, near.bands)
-        rest = ordered.filter(~pl.col("_dup")).drop("_dup", "_kept").sort(["_prio", "id"])
+        rest = keys.filter(~pl.Series(copy)).sort(["_prio", "id"])
         for sub in ([rest] if spec.scope == "global" else rest.partition_by("_prio", maintain_order=True)):
             signed = sub.get_column("_sig").is_not_null().to_numpy()
             table = signature_table(sub.filter(pl.Series(signed)).select("_prio", "_chunk", "_sig"))

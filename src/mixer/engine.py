@@ -154,8 +154,11 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
                 _store(b, cache.writer(key), removed, decontaminated)
         chosen, val_chosen, allocations = _select(b, removed)
         plans = _order(b, chosen, val_chosen)
+        del chosen, val_chosen  # the plans hold what the rest needs of every selected row
         sizes, augmented, behaviours = _gather(b, plans)
-        # from here on the accounting needs only sizes
+        # from here on the accounting needs only sizes, and the export only how many rows each split has
+        heights = {name: plan.height for name, plan in plans.items()}
+        del plans
         entries = manifest_mod.source_entries(
             recipe, {s.src.name: s.report for s in b.sources},  # type: ignore[misc]
             {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"],
@@ -168,7 +171,10 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
         manifest = manifest_mod.build_manifest(recipe, b.enc.name, entries, totals)
         if decontaminated is not None:
             manifest["decontamination"] = decontaminated
-        output = _export(b, plans, manifest)
+        del sizes  # key tables of every row: freed before the export assembles its shards
+        for s in b.sources:
+            s.train, s.held = s.train.clear(), s.held.clear()
+        output = _export(b, heights, manifest)
         # the one part of the manifest that differs between runs of the same recipe
         manifest["run"] = {"executor": executor.name, **executor.describe(),
                            "seconds": round(sum(p["seconds"] for p in b.phases), 3),
@@ -499,12 +505,13 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
     return out
 
 
-def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any]) -> Any:
-    """Row-local per output shard: the rows in final order, converted to the output format."""
+def _export(b: _Build, heights: dict[str, int], manifest: dict[str, Any]) -> Any:
+    """Row-local per output shard: the rows in final order (placed by ``gather``), converted to
+    the output format. ``heights``: how many rows each split has."""
     recipe = b.recipe
     convert = _converter(recipe, b.base_dir)
     names = ["train", "validation"] if recipe.validation > 0 else ["train"]
-    b.start("export", sum(plans[name].height for name in names))
+    b.start("export", sum(heights[name] for name in names))
     rows: dict[str, int] = {}
     rejects: dict[str, list[dict[str, Any]]] = {}
     renamed: dict[str, list[dict[str, Any]]] = {}
@@ -512,7 +519,7 @@ def _export(b: _Build, plans: dict[str, pl.DataFrame], manifest: dict[str, Any])
     for name in names:
         rows[name], rejects[name], renamed[name] = 0, [], []
         shard = _Shard(recipe, b.base_dir, name, convert)
-        for done in b.executor.export(name, plans[name].height, recipe.output, shard):
+        for done in b.executor.export(name, heights[name], recipe.output, shard):
             rows[name] += done.rows
             rejects[name] += done.rejects
             renamed[name] += done.renamed
