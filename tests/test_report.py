@@ -488,3 +488,27 @@ def test_example_rows_are_read_shard_by_shard_as_a_whole_read_would_pick_them(tm
     got = data.rows_at(opened, "train", positions[::-1] + [7], ["id", "messages", "tools"])
     assert got.equals(whole.filter(pl.col("_row").is_in(positions)).select("_row", "id", "messages", "tools"))
     assert data.rows_at(opened, "train", [], ["id"]).columns == ["_row", "id"]
+
+
+@needs_shared
+def test_sample_and_meta_tallies_read_in_batches_equal_one_whole_read(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report ranks its sample and counts the meta notes a batch of rows at a time (the
+    ids and notes of a 10M-row output do not fit in memory); across batches and shards it must
+    pick the rows and give the counts a whole read gives."""
+    from mixer import rng
+
+    out = tmp_path / "hh"
+    build(str(DIVERSIFIED), "--out", str(out), "--set", f"sources.harmless.path={HH}", "--set", "total=600000",
+          "--set", "output.shard_rows=700")
+    opened = data.open_output(out)
+    assert len(opened.files["train"]) > 3
+    ids = opened.splits["train"].select("id", "source").collect()
+    draws = rng.draw(rng.row_keys(ids.get_column("id")), rng.salt(5, "report"), rng.repeat_index(ids.get_column("id")))
+    whole = (ids.with_columns(pl.Series("draw", draws), pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"))
+             .sort("draw", "row").group_by("source", maintain_order=True).head(4).get_column("row").to_list())
+    tallies = data.augmentations(opened)
+    assert sum(tallies["harmless"]["domains"].values()) > 0
+    monkeypatch.setattr(data, "BATCH_ROWS", 97)
+    assert data.sample(opened, 5, 4) == whole
+    assert data.augmentations(opened) == tallies

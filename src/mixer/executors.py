@@ -345,10 +345,14 @@ class LocalStreaming(Executor):
         return gather_signatures(rows, lambda prio, c: self.get_array(prio, c, "sig"), table)
 
     def put_rows(self, split: str, prio: int, c: int, rows: pl.DataFrame) -> None:
-        for (shard,), part in rows.partition_by("_shard", as_dict=True).items():
+        # one shard's piece at a time (partitioning all at once copies the chunk's rows whole)
+        for shard in rows.get_column("_shard").unique().sort().to_list():
             folder = self.folder / "rows" / split / f"{shard:05d}"
             folder.mkdir(parents=True, exist_ok=True)
-            part.drop("_shard").write_parquet(folder / f"{prio}-{c}.parquet")
+            self._write_piece(rows.filter(pl.col("_shard") == shard).drop("_shard"), folder / f"{prio}-{c}.parquet")
+
+    def _write_piece(self, frame: pl.DataFrame, path: Path) -> None:
+        frame.write_parquet(path)
 
     def _pieces_of(self, split: str, index: int) -> list[Path]:
         return sorted((self.folder / "rows" / split / f"{index:05d}").glob("*.parquet"))

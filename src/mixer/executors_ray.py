@@ -226,14 +226,10 @@ class RayExecutor(LocalStreaming):
             np.save(fh, array)
         os.replace(tmp, path)
 
-    def put_rows(self, split: str, prio: int, c: int, rows: pl.DataFrame) -> None:
-        for (shard,), part in rows.partition_by("_shard", as_dict=True).items():
-            folder = self.folder / "rows" / split / f"{shard:05d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{prio}-{c}.parquet"
-            tmp = _staged(path)
-            part.drop("_shard").write_parquet(tmp)
-            os.replace(tmp, path)
+    def _write_piece(self, frame: pl.DataFrame, path: Path) -> None:
+        tmp = _staged(path)  # a retried task never leaves half a piece
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
 
     def export(self, split: str, total: int, output: OutputSpec,
                convert: Callable[[pl.DataFrame], tuple[Part, T]]) -> list[T]:

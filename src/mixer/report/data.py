@@ -9,6 +9,7 @@ read, so a 1M-row mixture costs a few columns in memory, not the rows.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,9 @@ def shares(manifest: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 
 # -- data-derived views ------------------------------------------------------------------------
 
+BATCH_ROWS = 200_000  # rows a report query over every row holds at once
+
+
 def token_lengths(out: Output, split: str = "train") -> dict[str, np.ndarray]:
     """Per source, the ``n_tokens`` of every selected row (canonical output only)."""
     lf = out.splits.get(split)
@@ -284,29 +288,39 @@ def _tally(column: pl.Series, expr: pl.Expr) -> dict[str, int]:
 
 def augmentations(out: Output, split: str = "train") -> dict[str, dict[str, Any]]:
     """Per source, from each row's ``meta``: rows carrying each transform's note, and the tool
-    domains and system-prompt styles the tools / system_prompt transforms attached."""
+    domains and system-prompt styles the tools / system_prompt transforms attached. Counted a
+    batch of rows at a time: the decoded notes of a 10M-row output would not fit in memory."""
     lf = out.splits.get(split)
     keys = _transform_keys(out.manifest)
     if lf is None or not (out.has("meta") and out.has("source")) or not any(keys.values()):
         return {}
     fields = {f"aug.{p}.{t}": (pl.List(pl.String) if t == "tools" else pl.String)
               for steps in keys.values() for p, t in steps}
-    frame = (lf.select("source", pl.col("meta").str.json_decode(pl.Struct(fields)).alias("m"))
-             .unnest("m").collect(engine="streaming"))
     styles = prompt_styles()
+    rows = dict.fromkeys(keys, 0)
+    touched = {(name, p): 0 for name, steps in keys.items() for p, _ in steps}
+    found: dict[tuple[str, int], Counter[str]] = {(name, p): Counter() for name, steps in keys.items() for p, _ in steps}
+    decoded = lf.select("source", pl.col("meta").str.json_decode(pl.Struct(fields)).alias("m")).unnest("m")
+    for frame in decoded.collect_batches(chunk_size=BATCH_ROWS):
+        for name, steps in keys.items():
+            part = frame.filter(pl.col("source") == name)
+            rows[name] += part.height
+            for position, kind in steps:
+                column = part.get_column(f"aug.{position}.{kind}")
+                touched[name, position] += int(column.is_not_null().sum())
+                if kind == "tools":
+                    found[name, position].update(_tally(column.explode().drop_nulls(), tool_domain(pl.col("x"))))
+                elif kind == "system_prompt":
+                    found[name, position].update(_tally(column.drop_nulls(), prompt_style(pl.col("x"), styles)))
     result: dict[str, dict[str, Any]] = {}
     for name, steps in keys.items():
-        part = frame.filter(pl.col("source") == name)
-        info: dict[str, Any] = {"rows": part.height, "touched": {}, "domains": {}, "styles": {}}
+        info: dict[str, Any] = {"rows": rows[name], "touched": {}, "domains": {}, "styles": {}}
         for position, kind in steps:
-            column = part.get_column(f"aug.{position}.{kind}")
-            info["touched"][position] = int(column.is_not_null().sum())
+            info["touched"][position] = touched[name, position]
             tally = info["domains"] if kind == "tools" else info["styles"] if kind == "system_prompt" else None
             if tally is None:
                 continue
-            found = (_tally(column.explode().drop_nulls(), tool_domain(pl.col("x"))) if kind == "tools"
-                     else _tally(column.drop_nulls(), prompt_style(pl.col("x"), styles)))
-            for label, n in found.items():
+            for label, n in sorted(found[name, position].items()):
                 tally[label] = tally.get(label, 0) + n
         result[name] = info
     return result
@@ -317,19 +331,31 @@ def augmentations(out: Output, split: str = "train") -> dict[str, dict[str, Any]
 def sample(out: Output, seed: int, per_source: int, split: str = "train") -> list[int]:
     """Row numbers of a seeded sample: per source, the rows with the smallest ``rng.draw`` for
     the purpose "report" (the same rows for the same folder, whatever its row order). Without a
-    source column (trainer formats), ``2 * per_source`` rows of the whole mixture."""
+    source column (trainer formats), ``2 * per_source`` rows of the whole mixture.
+
+    Ranked a batch of rows at a time, keeping each source's best ``per_source`` so far: the
+    ids of a 10M-row output are never in memory at once."""
     lf = out.splits[split]
     draw_salt = rng.salt(seed, "report")
     if out.has("id") and out.has("source"):
-        ids = lf.select("id", "source").collect(engine="streaming")
-        keys = rng.row_keys(ids.get_column("id"))
-        draws = rng.draw(keys, draw_salt, rng.repeat_index(ids.get_column("id")))
-        ranked = ids.with_columns(pl.Series("draw", draws), pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"))
-        return (ranked.sort("draw", "row").group_by("source", maintain_order=True).head(per_source)
-                .get_column("row").to_list())
+        best = pl.DataFrame(schema={"source": pl.String, "draw": pl.UInt64, "row": pl.UInt32})
+        start = 0
+        for batch in lf.select("id", "source").collect_batches(chunk_size=BATCH_ROWS):
+            ids = batch.get_column("id")
+            draws = rng.draw(rng.row_keys(ids), draw_salt, rng.repeat_index(ids))
+            ranked = batch.select("source", pl.Series("draw", draws, dtype=pl.UInt64),
+                                  pl.int_range(start, start + batch.height, dtype=pl.UInt32).alias("row"))
+            best = _best(pl.concat([best, ranked]), per_source)
+            start += batch.height
+        return best.get_column("row").to_list()
     height = lf.select(pl.len()).collect(engine="streaming").item()
     draws = rng.draw(np.arange(height, dtype=np.uint64), draw_salt)
     return np.argsort(draws, kind="stable")[:per_source * 2].tolist()
+
+
+def _best(ranked: pl.DataFrame, per_source: int) -> pl.DataFrame:
+    """Each source's ``per_source`` smallest (draw, row), sources in order of their smallest draw."""
+    return ranked.sort("draw", "row").group_by("source", maintain_order=True).head(per_source)
 
 
 def rows_at(out: Output, split: str, rows: list[int], columns: list[str]) -> pl.DataFrame:
