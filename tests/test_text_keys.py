@@ -57,3 +57,16 @@ def test_a_chunks_dedup_keys_do_not_depend_on_the_slices_they_are_built_in(monke
         assert (whole_sig is None) == (sliced_sig is None)
         if whole_sig is not None:
             assert (whole_sig == sliced_sig).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text()), max_size=40), cut=st.integers(0, 40))
+def test_column_content_hashes_equal_hashing_each_string(values: list[str | None], cut: int) -> None:
+    """Row ids hash the column's bytes in place; they must be the per-string ids exactly,
+    also for a sliced column (an Arrow offset) and one built from several chunks."""
+    from mixer import rng
+
+    column = pl.concat([pl.Series("t", values, dtype=pl.String), pl.Series("t", values[:cut], dtype=pl.String)],
+                       rechunk=False).slice(1)
+    expected = [None if v is None else rng.content_hash(v) for v in column.to_list()]
+    assert rng.content_hashes(column).to_list() == expected

@@ -20,13 +20,13 @@ them on every shared data file and on generated junk); the manifest counts the r
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
+from mixer.rng import content_hashes
 from mixer.sources.adapters import NO_ANSWER
 from mixer.sources.formats.sharegpt import SPEAKERS
 
@@ -371,10 +371,9 @@ def _canonical(ok: pl.DataFrame, convo: pl.DataFrame, system: pl.DataFrame, labe
             pl.lit("}"),
         ),
     )
-    digests = [hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
-               for text in out.get_column("_digest_text").to_list()]
+    digests = content_hashes(out.get_column("_digest_text"))
     return out.select(
         "_line", kind=pl.lit("chat"), system="system", messages="messages",
         tools=pl.lit([], pl.List(pl.String)), text=pl.lit(None, pl.String), meta="meta",
-        _digest=pl.Series(digests, dtype=pl.String), _repairs="_repairs",
+        _digest=digests, _repairs="_repairs",
     )
