@@ -331,14 +331,65 @@ def _read_json(path: Path, label: str) -> Iterator[Located]:
     if not isinstance(value, list):
         raise DataError(f"{path}: expected a JSON array of objects, got {type(value).__name__}")
     for i, item in enumerate(value, start=1):
-        problem = lone_surrogate(item) if check_surrogates else None
-        if problem:
-            yield Located(label, i, Unreadable(problem, _excerpt(json.dumps(item)), where=f"array item {i}"))
-        elif isinstance(item, dict):
-            yield Located(label, i, item)
+        yield Located(label, i, _array_item(i, item, check_surrogates))
+
+
+def _array_item(i: int, item: Any, check_surrogates: bool) -> dict[str, Any] | Unreadable:
+    """Item ``i`` (1-based) of a JSON array file as the record it is, or why it is not one."""
+    problem = lone_surrogate(item) if check_surrogates else None
+    if problem:
+        return Unreadable(problem, _excerpt(json.dumps(item)), where=f"array item {i}")
+    if isinstance(item, dict):
+        return item
+    return Unreadable(f"expected an object, got {type(item).__name__}", _excerpt(json.dumps(item, default=str)),
+                      where=f"array item {i}")
+
+
+_BLANK = re.compile(r"[ \t\n\r]*")  # what JSON allows between tokens
+
+
+def array_items(path: Path) -> Iterator[tuple[int, str | Unreadable]] | None:
+    """The items of a file that is one top-level JSON array, each with its number (1-based) and
+    its own JSON text, undecoded again, for the batch reader; an item that is no record comes as
+    the :class:`Unreadable` the per-record reader gives. None for any other file (an object
+    wrapping the array, JSON Lines named .json, invalid JSON): the per-record reader then reads
+    it or says why not. The file is checked whole before the first item is handed out."""
+    try:
+        with _open_bytes(path) as fh:
+            data = fh.read()
+        text = data.decode("utf-8-sig")
+    except (OSError, EOFError, UnicodeDecodeError):
+        return None
+    pos = _BLANK.match(text).end()  # type: ignore[union-attr]
+    if not text.startswith("[", pos):
+        return None
+    decoder = json.JSONDecoder()  # what json.loads uses: the same values, errors and NaN handling
+    check_surrogates = bool(_SURROGATE_ESCAPE.search(data))
+    spans: list[tuple[int, int, Unreadable | None]] = []  # each item's text, or why it is no record
+    pos = _BLANK.match(text, pos + 1).end()  # type: ignore[union-attr]
+    closed = text.startswith("]", pos)
+    while not closed:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return None
+        record = _array_item(len(spans) + 1, value, check_surrogates)
+        spans.append((pos, end, record if isinstance(record, Unreadable) else None))
+        pos = _BLANK.match(text, end).end()  # type: ignore[union-attr]
+        if text.startswith(",", pos):
+            pos = _BLANK.match(text, pos + 1).end()  # type: ignore[union-attr]
+        elif text.startswith("]", pos):
+            closed = True
         else:
-            yield Located(label, i, Unreadable(f"expected an object, got {type(item).__name__}",
-                                               _excerpt(json.dumps(item, default=str)), where=f"array item {i}"))
+            return None
+    if _BLANK.match(text, pos + 1).end() != len(text):  # type: ignore[union-attr]
+        return None  # something after the array
+
+    def items() -> Iterator[tuple[int, str | Unreadable]]:
+        for i, (start, end, problem) in enumerate(spans, start=1):
+            yield i, text[start:end] if problem is None else problem
+
+    return items()
 
 
 def _from_arrow(table: Any, label: str) -> Iterator[Located]:

@@ -25,7 +25,7 @@ from mixer.sources import formats
 from mixer.sources.adapters import RowError, rename
 from mixer.sources.files import (
     JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, parse_object, fingerprint, locate,
-    raw_lines, read_parts,
+    array_items, raw_lines, read_parts,
 )
 
 _DETECT_SAMPLE = 64
@@ -175,11 +175,13 @@ def _note_format(report: ReadReport, part: Part, fmt: str) -> str:
 
 @dataclass(frozen=True)
 class _Lines:
-    """A JSON Lines file of OpenAI or HH-RLHF chats, read in batches by :mod:`mixer.sources.fast`."""
+    """A JSON Lines file of chats (or a JSON array file's items, ``items``), read in batches by
+    :mod:`mixer.sources.fast`."""
 
     path: Path
     label: str
     format: str
+    items: Iterator[tuple[int, str | Unreadable]] | None = None  # a JSON array's items, else the file's lines
 
 
 def _per_file(source: Source, report: ReadReport, first: Part, head: list[Located],
@@ -210,6 +212,11 @@ def _records(source: Source, fmt: str, part: Part,
     if formats.FORMATS[fmt].batch and not source.fields:  # read again from the start, by the batch reader
         if part.path is not None and part.path.name.lower().endswith(JSONL_SUFFIXES):
             yield fmt, _Lines(part.path, part.label, fmt)
+            return
+        items = array_items(part.path) if part.path is not None and part.path.name.lower().endswith(
+            (".json", ".json.gz")) else None
+        if items is not None:
+            yield fmt, _Lines(part.path, part.label, fmt, items)  # type: ignore[arg-type]
             return
         if part.batches is not None:
             yield fmt, _Arrow(part, fmt)
@@ -289,8 +296,9 @@ def _fast_file(source: Source, lines: _Lines, report: ReadReport) -> Iterator[Lo
     """The file's records in line order: runs of batch-decoded rows (frames) and, one by one,
     the lines the batch path leaves to the adapter."""
     label_json = json.dumps(lines.label, ensure_ascii=False)
-    batch: list[tuple[int, bytes | Unreadable]] = []
-    for item in raw_lines(lines.path, limit_mb=source.max_record_mb):
+    batch: list[tuple[int, bytes | str | Unreadable]] = []
+    items = lines.items if lines.items is not None else raw_lines(lines.path, limit_mb=source.max_record_mb)
+    for item in items:
         batch.append(item)
         if len(batch) >= fast.BATCH_LINES:
             yield from _fast_batch(batch, lines, label_json, report, source.side)
@@ -299,13 +307,13 @@ def _fast_file(source: Source, lines: _Lines, report: ReadReport) -> Iterator[Lo
         yield from _fast_batch(batch, lines, label_json, report, source.side)
 
 
-def _fast_batch(batch: list[tuple[int, bytes | Unreadable]], lines: _Lines, label_json: str,
+def _fast_batch(batch: list[tuple[int, bytes | str | Unreadable]], lines: _Lines, label_json: str,
                 report: ReadReport, side: str) -> Iterator[Located | pl.DataFrame]:
     label = lines.label
     texts: list[str | None] = []
     for _, raw in batch:
         try:
-            texts.append(raw.decode("utf-8") if isinstance(raw, bytes) else None)
+            texts.append(raw.decode("utf-8") if isinstance(raw, bytes) else raw if isinstance(raw, str) else None)
         except UnicodeDecodeError:
             texts.append(None)  # the adapter path says where the bad byte is
     mask = fast.plain_mask(pl.Series(texts, dtype=pl.String), lines.format, side).to_list()
@@ -313,7 +321,14 @@ def _fast_batch(batch: list[tuple[int, bytes | Unreadable]], lines: _Lines, labe
     decoded = fast.decode(plain, label_json, lines.format, side) if plain else fast.Batch(pl.DataFrame(), [])
     raws = dict(batch)
     yield from _in_order(decoded, [n for n, _ in batch], report, lambda rest: (
-        Located(label, n, raws[n] if isinstance(raws[n], Unreadable) else parse_object(raws[n])) for n in rest))
+        Located(label, n, _record(raws[n])) for n in rest))
+
+
+def _record(raw: bytes | str | Unreadable) -> dict[str, Any] | Unreadable:
+    """A line (or array item) the batch path leaves to the adapter, decoded as the per-record reader does."""
+    if isinstance(raw, Unreadable):
+        return raw
+    return parse_object(raw.encode("utf-8") if isinstance(raw, str) else raw)
 
 
 def _arrow_part(source: Source, arrow: _Arrow, report: ReadReport) -> Iterator[Located | pl.DataFrame]:
