@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mixer import bench
@@ -34,3 +35,9 @@ def test_sizes_above_the_in_memory_limit_run_only_the_io_floor_and_the_streaming
     results = bench.suite([900], tmp_path, None, log=lambda _: None)
     assert [(r["workload"], r["method"]) for r in results] == [("io-floor", "pyarrow"), ("build", "mixer-stream")]
     assert results[1]["rows"] == 900 and results[1]["peak_rss_mb"] > 0
+    phases = results[1]["phases"]
+    assert {"read", "prepare", "gather", "export"} <= set(phases) and 0 < sum(phases.values()) < results[1]["seconds"]
+    where = bench.table(results).split("Where the time goes")[1]
+    row = next(line for line in where.splitlines() if line.startswith("| build | 900 | mixer-stream"))
+    cells = [float(c) for c in row.strip("|").split("|")[3:]]
+    assert sum(cells) == pytest.approx(results[1]["seconds"], abs=0.02)  # stages plus the rest: the whole build

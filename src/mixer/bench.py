@@ -209,6 +209,7 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
                 mixture.write(Path(tmp) / "out")
                 manifest = mixture.manifest
         out["rows"] = manifest["totals"]["train"]["rows"]
+        out["phases"] = phases(manifest)
     else:
         raise ValueError(kind)
     out["seconds"] = time.perf_counter() - start
@@ -304,7 +305,15 @@ def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
         built = pipeline.build_all(recipe, out=Path(tmp) / "out", cache=False,
                                    executor="stream" if method.endswith("stream") else "memory")
         manifest = next(iter(built.mixtures.values())).manifest
-    return {"rows": manifest["totals"]["train"]["rows"]}
+    return {"rows": manifest["totals"]["train"]["rows"], "phases": phases(manifest)}
+
+
+def phases(manifest: dict[str, Any]) -> dict[str, float]:
+    """Seconds per build stage, from the manifest the build wrote (``run.phases``)."""
+    out: dict[str, float] = {}
+    for p in manifest["run"]["phases"]:
+        out[p["phase"]] = out.get(p["phase"], 0.0) + p["seconds"]
+    return out
 
 
 def jsonl_recipe(path: Path, rows: int, folder: Path) -> Path:
@@ -493,6 +502,19 @@ def table(results: list[dict[str, Any]]) -> str:
                 else f"{mine['seconds'] / r['seconds']:.2f}x slower"
         lines.append(f"| {r['workload']} | {r['size']:,} | {r['method']} | {r['seconds']:.2f} | {rate:,.0f} | {tok} | "
                      f"{r['peak_rss_mb']:,.0f} | {ratio} |")
+    timed = [r for r in results if r.get("phases")]
+    if timed:  # where each build's time goes, from its manifest
+        from mixer.engine import STAGES
+
+        stages = [s for s in (*STAGES, "cache") if any(s in r["phases"] for r in timed)]
+        lines += ["", "Where the time goes (seconds per stage from each build's manifest; the rest is writing the "
+                  "files, start-up and the report):", "",
+                  "| workload | rows | method | " + " | ".join(stages) + " | the rest |",
+                  "|---|---:|---|" + "---:|" * (len(stages) + 1)]
+        for r in timed:
+            rest = r["seconds"] - sum(r["phases"].values())
+            lines.append(f"| {r['workload']} | {r['size']:,} | {r['method']} | "
+                         + " | ".join(f"{r['phases'].get(s, 0.0):.2f}" for s in stages) + f" | {rest:.2f} |")
     sizes = sorted({r["size"] for r in results})
     for n in sizes:
         io, tok = find("io-floor", n, "pyarrow"), find("tokens", n, "mixer")
