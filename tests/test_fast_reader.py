@@ -254,3 +254,42 @@ def test_each_batch_format_agrees_with_its_adapter_on_junk(tmp_path: Path, monke
     report = batch[1]
     assert report.read_paths["batch"] > 60 and report.read_paths["per record"] > 20
     assert report.rejected  # the junk's problems are counted the same way
+
+
+def test_read_ahead_keeps_order_passes_errors_on_and_stops_with_its_reader() -> None:
+    """Lines are read one batch ahead in a thread; what the reader sees must be what a plain
+    loop gives: every item in order, the producer's error at the item it happened, and a
+    reader that stops early leaves no thread reading the file."""
+    import threading
+
+    from mixer.sources.read import read_ahead
+
+    assert list(read_ahead(iter(range(1000)))) == list(range(1000))
+
+    def failing():
+        yield 1
+        yield 2
+        raise DataError("f.jsonl: cannot read")
+
+    got = []
+    with pytest.raises(DataError, match="cannot read"):
+        for item in read_ahead(failing()):
+            got.append(item)
+    assert got == [1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    reader = read_ahead(endless())
+    assert [next(reader) for _ in range(5)] == [0, 1, 2, 3, 4]
+    reader.close()
+    assert closed.is_set()
+    assert not any(t.name == "mixer-read-ahead" for t in threading.enumerate())

@@ -7,12 +7,14 @@ layer's job) and a :class:`ReadReport` whose counts add up: ``read = rejected + 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -296,32 +298,83 @@ def _fast_file(source: Source, lines: _Lines, report: ReadReport) -> Iterator[Lo
     """The file's records in line order: runs of batch-decoded rows (frames) and, one by one,
     the lines the batch path leaves to the adapter."""
     label_json = json.dumps(lines.label, ensure_ascii=False)
-    batch: list[tuple[int, bytes | str | Unreadable]] = []
     items = lines.items if lines.items is not None else raw_lines(lines.path, limit_mb=source.max_record_mb)
-    for item in items:
-        batch.append(item)
-        if len(batch) >= fast.BATCH_LINES:
-            yield from _fast_batch(batch, lines, label_json, report, source.side)
-            batch = []
-    if batch:
-        yield from _fast_batch(batch, lines, label_json, report, source.side)
-
-
-def _fast_batch(batch: list[tuple[int, bytes | str | Unreadable]], lines: _Lines, label_json: str,
-                report: ReadReport, side: str) -> Iterator[Located | pl.DataFrame]:
     label = lines.label
-    texts: list[str | None] = []
-    for _, raw in batch:
+    for batch, texts in read_ahead(_texts(items)):
+        mask = fast.plain_mask(pl.Series(texts, dtype=pl.String), lines.format, source.side).to_list()
+        plain = [(n, text) for (n, _), text, ok in zip(batch, texts, mask) if ok and text is not None]
+        decoded = fast.decode(plain, label_json, lines.format, source.side) if plain else fast.Batch(pl.DataFrame(), [])
+        raws = dict(batch)
+        yield from _in_order(decoded, [n for n, _ in batch], report, lambda rest, raws=raws: (
+            Located(label, n, _record(raws[n])) for n in rest))
+
+
+_Raw = tuple[int, bytes | str | Unreadable]  # a line's (or array item's) number and its undecoded text
+
+
+def _texts(items: Iterator[_Raw]) -> Iterator[tuple[list[_Raw], list[str | None]]]:
+    """Lines in batches, each with its lines' text (None where it is no UTF-8): Python work,
+    run one batch ahead (:func:`read_ahead`) while the batch path's Polars work runs."""
+    for batch in _batches(items, fast.BATCH_LINES):
+        texts: list[str | None] = []
+        for _, raw in batch:
+            try:
+                texts.append(raw.decode("utf-8") if isinstance(raw, bytes) else raw if isinstance(raw, str) else None)
+            except UnicodeDecodeError:
+                texts.append(None)  # the adapter path says where the bad byte is
+        yield batch, texts
+
+
+def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+T = TypeVar("T")
+
+
+def read_ahead(produce: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``produce``'s items, each made while the caller works on the one before: reading and
+    decoding lines is Python, the batch path's work is Polars, which lets go of the GIL, so the
+    two overlap on two cores. Errors come out where the item would have; stopping early stops
+    the thread and closes ``produce``."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
         try:
-            texts.append(raw.decode("utf-8") if isinstance(raw, bytes) else raw if isinstance(raw, str) else None)
-        except UnicodeDecodeError:
-            texts.append(None)  # the adapter path says where the bad byte is
-    mask = fast.plain_mask(pl.Series(texts, dtype=pl.String), lines.format, side).to_list()
-    plain = [(n, text) for (n, _), text, ok in zip(batch, texts, mask) if ok and text is not None]
-    decoded = fast.decode(plain, label_json, lines.format, side) if plain else fast.Batch(pl.DataFrame(), [])
-    raws = dict(batch)
-    yield from _in_order(decoded, [n for n, _ in batch], report, lambda rest: (
-        Located(label, n, _record(raws[n])) for n in rest))
+            for item in produce:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, raised there
+            put((False, exc))
+        finally:
+            getattr(produce, "close", lambda: None)()
+
+    worker = threading.Thread(target=run, name="mixer-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = ready.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _record(raw: bytes | str | Unreadable) -> dict[str, Any] | Unreadable:
