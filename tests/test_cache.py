@@ -140,3 +140,21 @@ def test_mixer_cache_env_turns_the_cache_on_for_the_cli(tmp_path: Path, monkeypa
     assert second.exit_code == 0 and "cache: hit" in second.output
     off = runner.invoke(main, ["build", str(recipe), "--out", str(tmp_path / "o3"), "-q", "--no-cache"])
     assert off.exit_code == 0 and "cache:" not in off.output
+
+
+def test_a_streaming_build_stores_its_spilled_chunks_by_their_bytes(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunks are already Parquet in the spill folder: the entry copies those files instead
+    of reading every row back and encoding it again (key tables are still written as frames)."""
+    from mixer import cache as cache_mod
+
+    encoded: list[str] = []
+    real = cache_mod.EntryWriter.frame
+    monkeypatch.setattr(cache_mod.EntryWriter, "frame",
+                        lambda self, name, frame: (encoded.append(name), real(self, name, frame))[1])
+    recipe = setup(tmp_path)
+    build(recipe, tmp_path / "first", tmp_path / "cache", executor="stream")
+    assert encoded and not [name for name in encoded if name.endswith(("-ready", "-clean"))]
+    hit = build(recipe, tmp_path / "hit", tmp_path / "cache", executor="stream")
+    assert hit["run"]["cache"]["hit"] is True
+    assert output_files(tmp_path / "hit") == output_files(tmp_path / "first")

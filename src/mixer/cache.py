@@ -216,6 +216,12 @@ class EntryWriter:
         frame.write_parquet(self.folder / f"{name}.parquet", compression="zstd", compression_level=1,
                             statistics=False)
 
+    def file(self, name: str, path: Path) -> None:
+        """A frame already written as Parquet (a streaming build's spilled chunk): its bytes are
+        copied, not decoded and encoded again. Copied, never linked: a later write to the spill
+        path must not change a stored entry."""
+        shutil.copyfile(path, self.folder / f"{name}.parquet")
+
     def commit(self, state: dict[str, Any]) -> None:
         state = dict(state, created=time.time())
         (self.folder / "state.json").write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")

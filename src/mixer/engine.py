@@ -198,7 +198,11 @@ def _store(b: _Build, writer: EntryWriter, removed: pl.DataFrame, decontaminated
             chunks = b.executor.chunks.get(s.prio, 0)
             for c in range(chunks):
                 for kind in ("ready", "clean") if s.src.transforms else ("ready",):
-                    writer.frame(f"{s.prio}-{c}-{kind}", b.executor.get(s.prio, c, kind))
+                    stored = b.executor.stored_file(s.prio, c, kind)
+                    if stored is not None:
+                        writer.file(f"{s.prio}-{c}-{kind}", stored)
+                    else:
+                        writer.frame(f"{s.prio}-{c}-{kind}", b.executor.get(s.prio, c, kind))
             writer.frame(f"{s.prio}-train", s.train)
             writer.frame(f"{s.prio}-held", s.held)
             assert s.report is not None

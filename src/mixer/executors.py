@@ -134,6 +134,11 @@ class Executor(ABC):
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
         raise NotImplementedError
 
+    def stored_file(self, prio: int, c: int, kind: str) -> Path | None:
+        """The Parquet file a chunk's frame is kept in, if the executor keeps it in one: a cache
+        entry then takes its bytes instead of decoding and encoding the rows again."""
+        return None
+
     def put_file(self, prio: int, c: int, kind: str, path: Path) -> None:
         """A stored frame from a Parquet file (a cache entry); executors may read it only when asked."""
         self.put(prio, c, kind, pl.read_parquet(path))
@@ -323,6 +328,10 @@ class LocalStreaming(Executor):
 
     def put_file(self, prio: int, c: int, kind: str, path: Path) -> None:
         shutil.copyfile(path, self._path(prio, c, kind))  # bytes, not a decode and re-encode
+
+    def stored_file(self, prio: int, c: int, kind: str) -> Path | None:
+        path = self._path(prio, c, kind)
+        return path if path.is_file() else None
 
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
         frame.write_parquet(self._path(prio, c, kind))
