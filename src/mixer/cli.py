@@ -22,6 +22,7 @@ from mixer.cache import ENV as CACHE_ENV
 from mixer.cache import Cache, default_root
 from mixer.manifest import table as manifest_table
 from mixer import recipe as recipe_mod
+from mixer.executors import CHUNK_ROWS
 from mixer.errors import MixerError, RecipeError
 from mixer.progress import Progress
 
@@ -97,7 +98,7 @@ _ADDRESS = click.option("--address", metavar="ADDR",
 @_ENGINE
 @click.option("--stream", is_flag=True, help="Same as --engine stream.")
 @_ADDRESS
-@click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=CHUNK_ROWS, show_default=True,
               help="Rows per chunk with --engine stream or ray; memory grows with it.")
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress on stderr (otherwise: a live bar per stage on a terminal, timestamped lines elsewhere).")
@@ -263,7 +264,7 @@ _POOLS = ("system_prompts", "tools", "requests", "generated-tools")
 @_ENGINE
 @click.option("--stream", is_flag=True, help="Same as --engine stream.")
 @_ADDRESS
-@click.option("--chunk-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=CHUNK_ROWS, show_default=True,
               help="Rows per chunk with --engine stream or ray.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Prepared-source cache shared by the variants (default: $MIXER_CACHE, else a temporary one).")

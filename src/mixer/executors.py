@@ -41,6 +41,8 @@ from mixer.recipe import Output as OutputSpec, Source
 from mixer.sources.read import ReadReport, read_chunks, read_source
 
 T = TypeVar("T")
+#: rows per chunk of a streaming build: with the output shard, what sets its peak memory (README)
+CHUNK_ROWS = 100_000
 Part = pl.DataFrame | list[dict[str, Any]]  # one converted shard: canonical rows, or trainer-format rows
 
 
@@ -299,7 +301,7 @@ class LocalStreaming(Executor):
     name = "stream"
     chunking = "stream"
 
-    def __init__(self, chunk_rows: int = 100_000, spill: Path | None = None) -> None:
+    def __init__(self, chunk_rows: int = CHUNK_ROWS, spill: Path | None = None) -> None:
         super().__init__()
         if chunk_rows < 1:
             from mixer.errors import RecipeError

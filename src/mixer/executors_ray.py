@@ -38,7 +38,7 @@ import polars as pl
 
 from mixer import writers
 from mixer.errors import MixerError, RecipeError
-from mixer.executors import ChunkIO, LocalStreaming, Part, _IO, _assemble
+from mixer.executors import CHUNK_ROWS, ChunkIO, LocalStreaming, Part, _IO, _assemble
 from mixer.recipe import Output as OutputSpec, Source
 from mixer.sources.read import ReadReport
 from mixer.tokens import WORKERS_ENV
@@ -93,7 +93,7 @@ class RayExecutor(LocalStreaming):
     name = "ray"
     chunking = "stream"  # the same chunks as LocalStreaming: a streaming build's cached preparation serves it
 
-    def __init__(self, chunk_rows: int = 100_000, spill: Path | None = None, address: str | None = None,
+    def __init__(self, chunk_rows: int = CHUNK_ROWS, spill: Path | None = None, address: str | None = None,
                  num_cpus: int | None = None, max_retries: int = 3) -> None:
         self._ray = _ray()  # before the spill folder exists: a missing extra leaves nothing behind
         super().__init__(chunk_rows, spill)

@@ -25,7 +25,7 @@ from mixer import recipe as recipe_mod
 from mixer.cache import Cache, default_root
 from mixer.engine import Progress, StageEvent
 from mixer.errors import DataError, RecipeError
-from mixer.executors import Executor, InMemory, LocalStreaming, MemoryOutput
+from mixer.executors import CHUNK_ROWS, Executor, InMemory, LocalStreaming, MemoryOutput
 from mixer.manifest import export_summary
 from mixer.mixture import Log, Mixture, check_not_inside_inputs, no_log, finish, write_index, write_report_or_warn
 from mixer.recipe import Recipe
@@ -58,7 +58,7 @@ def log_progress(log: Log) -> Progress:
     return progress
 
 
-def executor_for(name: str | Executor, chunk_rows: int = 100_000, spill: Path | None = None,
+def executor_for(name: str | Executor, chunk_rows: int = CHUNK_ROWS, spill: Path | None = None,
                  address: str | None = None) -> Executor:
     """An executor by name: ``memory`` (one chunk per source), ``stream`` (spilled chunks) or
     ``ray`` (spilled chunks, row-local steps as Ray tasks; ``address`` of a running cluster, else a
@@ -93,7 +93,7 @@ def _load(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
 
 
 def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | None = None,
-          *, mixture: str | None = None, executor: str | Executor = "memory", chunk_rows: int = 100_000,
+          *, mixture: str | None = None, executor: str | Executor = "memory", chunk_rows: int = CHUNK_ROWS,
           progress: Progress | None = None, log: Log = no_log, cache_dir: str | Path | None = None,
           cache: bool = True, engine: str | None = None, address: str | None = None) -> Mixture:
     """Build the mixture a recipe describes. Nothing is written.
@@ -113,7 +113,7 @@ def build(recipe: str | Path | Recipe, overrides: dict[str, Any] | list[str] | N
                             progress or log_progress(log), cache_for(cache_dir, cache))
 
 
-def build_and_write(recipe: Recipe, out_dir: Path, *, executor: str = "memory", chunk_rows: int = 100_000,
+def build_and_write(recipe: Recipe, out_dir: Path, *, executor: str = "memory", chunk_rows: int = CHUNK_ROWS,
                     force: bool = False, dry_run: bool = False, progress: Progress | None = None,
                     cache: Cache | None = None, address: str | None = None) -> tuple[Mixture | None, dict[str, Any]]:
     """Build one mixture and write it to ``out_dir`` (all or nothing); with ``dry_run`` write
@@ -165,7 +165,7 @@ class BuiltAll:
 
 def build_all(recipe: str | Path, overrides: list[str] | None = None, *, only: tuple[str, ...] | list[str] = (),
               out: Path | None = None, weights: str | None = None, force: bool = False, dry_run: bool = False, executor: str = "memory",
-              chunk_rows: int = 100_000, progress: Progress | None = None,
+              chunk_rows: int = CHUNK_ROWS, progress: Progress | None = None,
               on_built: Callable[[Built], None] | None = None, cache_dir: str | Path | None = None,
               cache: bool = True, engine: str | None = None, address: str | None = None) -> BuiltAll:
     """Build and write every mixture of a recipe: one for a plain recipe, each ``[mixtures.NAME]``

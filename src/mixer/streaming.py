@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mixer import recipe as recipe_mod
+from mixer.executors import CHUNK_ROWS
 from mixer.errors import RecipeError
 from mixer.mixture import Log, no_log
 from mixer.pipeline import build_and_write, log_progress
@@ -21,7 +22,7 @@ from mixer.recipe import Recipe
 
 
 def build_streaming(recipe: str | Path | Recipe, out: str | Path | None = None, *, force: bool = False,
-                    chunk_rows: int = 100_000, dry_run: bool = False,
+                    chunk_rows: int = CHUNK_ROWS, dry_run: bool = False,
                     log: Log = no_log) -> tuple[Path, dict[str, Any]]:
     """Build and write the mixture a recipe describes, holding one chunk of rows at a time.
 

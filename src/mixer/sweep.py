@@ -43,6 +43,7 @@ import numpy as np
 from mixer import manifest as manifest_mod
 from mixer import recipe as recipe_mod
 from mixer import rng, writers
+from mixer.executors import CHUNK_ROWS
 from mixer.cache import Cache, default_root
 from mixer.engine import Progress
 from mixer.errors import DataError, RecipeError
@@ -294,7 +295,7 @@ def _recipe_relative(key: str, value: Any, base_dir: Path) -> Any:
 
 
 def run(recipe_path: str | Path, out: str | Path, overrides: list[str] | None = None, *, force: bool = False,
-        executor: str = "memory", chunk_rows: int = 100_000, cache_dir: str | Path | None = None,
+        executor: str = "memory", chunk_rows: int = CHUNK_ROWS, cache_dir: str | Path | None = None,
         progress: Progress | None = None, on_variant: Callable[[Outcome], None] | None = None,
         address: str | None = None) -> list[Outcome]:
     """Build every variant into ``out/NAME/``, then write ``out/manifest.json`` and ``out/ratios.csv``.
