@@ -155,14 +155,17 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
         chosen, val_chosen, allocations = _select(b, removed)
         plans = _order(b, chosen, val_chosen)
         del chosen, val_chosen  # the plans hold what the rest needs of every selected row
+        # the accounting needs only sums of the key tables of every available row: free them
+        available = {s.src.name: manifest_mod.Available.of(s.train, s.held) for s in b.sources}
+        for s in b.sources:
+            s.train, s.held = s.train.clear(), s.held.clear()
         sizes, augmented, behaviours = _gather(b, plans)
         # from here on the accounting needs only sizes, and the export only how many rows each split has
         heights = {name: plan.height for name, plan in plans.items()}
         del plans
         entries = manifest_mod.source_entries(
             recipe, {s.src.name: s.report for s in b.sources},  # type: ignore[misc]
-            {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"],
-            {s.src.name: s.train for s in b.sources}, {s.src.name: s.held for s in b.sources},
+            {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"], available,
             sizes["validation"], removed, {s.src.name: s.flagged for s in b.sources}, augmented,
             {name: p.info for name, p in b.prepared.items()}, behaviours)
         totals = {name: {"rows": sum(f.height for f in part.values()),
@@ -171,9 +174,7 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
         manifest = manifest_mod.build_manifest(recipe, b.enc.name, entries, totals)
         if decontaminated is not None:
             manifest["decontamination"] = decontaminated
-        del sizes  # key tables of every row: freed before the export assembles its shards
-        for s in b.sources:
-            s.train, s.held = s.train.clear(), s.held.clear()
+        del sizes  # a key table of every selected row: freed before the export assembles its shards
         output = _export(b, heights, manifest)
         # the one part of the manifest that differs between runs of the same recipe
         manifest["run"] = {"executor": executor.name, **executor.describe(),
@@ -411,11 +412,10 @@ def _plan(chosen: dict[str, pl.DataFrame], b: _Build) -> pl.DataFrame:
     position[order] = np.arange(len(order))
     offsets = np.array([o for o, _ in writers.shard_plan(combined.height, b.recipe.output.shard_rows)],
                        dtype=np.int64)
-    return combined.select(
-        "id", "_prio", "_chunk",
-        _pos=pl.Series(position),
-        _shard=pl.Series(np.searchsorted(offsets, position, side="right") - 1 if len(offsets) else position),
-    )
+    shard = np.searchsorted(offsets, position, side="right") - 1 if len(offsets) else position
+    # a selected row's sizes travel with it: gather reports them without the source's key tables
+    return combined.select("id", "_prio", "_chunk", *MEASURED, _pos=pl.Series(position, dtype=pl.UInt32),
+                           _shard=pl.Series(shard, dtype=pl.UInt32))
 
 
 def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[str, pl.DataFrame]],
@@ -443,13 +443,13 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
         behaviours[name] = {}
-        measured = pl.concat([s.train, s.held]).select(pl.col("id").alias("_base"), *MEASURED)
-        for split_name in plans:
+        for split_name, plan in plans.items():
             got = _concat([d.rows[split_name] for d in done if split_name in d.rows], GATHERED)
-            # a repeat's content and assistant tokens are its original's; its rendered count is its own
+            # a repeat's content and assistant tokens are its original's (the plan carries them); its
+            # rendered count is its own
+            measured = plan.filter(pl.col("_prio") == s.prio).select("id", *MEASURED)
             sizes[split_name][name] = (
-                got.with_columns(_base=pl.col("id").str.replace(r"#\d+$", ""))
-                .join(measured, on="_base", how="left", maintain_order="left")
+                got.join(measured, on="id", how="left", maintain_order="left")
                 .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
                         "n_assistant"))
         for d in done:

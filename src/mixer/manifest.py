@@ -312,9 +312,26 @@ def augmented_counts(frame: pl.DataFrame, steps: list[Step]) -> dict[str, int]:
     return {s.label: int(meta.str.contains(f'"aug.{s.position}.', literal=True).sum()) for s in steps}
 
 
+@dataclasses.dataclass(frozen=True)
+class Available:
+    """What one source had to select from after cleaning: rows per split, and its tokens under
+    the budget (``n_tokens``) and in every measure. Kept instead of the key tables themselves,
+    which the build frees once selection is done (about 50 bytes a row)."""
+
+    train_rows: int
+    validation_rows: int
+    tokens: int
+    measures: dict[str, int]
+
+    @classmethod
+    def of(cls, train: pl.DataFrame, held: pl.DataFrame) -> Available:
+        both = pl.concat([train, held])
+        return cls(train.height, held.height, int(mix.amount(both, "tokens")), _measures(both))
+
+
 def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[str, list[Step]],
                    allocations: list[Allocation], chosen: dict[str, pl.DataFrame],
-                   train: dict[str, pl.DataFrame], held: dict[str, pl.DataFrame],
+                   available: dict[str, Available],
                    val_chosen: dict[str, pl.DataFrame], removed: pl.DataFrame,
                    flagged: dict[str, int], augmented: dict[str, dict[str, int]],
                    prepared: dict[str, dict[str, dict[str, Any]]] | None = None,
@@ -337,12 +354,12 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
             cleaned={"rows_deduplicated": int((buckets == "deduplicated").sum()),
                      "rows_decontaminated": int((buckets == "decontaminated").sum()),
                      "rows_flagged_contaminated": flagged.get(name, 0)},
-            split_rows={"train": train[name].height, "validation": held[name].height},
-            tokens_available=int(mix.amount(train[name], "tokens") + mix.amount(held[name], "tokens")),
+            split_rows={"train": available[name].train_rows, "validation": available[name].validation_rows},
+            tokens_available=available[name].tokens,
             validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
             realized_share=mix.amount(got, recipe.unit) / train_total if train_total else 0.0,
             augmented_selected=augmented[name],
-            token_counts={"available": _measures(pl.concat([train[name], held[name]])), "selected": _measures(got)},
+            token_counts={"available": available[name].measures, "selected": _measures(got)},
             largest_row=(int(got.get_column("n_tokens").max() or 0) if alloc.unit == "tokens" else 1) if got.height
             else 0,
             prepared=(prepared or {}).get(name),
