@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import polars as pl
 import pytest
 
@@ -143,3 +145,18 @@ def test_token_target_holds_for_repeats_sized_by_their_own_augmentation() -> Non
     assert plain.height == 40 and int(plain["n_tokens"].sum()) == 4000
     assert abs(int(sized["n_tokens"].sum()) - 4000) <= 250 and calls == [1]
     assert sized.height == 20 + 8 and sized.filter(pl.col("id").str.ends_with("#1"))["n_tokens"].to_list() == [250] * 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["a/1", "b/1", "a/2", "é/1", "Z/3", "a/1#2"])),
+                     max_size=60))
+def test_draw_order_sorts_by_draw_then_id_then_position(rows: list[tuple[int, str]]) -> None:
+    """Selection and the final order sort by draw and break ties (identical content in two
+    sources) by id as ``sorted`` orders strings, then by position: the contract any faster sort
+    must keep."""
+    from mixer.mix import _by_draw
+
+    draws = np.array([d for d, _ in rows], dtype=np.uint64)
+    ids = pl.Series([i for _, i in rows], dtype=pl.String)
+    expected = sorted(range(len(rows)), key=lambda k: (rows[k][0], rows[k][1].encode("utf-8"), k))
+    assert _by_draw(draws, ids).tolist() == expected
