@@ -128,6 +128,28 @@ shard_rows = 25
     assert m["export"]["format"] == "trl" and m["totals"]["train"]["rows"] == 80
 
 
+def test_trainer_format_rows_the_format_rejects_leave_the_same_shards_as_in_memory(tmp_path: Path) -> None:
+    """A streaming build cuts shards on the selected rows, then converts each and drops what the
+    format cannot hold; an in-memory build must cut its files the same way, not re-even them
+    after the drops (found on the HH slice: shards of 999/1000/996 rows against 999/999/997)."""
+    rows = [r for i, c in enumerate(chats(60)) for r in ([c, {"messages": [{"role": "user", "content": f"q {i}?"}]}]
+                                                          if i % 7 == 0 else [c])]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 69
+[sources.a]
+path = "a.jsonl"
+weight = 1
+[output]
+format = "trl"
+shard_rows = 20
+""")
+    m = assert_same_output(recipe, tmp_path, chunk_rows=9)
+    assert sum(m["export"]["rejected"]["train"].values()) == 9
+    assert [f["rows"] for f in m["outputs"]] != [15, 15, 15, 15]  # cut before the drops, not evened after
+
+
 @needs_shared
 def test_real_hh_with_filter_augmentation_and_validation_matches_in_memory(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "extra.jsonl", chats(300, "extra"))

@@ -286,9 +286,20 @@ class MemoryOutput:
         assert self.spec is not None
         fmt = formats.FORMATS[self.spec.format]
         if fmt.converts:
-            return writers.write_rows(self.rows, folder, self.spec.file, self.spec.shard_rows,
+            lengths = {name: written_per_shard(self.splits[name], self.rejects.get(name, []), self.spec.shard_rows)
+                       for name in self.rows}
+            return writers.write_rows(self.rows, lengths, folder, self.spec.file,
                                       fmt.features() if fmt.features else None)
         return writers.write_splits(self.splits, folder, self.spec.file, self.spec.shard_rows)
+
+
+def written_per_shard(frame: pl.DataFrame, rejects: list[dict[str, Any]], shard_rows: int) -> list[int]:
+    """Rows each trainer-format shard of a split holds: shards are cut on the selected rows (as a
+    streaming build cuts them before converting each), less the rows of that shard the format
+    rejected. So an in-memory and a streaming build write the same files."""
+    gone = frame.get_column("id").is_in(pl.Series([r["id"] for r in rejects], dtype=pl.String).implode()).to_numpy()
+    return [length - int(gone[offset:offset + length].sum())
+            for offset, length in writers.shard_plan(frame.height, shard_rows)]
 
 
 class LocalStreaming(Executor):

@@ -116,16 +116,19 @@ def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_
     return written
 
 
-def write_rows(splits: dict[str, list[dict[str, Any]]], folder: Path, suffix: str, shard_rows: int,
+def write_rows(splits: dict[str, list[dict[str, Any]]], lengths: dict[str, list[int]], folder: Path, suffix: str,
                features: Any = None) -> list[OutputFile]:
-    """Write trainer-format rows as evenly sized shards under ``folder/data``."""
+    """Write trainer-format rows under ``folder/data``, shard ``i`` of a split holding the next
+    ``lengths[split][i]`` rows."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
     written: list[OutputFile] = []
     for split, rows in splits.items():
-        shards = shard_plan(len(rows), shard_rows)
-        for i, (offset, length) in enumerate(shards):
-            written.append(write_shard(rows[offset : offset + length], folder, split, i, len(shards), suffix,
+        offset = 0
+        for i, length in enumerate(lengths[split]):
+            written.append(write_shard(rows[offset : offset + length], folder, split, i, len(lengths[split]), suffix,
                                        features))
+            offset += length
+        assert offset == len(rows), f"{split}: shards hold {offset} of {len(rows)} rows"
     return written
 
 
