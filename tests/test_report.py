@@ -512,3 +512,11 @@ def test_sample_and_meta_tallies_read_in_batches_equal_one_whole_read(tmp_path: 
     monkeypatch.setattr(data, "BATCH_ROWS", 97)
     assert data.sample(opened, 5, 4) == whole
     assert data.augmentations(opened) == tallies
+
+
+def test_report_names_the_engine_the_manifest_records(quickstart: Path) -> None:
+    """The manifest's ``run.executor`` (memory, stream, ray) is what the overview and the phase
+    chart show; the report used to look for a key the manifest never had and showed '?'."""
+    html = write_report(quickstart).read_text()
+    executor = json.loads((quickstart / "manifest.json").read_text())["run"]["executor"]
+    assert f"Build phases ({executor} engine" in html and "? engine" not in html

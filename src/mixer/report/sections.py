@@ -39,11 +39,13 @@ def overview(m: dict[str, Any], out: data.Output) -> Section:
         rows.append([text("tokenizer"), text(f"{tok.get('name')} ({tok.get('resolved')})")])
     for split in ("train", "validation"):
         if split in totals:
-            rows.append([text(f"{split} rows"), num(totals[split].get("rows"), f"totals/{esc(split)}/rows")])
-            rows.append([text(f"{split} tokens"), num(totals[split].get("tokens"), f"totals/{esc(split)}/tokens")])
+            # selected: a trainer format may write fewer (Row accounting shows its rejects)
+            rows.append([text(f"{split} rows selected"), num(totals[split].get("rows"), f"totals/{esc(split)}/rows")])
+            rows.append([text(f"{split} tokens selected"),
+                         num(totals[split].get("tokens"), f"totals/{esc(split)}/tokens")])
     run = m.get("run") or {}
     if run:
-        rows.append([text("engine"), text(run.get("engine"))])
+        rows.append([text("engine"), text(run.get("executor"))])
         rows.append([text("build time (s)"), dec(run.get("seconds"), "run/seconds", 1)])
     versions = m.get("versions") or {}
     if versions:
@@ -309,7 +311,7 @@ def timing_section(m: dict[str, Any]) -> Section | None:
     rows = [[text(p.get("phase")), dec(p.get("seconds"), f"run/phases/{i}/seconds", 2),
              num(p.get("rows"), f"run/phases/{i}/rows")] for i, p in enumerate(phases)]
     return Section("timings", "Phase timings", [
-        Chart(charts.bars(labels, seconds, f"Build phases ({run.get('engine', '?')} engine, "
+        Chart(charts.bars(labels, seconds, f"Build phases ({run.get('executor', '?')} engine, "
                                            f"{float(run.get('seconds') or sum(seconds)):.1f} s)", "seconds",
                           fmt="{:.2f} s")),
         Table(["phase", "seconds", "rows"], rows)])
