@@ -429,9 +429,10 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
     augmented: dict[str, dict[str, int]] = {}
     behaviours: dict[str, dict[str, dict[str, int]]] = {}
     for s in b.sources:
+        own = {split_name: plan.filter(pl.col("_prio") == s.prio) for split_name, plan in plans.items()}
         mine: dict[int, dict[str, pl.DataFrame]] = {}  # chunk -> split -> its selected rows
-        for split_name, plan in plans.items():
-            for c, part in by_chunk(plan.filter(pl.col("_prio") == s.prio)).items():
+        for split_name, plan in own.items():
+            for c, part in by_chunk(plan).items():
                 mine.setdefault(c, {})[split_name] = part
 
         def gather(io: ChunkIO, part: dict[str, pl.DataFrame] | None, s: _Source = s) -> _Gathered:
@@ -443,13 +444,12 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
         behaviours[name] = {}
-        for split_name, plan in plans.items():
+        for split_name, plan in own.items():
             got = _concat([d.rows[split_name] for d in done if split_name in d.rows], GATHERED)
             # a repeat's content and assistant tokens are its original's (the plan carries them); its
             # rendered count is its own
-            measured = plan.filter(pl.col("_prio") == s.prio).select("id", *MEASURED)
             sizes[split_name][name] = (
-                got.join(measured, on="id", how="left", maintain_order="left")
+                got.join(plan.select("id", *MEASURED), on="id", how="left", maintain_order="left")
                 .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
                         "n_assistant"))
         for d in done:

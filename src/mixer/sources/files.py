@@ -360,13 +360,17 @@ def array_items(path: Path) -> Iterator[tuple[int, str | Unreadable]] | None:
         text = data.decode("utf-8-sig")
     except (OSError, EOFError, UnicodeDecodeError):
         return None
-    pos = _BLANK.match(text).end()  # type: ignore[union-attr]
+
+    def skip(at: int) -> int:  # past the blanks from ``at``
+        return _BLANK.match(text, at).end()  # type: ignore[union-attr]
+
+    pos = skip(0)
     if not text.startswith("[", pos):
         return None
     decoder = json.JSONDecoder()  # what json.loads uses: the same values, errors and NaN handling
     check_surrogates = bool(_SURROGATE_ESCAPE.search(data))
     spans: list[tuple[int, int, Unreadable | None]] = []  # each item's text, or why it is no record
-    pos = _BLANK.match(text, pos + 1).end()  # type: ignore[union-attr]
+    pos = skip(pos + 1)
     closed = text.startswith("]", pos)
     while not closed:
         try:
@@ -375,14 +379,14 @@ def array_items(path: Path) -> Iterator[tuple[int, str | Unreadable]] | None:
             return None
         record = _array_item(len(spans) + 1, value, check_surrogates)
         spans.append((pos, end, record if isinstance(record, Unreadable) else None))
-        pos = _BLANK.match(text, end).end()  # type: ignore[union-attr]
+        pos = skip(end)
         if text.startswith(",", pos):
-            pos = _BLANK.match(text, pos + 1).end()  # type: ignore[union-attr]
+            pos = skip(pos + 1)
         elif text.startswith("]", pos):
             closed = True
         else:
             return None
-    if _BLANK.match(text, pos + 1).end() != len(text):  # type: ignore[union-attr]
+    if skip(pos + 1) != len(text):
         return None  # something after the array
 
     def items() -> Iterator[tuple[int, str | Unreadable]]:
