@@ -298,8 +298,9 @@ def written_per_shard(frame: pl.DataFrame, rejects: list[dict[str, Any]], shard_
     streaming build cuts them before converting each), less the rows of that shard the format
     rejected. So an in-memory and a streaming build write the same files."""
     gone = frame.get_column("id").is_in(pl.Series([r["id"] for r in rejects], dtype=pl.String).implode()).to_numpy()
-    return [length - int(gone[offset:offset + length].sum())
-            for offset, length in writers.shard_plan(frame.height, shard_rows)]
+    lengths = [length - int(gone[offset:offset + length].sum())
+               for offset, length in writers.shard_plan(frame.height, shard_rows)]
+    return lengths if any(lengths) else []  # nothing written: no data file, as for an empty split
 
 
 class LocalStreaming(Executor):
