@@ -126,7 +126,7 @@ def audit_written(stage: Path, recipe: Recipe, manifest: dict[str, Any]) -> None
 
 def write_report_or_warn(folder: Path) -> None:
     """``report.html`` for a written output; a report bug never loses a finished build."""
-    from mixer.report import write_report  # loads matplotlib: only when a report is written
+    from mixer.report import write_report
 
     try:
         write_report(folder)
