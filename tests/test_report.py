@@ -490,6 +490,23 @@ def test_example_rows_are_read_shard_by_shard_as_a_whole_read_would_pick_them(tm
     assert data.rows_at(opened, "train", [], ["id"]).columns == ["_row", "id"]
 
 
+def test_example_rows_skip_row_groups_without_a_wanted_row_and_still_get_exact_rows(tmp_path: Path) -> None:
+    """Only row groups holding a sampled row are decoded; positions count every group, read or not."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    build(str(QUICKSTART), "--out", str(out), "--set", "output.shard_rows=40")
+    opened = data.open_output(out)
+    files = opened.files["train"]
+    for f in files:  # rewritten in row groups of 3 rows: most groups hold no wanted row
+        pq.write_table(pq.read_table(f), f, row_group_size=3)
+    assert pq.ParquetFile(files[0]).metadata.num_row_groups > 5
+    whole = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed").with_row_index("_row")
+    positions = sorted({1, 11, 12, 39, 40, 41, whole.height - 2})
+    got = data.rows_at(opened, "train", positions, ["id", "messages"])
+    assert got.equals(whole.filter(pl.col("_row").is_in(positions)).select("_row", "id", "messages"))
+
+
 @needs_shared
 def test_sample_and_meta_tallies_read_in_batches_equal_one_whole_read(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:

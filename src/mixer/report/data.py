@@ -375,13 +375,21 @@ def rows_at(out: Output, split: str, rows: list[int], columns: list[str]) -> pl.
     parts = []
     start = 0
     for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000, columns=columns):
-            lo, hi = np.searchsorted(wanted, [start, start + batch.num_rows])
-            if hi > lo:
-                taken = pl.from_arrow(batch.take(wanted[lo:hi] - start))
-                assert isinstance(taken, pl.DataFrame)
-                parts.append(taken.select(pl.Series("_row", wanted[lo:hi], dtype=pl.UInt32), *columns))
-            start += batch.num_rows
+        shard = pq.ParquetFile(path)
+        sizes = [shard.metadata.row_group(i).num_rows for i in range(shard.metadata.num_row_groups)]
+        bounds = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))) + start
+        # only the row groups holding a wanted row are decoded (a handful of examples: one or two)
+        groups = [i for i in range(len(sizes)) if np.searchsorted(wanted, bounds[i + 1]) > np.searchsorted(wanted, bounds[i])]
+        for i in groups:
+            first = int(bounds[i])
+            for batch in shard.iter_batches(batch_size=10_000, columns=columns, row_groups=[i]):
+                lo, hi = np.searchsorted(wanted, [first, first + batch.num_rows])
+                if hi > lo:
+                    taken = pl.from_arrow(batch.take(wanted[lo:hi] - first))
+                    assert isinstance(taken, pl.DataFrame)
+                    parts.append(taken.select(pl.Series("_row", wanted[lo:hi], dtype=pl.UInt32), *columns))
+                first += batch.num_rows
+        start = int(bounds[-1])
     return pl.concat(parts, how="vertical_relaxed") if parts else lf.head(0).with_row_index("_row").select(
         "_row", *columns).collect()
 
