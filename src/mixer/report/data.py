@@ -379,8 +379,8 @@ def rows_at(out: Output, split: str, rows: list[int], columns: list[str]) -> pl.
         sizes = [shard.metadata.row_group(i).num_rows for i in range(shard.metadata.num_row_groups)]
         bounds = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))) + start
         # only the row groups holding a wanted row are decoded (a handful of examples: one or two)
-        groups = [i for i in range(len(sizes)) if np.searchsorted(wanted, bounds[i + 1]) > np.searchsorted(wanted, bounds[i])]
-        for i in groups:
+        hits = np.searchsorted(wanted, bounds)  # wanted rows before each group's start
+        for i in np.flatnonzero(hits[1:] > hits[:-1]).tolist():
             first = int(bounds[i])
             for batch in shard.iter_batches(batch_size=10_000, columns=columns, row_groups=[i]):
                 lo, hi = np.searchsorted(wanted, [first, first + batch.num_rows])
