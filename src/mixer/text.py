@@ -69,15 +69,21 @@ def sequence_keys(texts: pl.Series, seed: int = 0) -> np.ndarray:
 
     The hash of the normalized text with runs of spaces made single and the ends trimmed:
     two texts get the same string exactly when their whitespace-separated tokens are equal.
-    Runs are halved by literal passes (a regex is 5x slower); the first passes, the separators
-    and the lower-casing run as one Polars query on the streaming engine, which spreads the rows
-    over every core; the few texts with a run still left are finished apart.
+    Runs are halved by literal passes (a regex is 5x slower); the first passes, the separators,
+    the lower-casing and the search for characters NFKC would change run as one Polars query
+    on the streaming engine, which spreads the rows over every core; the few texts with such a
+    character are normalized again from their NFKC form, and those with a run still left are
+    finished apart.
     """
-    single = pl.col("s").str.replace_many(["\r", "\n", "\t"], [" ", " ", " "])
-    for _ in range(_PASSES):
-        single = single.str.replace_all("  ", " ", literal=True)
-    norm = (pl.LazyFrame({"s": _compat(texts)}).select(single.str.to_lowercase())
-            .collect(engine="streaming").to_series())
+    texts = texts.fill_null("")
+    s = pl.col("s")
+    found = (pl.LazyFrame({"s": texts})
+             .select(_normal(s), odd=(s.str.len_bytes() != s.str.len_chars()) & s.str.contains(_COMPAT))
+             .collect(engine="streaming"))
+    norm = found.get_column("s")
+    odd = np.flatnonzero(found.get_column("odd").to_numpy())
+    if len(odd):
+        norm = norm.scatter(odd, pl.select(_normal(pl.lit(texts.gather(odd).str.normalize("NFKC")))).to_series())
     spaced = np.flatnonzero(norm.str.contains("  ", literal=True).to_numpy())
     if len(spaced):  # a run longer than 2**_PASSES spaces
         runs = norm.gather(spaced)
@@ -85,6 +91,14 @@ def sequence_keys(texts: pl.Series, seed: int = 0) -> np.ndarray:
             runs = runs.str.replace_all("  ", " ", literal=True)
         norm = norm.scatter(spaced, runs)
     return norm.str.strip_chars(" ").hash(seed=seed).to_numpy()
+
+
+def _normal(text: pl.Expr) -> pl.Expr:
+    """Separators as spaces, runs of up to 2**_PASSES spaces made one, lower case."""
+    single = text.str.replace_many(["\r", "\n", "\t"], [" ", " ", " "])
+    for _ in range(_PASSES):
+        single = single.str.replace_all("  ", " ", literal=True)
+    return single.str.to_lowercase()
 
 
 _PASSES = 2  # literal halvings in the streaming query: runs of up to 4 spaces become one
