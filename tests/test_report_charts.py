@@ -173,3 +173,7 @@ def test_writing_a_report_does_not_load_a_plotting_library() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'plotly')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_narrow_log_range_still_gets_several_ticks() -> None:
+    assert charts.log_ticks(150, 900) == [200, 300, 400, 500, 600, 700, 800, 900]

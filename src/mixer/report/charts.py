@@ -109,9 +109,16 @@ def percent_labels(ticks: Sequence[float]) -> list[str]:
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
-    """1, 2 and 5 times each power of ten within [lo, hi] (only the powers when that is many)."""
+    """1, 2 and 5 times each power of ten within [lo, hi]: only the powers when that is many,
+    every multiple (200, 300, ...) when it is fewer than three."""
     powers = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-    ticks = [s * 10.0 ** k for k in powers for s in (1, 2, 5) if lo <= s * 10.0 ** k <= hi]
+
+    def within(steps: Sequence[int]) -> list[float]:
+        return [s * 10.0 ** k for k in powers for s in steps if lo <= s * 10.0 ** k <= hi]
+
+    ticks = within((1, 2, 5))
+    if len(ticks) < 3:
+        return within(range(1, 10))
     return ticks if len(ticks) <= 10 else [t for t in ticks if math.log10(t) == round(math.log10(t))]
 
 
@@ -137,7 +144,8 @@ class _Legend:
         room = self.width() if room is None else room
         out = []
         if backdrop and self.items:  # over a plot: keep the lines behind it from crossing the labels
-            out.append(f'<rect x="{_n(x - 4)}" y="{_n(y - 9)}" width="{_n(room)}" height="{16 * len(self.items) + 2}"'
+            wide = min(room, max(text_width(_clipped(label, room - 22)) for label, _, _ in self.items) + 26)
+            out.append(f'<rect x="{_n(x - 4)}" y="{_n(y - 9)}" width="{_n(wide)}" height="{16 * len(self.items) + 2}"'
                        ' fill="white" fill-opacity="0.85"/>')
         for i, (label, fill, mark) in enumerate(self.items):
             out += [self._mark(x, y + i * 16, fill, mark), _text(x + 20, y + i * 16, _clipped(label, room - 22))]
