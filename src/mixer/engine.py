@@ -42,7 +42,6 @@ STAGES = ("read", "dedup", "prepare", "select", "order", "gather", "export")  # 
 MEASURED = {f"n_{m}": pl.UInt32 for m in tokens.MEASURES}  # a row's size in every token measure
 #: per row, for selection: ``n_tokens`` is its size under the recipe's ``token_budget``
 SKINNY = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, **MEASURED, "_chunk": pl.UInt32})
-GATHERED = pl.Schema({"id": pl.String, "n_tokens": pl.UInt32, "_rendered": pl.UInt32})
 
 
 @dataclass(frozen=True)
@@ -169,13 +168,11 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
             {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"], available,
             sizes["validation"], removed, {s.src.name: s.flagged for s in b.sources}, augmented,
             {name: p.info for name, p in b.prepared.items()}, behaviours)
-        totals = {name: {"rows": sum(f.height for f in part.values()),
-                         "tokens": int(sum(mix.amount(f, "tokens") for f in part.values()))}
+        totals = {name: {"rows": sum(f.rows for f in part.values()), "tokens": sum(f.tokens for f in part.values())}
                   for name, part in sizes.items()}
         manifest = manifest_mod.build_manifest(recipe, b.enc.name, entries, totals)
         if decontaminated is not None:
             manifest["decontamination"] = decontaminated
-        del sizes  # a key table of every selected row: freed before the export assembles its shards
         output = _export(b, heights, manifest)
         # the one part of the manifest that differs between runs of the same recipe
         manifest["run"] = {"executor": executor.name, **executor.describe(),
@@ -419,14 +416,14 @@ def _plan(chosen: dict[str, pl.DataFrame], b: _Build) -> pl.DataFrame:
                            _shard=pl.Series(shard, dtype=pl.UInt32))
 
 
-def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[str, pl.DataFrame]],
+def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[str, manifest_mod.Selected]],
                                                                   dict[str, dict[str, int]],
                                                                   dict[str, dict[str, dict[str, int]]]]:
     """Row-local: each chunk's selected rows (upsampled repeats re-augmented), handed to the
     executor with their position; returns their sizes per split and source, and how many
     selected train rows each transform step augmented."""
     b.start("gather", sum(p.height for p in plans.values()))
-    sizes: dict[str, dict[str, pl.DataFrame]] = {name: {} for name in plans}
+    sizes: dict[str, dict[str, manifest_mod.Selected]] = {name: {} for name in plans}
     augmented: dict[str, dict[str, int]] = {}
     behaviours: dict[str, dict[str, dict[str, int]]] = {}
     for s in b.sources:
@@ -445,14 +442,9 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
         behaviours[name] = {}
-        for split_name, plan in own.items():
-            got = _concat([d.rows[split_name] for d in done if split_name in d.rows], GATHERED)
-            # a repeat's content and assistant tokens are its original's (the plan carries them); its
-            # rendered count is its own
-            sizes[split_name][name] = (
-                got.join(plan.select("id", *MEASURED), on="id", how="left", maintain_order="left")
-                .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
-                        "n_assistant"))
+        for split_name in own:
+            sizes[split_name][name] = sum((d.sizes[split_name] for d in done if split_name in d.sizes),
+                                          manifest_mod.Selected())
         for d in done:
             for label, n in d.augmented.items():
                 augmented[name][label] += n
@@ -460,18 +452,18 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
                 total = behaviours[name].setdefault(label, {})
                 for kind, n in counts.items():
                     total[kind] = total.get(kind, 0) + n
-    b.end("gather", sum(f.height for part in sizes.values() for f in part.values()))
+    b.end("gather", sum(f.rows for part in sizes.values() for f in part.values()))
     return sizes, augmented, {name: {label: dict(sorted(c.items())) for label, c in per.items()}
                               for name, per in behaviours.items()}
 
 
 @dataclass
 class _Gathered:
-    """What ``gather`` keeps of one chunk's selected rows: their sizes per split (``GATHERED``)
-    and, counted from the train rows' meta here (not kept: ~150 bytes a row), what each
-    transform step did to them."""
+    """What ``gather`` keeps of one chunk's selected rows: their sizes summed per split and,
+    counted from the train rows' meta here (not kept: ~150 bytes a row), what each transform
+    step did to them."""
 
-    rows: dict[str, pl.DataFrame] = field(default_factory=dict)
+    sizes: dict[str, manifest_mod.Selected] = field(default_factory=dict)
     augmented: dict[str, int] = field(default_factory=dict)
     behaviours: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -480,7 +472,7 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
     ready = None
     out = _Gathered()
     for split_name, plan in plans.items():
-        mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard")
+        mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard", *MEASURED)
         if not mine.height:
             continue
         if ready is None:
@@ -488,7 +480,8 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
         mine = mine.with_columns(_base=pl.col("id").str.replace(r"#\d+$", ""))
         is_repeat = pl.col("id") != pl.col("_base")
         first = mine.filter(~is_repeat).join(ready, on="id", how="inner").drop("_base")
-        repeats = mine.filter(is_repeat)
+        repeats = mine.filter(is_repeat).drop(*MEASURED)
+        first = first.drop(*MEASURED)
         if repeats.height and s.src.transforms:
             # a repeat starts again from the untransformed row under its own id: fresh draws
             fresh = (repeats.select("id", "_base").join(io.get("clean").rename({"id": "_base"}), on="_base",
@@ -503,7 +496,12 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
         rows = pl.concat([first, again.select(first.columns)]) if repeats.height else first
         assert rows.height == mine.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
         io.put_rows(split_name, rows.drop("_rendered"))
-        out.rows[split_name] = rows.select(GATHERED.names())
+        # a repeat's content and assistant tokens are its original's (the plan carries them); its
+        # rendered count is its own
+        out.sizes[split_name] = manifest_mod.Selected.of(
+            rows.select("id", "n_tokens", "_rendered").join(mine.select("id", *MEASURED), on="id", how="left")
+            .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
+                    "n_assistant"))
         if split_name == "train":
             out.augmented = manifest_mod.augmented_counts(rows, s.steps)
             out.behaviours = manifest_mod.behaviour_counts(rows, s.steps)

@@ -329,26 +329,55 @@ class Available:
         return cls(train.height, held.height, int(mix.amount(both, "tokens")), _measures(both))
 
 
+@dataclasses.dataclass(frozen=True)
+class Selected:
+    """The sizes of the rows one source has selected in a split, as written: rows, tokens under
+    the budget (``n_tokens``), the largest row, and every measure. Summed chunk by chunk while
+    ``gather`` writes the rows, instead of a table of every selected row (about 60 bytes a row)."""
+
+    rows: int = 0
+    tokens: int = 0
+    largest: int = 0
+    measures: dict[str, int] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(("rendered", "content", "assistant"), 0))
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> Selected:
+        """Of rows with ``n_tokens`` and the three measures."""
+        if not frame.height:
+            return cls()
+        return cls(frame.height, int(frame.get_column("n_tokens").sum()), int(frame.get_column("n_tokens").max()),
+                   _measures(frame))
+
+    def __add__(self, other: Selected) -> Selected:
+        return Selected(self.rows + other.rows, self.tokens + other.tokens, max(self.largest, other.largest),
+                        {m: n + other.measures[m] for m, n in self.measures.items()})
+
+    def amount(self, unit: str) -> int:
+        """Size in ``unit`` (as :func:`mixer.mix.amount` of the rows)."""
+        return self.tokens if unit == "tokens" else self.rows
+
+
 def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[str, list[Step]],
-                   allocations: list[Allocation], chosen: dict[str, pl.DataFrame],
+                   allocations: list[Allocation], chosen: dict[str, Selected],
                    available: dict[str, Available],
-                   val_chosen: dict[str, pl.DataFrame], removed: pl.DataFrame,
+                   val_chosen: dict[str, Selected], removed: pl.DataFrame,
                    flagged: dict[str, int], augmented: dict[str, dict[str, int]],
                    prepared: dict[str, dict[str, dict[str, Any]]] | None = None,
                    behaviours: dict[str, dict[str, dict[str, int]]] | None = None) -> dict[str, dict[str, Any]]:
     """The manifest's per-source accounting, from what each stage reported.
 
-    Frames hold ``n_tokens`` (each row's size under the token budget) and the three measures
-    ``n_rendered``, ``n_content``, ``n_assistant``. ``prepared`` is, per source and transform
-    step, what preparing it found (pool and catalog entries used and skipped, by reason).
+    ``chosen`` and ``val_chosen`` are the sizes of each source's selected rows per split, as
+    ``gather`` wrote them. ``prepared`` is, per source and transform step, what preparing it
+    found (pool and catalog entries used and skipped, by reason).
     """
-    train_total = sum(mix.amount(f, recipe.unit) for f in chosen.values())
+    train_total = sum(f.amount(recipe.unit) for f in chosen.values())
     entries = {}
     for alloc in allocations:
         name = alloc.source
         got = chosen[name]
         buckets = removed.filter(pl.col("source") == name).get_column("bucket")
-        alloc = dataclasses.replace(alloc, selected_rows=got.height, selected_tokens=int(mix.amount(got, "tokens")))
+        alloc = dataclasses.replace(alloc, selected_rows=got.rows, selected_tokens=got.tokens)
         entries[name] = source_entry(
             reports[name], steps[name], alloc,
             cleaned={"rows_deduplicated": int((buckets == "deduplicated").sum()),
@@ -356,12 +385,11 @@ def source_entries(recipe: Recipe, reports: dict[str, ReadReport], steps: dict[s
                      "rows_flagged_contaminated": flagged.get(name, 0)},
             split_rows={"train": available[name].train_rows, "validation": available[name].validation_rows},
             tokens_available=available[name].tokens,
-            validation={"rows": val_chosen[name].height, "tokens": int(mix.amount(val_chosen[name], "tokens"))},
-            realized_share=mix.amount(got, recipe.unit) / train_total if train_total else 0.0,
+            validation={"rows": val_chosen[name].rows, "tokens": val_chosen[name].tokens},
+            realized_share=got.amount(recipe.unit) / train_total if train_total else 0.0,
             augmented_selected=augmented[name],
-            token_counts={"available": available[name].measures, "selected": _measures(got)},
-            largest_row=(int(got.get_column("n_tokens").max() or 0) if alloc.unit == "tokens" else 1) if got.height
-            else 0,
+            token_counts={"available": available[name].measures, "selected": dict(got.measures)},
+            largest_row=(got.largest if alloc.unit == "tokens" else 1) if got.rows else 0,
             prepared=(prepared or {}).get(name),
             behaviours=(behaviours or {}).get(name),
         )
