@@ -427,10 +427,9 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
     augmented: dict[str, dict[str, int]] = {}
     behaviours: dict[str, dict[str, dict[str, int]]] = {}
     for s in b.sources:
-        own = {split_name: plan.filter(pl.col("_prio") == s.prio) for split_name, plan in plans.items()}
         mine: dict[int, dict[str, pl.DataFrame]] = {}  # chunk -> split -> its selected rows
-        for split_name, plan in own.items():
-            for c, part in by_chunk(plan).items():
+        for split_name, plan in plans.items():  # (the source's plan is not kept beside its parts)
+            for c, part in by_chunk(plan.filter(pl.col("_prio") == s.prio)).items():
                 mine.setdefault(c, {})[split_name] = part
 
         def gather(io: ChunkIO, part: dict[str, pl.DataFrame] | None, s: _Source = s) -> _Gathered:
@@ -442,7 +441,7 @@ def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[s
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
         behaviours[name] = {}
-        for split_name in own:
+        for split_name in plans:
             sizes[split_name][name] = sum((d.sizes[split_name] for d in done if split_name in d.sizes),
                                           manifest_mod.Selected())
         for d in done:
