@@ -63,8 +63,11 @@ def test_by_default_a_token_share_buys_the_sources_own_content_not_injected_text
         assert entry["tokens_selected"] == written["content"]
         assert abs(written["content"] - 4000) <= entry["largest_row_selected"]  # half the content each
     assert aug["token_counts"]["selected"]["rendered"] > 3 * aug["token_counts"]["selected"]["content"]
-    # the rows' n_tokens is their size under the budget
-    assert int(frame.filter(pl.col("source") == "aug")["n_tokens"].sum()) == aug["tokens_selected"]
+    # the rows' n_tokens is their size under the budget, and the largest is the manifest's
+    for name, entry in (("aug", aug), ("plain", plain)):
+        n_tokens = frame.filter(pl.col("source") == name)["n_tokens"]
+        assert int(n_tokens.sum()) == entry["tokens_selected"] and int(n_tokens.max()) == entry["largest_row_selected"]
+        assert n_tokens.len() == entry["rows_selected"]
 
 
 def test_a_rendered_budget_spends_the_share_on_injected_text(tmp_path: Path) -> None:
