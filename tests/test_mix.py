@@ -160,3 +160,17 @@ def test_draw_order_sorts_by_draw_then_id_then_position(rows: list[tuple[int, st
     ids = pl.Series([i for _, i in rows], dtype=pl.String)
     expected = sorted(range(len(rows)), key=lambda k: (rows[k][0], rows[k][1].encode("utf-8"), k))
     assert _by_draw(draws, ids).tolist() == expected
+
+
+def test_row_keys_and_repeat_indices_do_not_depend_on_the_slices_they_are_parsed_in(monkeypatch) -> None:
+    """Ids are parsed a slice at a time (the parse copies every id twice); the keys must be those
+    of one whole parse, with ``.k`` occurrences and ``#r`` repeats anywhere in the column."""
+    from mixer import rng
+
+    ids = pl.Series([f"s{i % 3}/{i * 7919:016x}" + (f".{i % 4}" if i % 5 == 0 else "") + (f"#{i % 3}" if i % 2 else "")
+                     for i in range(101)])
+    whole = (rng.row_keys(ids), rng.repeat_index(ids))
+    monkeypatch.setattr(rng, "_KEY_SLICE", 7)
+    sliced = (rng.row_keys(ids), rng.repeat_index(ids))
+    assert whole[0].tolist() == sliced[0].tolist() and whole[1].tolist() == sliced[1].tolist()
+    assert len(set(whole[0].tolist())) > 90 and set(whole[1].tolist()) == {0, 1, 2}
