@@ -293,3 +293,47 @@ def test_read_ahead_keeps_order_passes_errors_on_and_stops_with_its_reader() -> 
     reader.close()
     assert closed.is_set()
     assert not any(t.name == "mixer-read-ahead" for t in threading.enumerate())
+
+
+def test_ordered_map_gives_results_in_item_order_errors_at_their_item_and_stops_its_source() -> None:
+    """Batches decode in threads, two or more at once; what the reader sees must be what a plain
+    loop gives: results in item order however long each took, the error of the item that failed
+    and none after it, and a reader that stops early closes the item source."""
+    import random
+    import threading
+    import time
+
+    from mixer.sources.read import ordered_map
+
+    def slow(x: int) -> int:
+        time.sleep(random.Random(x).random() / 500)  # later items often finish first
+        return x * x
+
+    assert list(ordered_map(slow, iter(range(200)), workers=3)) == [x * x for x in range(200)]
+
+    def fails_at_7(x: int) -> int:
+        if x == 7:
+            raise DataError("batch 7: cannot decode")
+        return slow(x)
+
+    got = []
+    with pytest.raises(DataError, match="batch 7"):
+        for y in ordered_map(fails_at_7, iter(range(20))):
+            got.append(y)
+    assert got == [x * x for x in range(7)]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    mapped = ordered_map(slow, endless())
+    assert [next(mapped) for _ in range(5)] == [0, 1, 4, 9, 16]
+    mapped.close()
+    assert closed.is_set()

@@ -7,9 +7,10 @@ layer's job) and a :class:`ReadReport` whose counts add up: ``read = rejected + 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import islice
 from collections.abc import Callable, Iterator, Sequence
@@ -300,10 +301,15 @@ def _fast_file(source: Source, lines: _Lines, report: ReadReport) -> Iterator[Lo
     label_json = json.dumps(lines.label, ensure_ascii=False)
     items = lines.items if lines.items is not None else raw_lines(lines.path, limit_mb=source.max_record_mb)
     label = lines.label
-    for batch, texts in read_ahead(_texts(items)):
+
+    def decode(read: tuple[list[_Raw], list[str | None]]) -> tuple[list[_Raw], fast.Batch]:
+        batch, texts = read
         mask = fast.plain_mask(pl.Series(texts, dtype=pl.String), lines.format, source.side).to_list()
         plain = [(n, text) for (n, _), text, ok in zip(batch, texts, mask) if ok and text is not None]
-        decoded = fast.decode(plain, label_json, lines.format, source.side) if plain else fast.Batch(pl.DataFrame(), [])
+        return batch, (fast.decode(plain, label_json, lines.format, source.side) if plain
+                       else fast.Batch(pl.DataFrame(), []))
+
+    for batch, decoded in ordered_map(decode, read_ahead(_texts(items))):
         raws = dict(batch)
         yield from _in_order(decoded, [n for n, _ in batch], report, lambda rest, raws=raws: (
             Located(label, n, _record(raws[n])) for n in rest))
@@ -331,6 +337,7 @@ def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
 
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 def read_ahead(produce: Iterator[T], depth: int = 2) -> Iterator[T]:
@@ -377,6 +384,31 @@ def read_ahead(produce: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
+def ordered_map(fn: Callable[[T], U], items: Iterator[T], workers: int | None = None) -> Iterator[U]:
+    """``fn`` of each item, in order, with up to ``workers`` items (default: one per core, 2 to 4)
+    worked on at once in threads: the batch path's work is mostly Polars, which lets go of the
+    GIL, so batches decode on every core. An error comes out at its item; stopping early stops
+    taking items."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    if workers is None:
+        workers = min(4, max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+
+    pending: deque[Future[U]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixer-decode") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+            getattr(items, "close", lambda: None)()
+
+
 def _record(raw: bytes | str | Unreadable) -> dict[str, Any] | Unreadable:
     """A line (or array item) the batch path leaves to the adapter, decoded as the per-record reader does."""
     if isinstance(raw, Unreadable):
@@ -391,12 +423,21 @@ def _arrow_part(source: Source, arrow: _Arrow, report: ReadReport) -> Iterator[L
 
     label = arrow.part.label
     label_json = json.dumps(label, ensure_ascii=False)
-    first = 1
     wanted = fast.arrow_columns(arrow.format, source.side)
-    for batch in arrow.part.batches():
+
+    def numbered(batches: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+        first = 1
+        for batch in batches:
+            yield first, batch
+            first += batch.num_rows
+
+    def decode(item: tuple[int, Any]) -> tuple[int, Any, fast.Batch]:
+        first, batch = item
         frame = _polars(batch, wanted)
-        decoded = (fast.arrow_batch(frame, first, label_json, arrow.format, source.side) if frame is not None
-                   else fast.Batch(pl.DataFrame(), []))
+        return first, batch, (fast.arrow_batch(frame, first, label_json, arrow.format, source.side)
+                              if frame is not None else fast.Batch(pl.DataFrame(), []))
+
+    for first, batch, decoded in ordered_map(decode, numbered(arrow.part.batches())):
         numbers = range(first, first + batch.num_rows)
         start = first
 
@@ -407,7 +448,6 @@ def _arrow_part(source: Source, arrow: _Arrow, report: ReadReport) -> Iterator[L
                 yield from (Located(label, n, record) for n, record in zip(some, taken))
 
         yield from _in_order(decoded, numbers, report, records)
-        first += batch.num_rows
 
 
 def _polars(batch: Any, wanted: set[str]) -> pl.DataFrame | None:
