@@ -256,6 +256,17 @@ def test_each_batch_format_agrees_with_its_adapter_on_junk(tmp_path: Path, monke
     assert report.rejected  # the junk's problems are counted the same way
 
 
+def endless(closed):
+    """0, 1, 2, ... for ever; ``closed`` is set when the generator is closed."""
+    try:
+        n = 0
+        while True:
+            yield n
+            n += 1
+    finally:
+        closed.set()
+
+
 def test_read_ahead_keeps_order_passes_errors_on_and_stops_with_its_reader() -> None:
     """Lines are read one batch ahead in a thread; what the reader sees must be what a plain
     loop gives: every item in order, the producer's error at the item it happened, and a
@@ -278,17 +289,7 @@ def test_read_ahead_keeps_order_passes_errors_on_and_stops_with_its_reader() -> 
     assert got == [1, 2]
 
     closed = threading.Event()
-
-    def endless():
-        try:
-            n = 0
-            while True:
-                yield n
-                n += 1
-        finally:
-            closed.set()
-
-    reader = read_ahead(endless())
+    reader = read_ahead(endless(closed))
     assert [next(reader) for _ in range(5)] == [0, 1, 2, 3, 4]
     reader.close()
     assert closed.is_set()
@@ -323,17 +324,7 @@ def test_ordered_map_gives_results_in_item_order_errors_at_their_item_and_stops_
     assert got == [x * x for x in range(7)]
 
     closed = threading.Event()
-
-    def endless():
-        try:
-            n = 0
-            while True:
-                yield n
-                n += 1
-        finally:
-            closed.set()
-
-    mapped = ordered_map(slow, endless())
+    mapped = ordered_map(slow, endless(closed))
     assert [next(mapped) for _ in range(5)] == [0, 1, 4, 9, 16]
     mapped.close()
     assert closed.is_set()
