@@ -354,7 +354,10 @@ def _canonical(ok: pl.DataFrame, convo: pl.DataFrame, system: pl.DataFrame, labe
     digest_part = pl.concat_str(pl.lit('{"content": '), _json_string(pl.col("content")),
                                 pl.lit(', "name": null, "role": "'), pl.col("role"),
                                 pl.lit('", "tool_call_id": null, "tool_calls": null}'))
-    messages = convo.group_by("_row", maintain_order=True).agg(messages=message, _parts=digest_part.str.join(", "))
+    # each turn's digest text is built on the flat turns, then joined per row (an expression inside
+    # the aggregation runs group by group: 30% slower)
+    messages = (convo.with_columns(_part=digest_part).group_by("_row", maintain_order=True)
+                .agg(messages=message, _parts="_part").with_columns(pl.col("_parts").list.join(", ")))
     out = (ok.select("_row", "_line", "id", "_repairs").join(system, on="_row", how="left")
            .join(messages, on="_row", how="left").sort("_line"))
     system_json = pl.when(pl.col("system").is_null()).then(pl.lit("null")).otherwise(_json_string(pl.col("system")))
