@@ -177,3 +177,10 @@ def test_writing_a_report_does_not_load_a_plotting_library() -> None:
 
 def test_a_narrow_log_range_still_gets_several_ticks() -> None:
     assert charts.log_ticks(150, 900) == [200, 300, 400, 500, 600, 700, 800, 900]
+
+
+def test_legend_labels_of_the_shares_chart_are_shown_whole() -> None:
+    series = {"target": [0.5], "realised (tokens)": [0.5], "share of rows": [0.6],
+              "realised (tokens), as written": [0.62]}
+    shown = texts(parse(charts.shares(["harmless"], series, "shares")))
+    assert all(label in shown for label in series)

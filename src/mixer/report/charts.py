@@ -136,8 +136,8 @@ class _Legend:
         return _rect(x, y - 5, 14, 10, fill)
 
     def width(self) -> float:
-        """The room a column of these entries takes: the longest label's, up to a quarter of a chart."""
-        return min(max((text_width(label) for label, _, _ in self.items), default=0) + 22, WIDTH / 4)
+        """The room a column of these entries takes: the longest label's, up to a third of a chart."""
+        return min(max((text_width(label) for label, _, _ in self.items), default=0) + 22, WIDTH / 3)
 
     def column(self, x: float, y: float, room: float | None = None, backdrop: bool = False) -> list[str]:
         """One entry under the other, from (x, y); labels cut to ``room`` pixels with the mark."""
