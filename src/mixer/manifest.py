@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from mixer import mix, pools, writers
+from mixer import pools, writers
 from mixer.errors import DataError
 from mixer.manifest_schema import Decontamination, Export, SourceEntry
 from mixer.mix import VALIDATION_RULE, Allocation
@@ -325,8 +325,8 @@ class Available:
 
     @classmethod
     def of(cls, train: pl.DataFrame, held: pl.DataFrame) -> Available:
-        both = pl.concat([train, held])
-        return cls(train.height, held.height, int(mix.amount(both, "tokens")), _measures(both))
+        both = Selected.of(pl.concat([train, held]))
+        return cls(train.height, held.height, both.tokens, both.measures)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ unlike ``pl.Expr.hash``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import polars as pl
@@ -77,7 +77,7 @@ def row_keys(ids: pl.Series | Iterable[str]) -> np.ndarray:
     """
     ids = ids if isinstance(ids, pl.Series) else pl.Series(list(ids), dtype=pl.String)
     if len(ids) > _KEY_SLICE:  # the parse makes two string columns of every id: a slice at a time
-        return np.concatenate([row_keys(ids.slice(i, _KEY_SLICE)) for i in range(0, len(ids), _KEY_SLICE)])
+        return _sliced(row_keys, ids)
     # "hex16", "hex16.k", "hex16#r" or "hex16.k#r": what follows the source name's slash
     tail = pl.select(pl.lit(ids).str.slice(pl.lit(ids).str.find("/", literal=True).fill_null(-1) + 1)).to_series()
     base = tail.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
@@ -93,10 +93,14 @@ def row_keys(ids: pl.Series | Iterable[str]) -> np.ndarray:
 _KEY_SLICE = 1_000_000  # ids parsed at once by row_keys and repeat_index
 
 
+def _sliced(parse: Callable[[pl.Series], np.ndarray], ids: pl.Series) -> np.ndarray:
+    return np.concatenate([parse(ids.slice(i, _KEY_SLICE)) for i in range(0, len(ids), _KEY_SLICE)])
+
+
 def repeat_index(ids: pl.Series) -> np.ndarray:
     """The repeat number of each id: 0 for a first copy, r for ``...#r`` (an upsampled copy)."""
     if len(ids) > _KEY_SLICE:
-        return np.concatenate([repeat_index(ids.slice(i, _KEY_SLICE)) for i in range(0, len(ids), _KEY_SLICE)])
+        return _sliced(repeat_index, ids)
     if not ids.str.contains("#", literal=True).any():
         return np.zeros(len(ids), dtype=np.uint64)
     suffix = ids.str.split("#").list.get(1, null_on_oob=True)

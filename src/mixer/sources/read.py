@@ -7,7 +7,6 @@ layer's job) and a :class:`ReadReport` whose counts add up: ``read = rejected + 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 from collections import Counter, deque
@@ -392,7 +391,7 @@ def ordered_map(fn: Callable[[T], U], items: Iterator[T], workers: int | None = 
     from concurrent.futures import Future, ThreadPoolExecutor
 
     if workers is None:
-        workers = min(4, max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+        workers = min(4, max(2, pl.thread_pool_size()))  # the cores Polars itself works on
 
     pending: deque[Future[U]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixer-decode") as pool:
