@@ -64,6 +64,14 @@ def shard_plan(total: int, shard_rows: int) -> list[tuple[int, int]]:
 ROW_GROUP = 50_000  # rows per Parquet row group of canonical shards
 
 
+def _own_arrays(group: pl.DataFrame) -> pl.DataFrame:
+    """``group``'s rows in arrays of their own, so that exporting it costs its own size. Polars
+    exports a slice of a list column with its parent's whole child array (``rechunk`` keeps a
+    one-chunk slice as it is): at 500k rows, a 50k-row group of a 250k-row shard took 1 s to
+    export, against 0.03 s gathered."""
+    return group.select(pl.all().gather(pl.int_range(pl.len())))
+
+
 def write_shard(part: pl.DataFrame | list[dict[str, Any]], folder: Path, split: str, index: int, count: int,
                 suffix: str, features: Any = None) -> OutputFile:
     """Write shard ``index`` of ``count`` of a split as ``folder/data/{split}-0000i-of-0000n.{suffix}``.
@@ -84,7 +92,7 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]], folder: Path, split: 
             groups = part.iter_slices(ROW_GROUP) if part.height else [part]
             with pq.ParquetWriter(path, part.head(0).to_arrow().schema, compression="zstd") as writer:
                 for group in groups:
-                    writer.write_table(group.rechunk().to_arrow(), row_group_size=ROW_GROUP)  # rechunked: 4x less memory
+                    writer.write_table(_own_arrays(group).to_arrow(), row_group_size=ROW_GROUP)
         else:
             part.write_ndjson(path)
         rows = part.height
