@@ -120,3 +120,33 @@ def test_counts_taken_in_slices_equal_counts_taken_at_once(enc, monkeypatch) -> 
     monkeypatch.setattr(tokens, "_SLICE", 4)
     assert tokens.counts(after, enc, before).equals(whole)
     assert tokens.counts(after, enc).equals(tokens._counts(after, enc, None))
+
+
+def test_content_leaves_out_injected_tools_whether_or_not_the_source_had_tools_of_its_own(enc) -> None:
+    own = json.dumps({"type": "function", "function": {"name": "mine", "parameters": {"type": "object"}}})
+    added = json.dumps({"type": "function", "function": {"name": "added", "description": "x " * 40}})
+    turns = [msg("user", "hello"), msg("assistant", "hi")]
+    bare = tokens.counts(frame([{"id": "s/0", "messages": turns}]), enc)["n_rendered"][0]
+    own_n = len(enc.encode_ordinary(own))
+    # a source without tools: every tool is injected (no source row has one)
+    after = frame([{"id": "s/0", "messages": turns, "tools": [added, own]}])
+    assert tokens.counts(after, enc, frame([{"id": "s/0", "messages": turns}]))["n_content"][0] == bare
+    # a source whose row had its own tool: that one is content, the added one is not
+    before = frame([{"id": "s/0", "messages": turns, "tools": [own]}, {"id": "s/1", "messages": turns}])
+    after = frame([{"id": "s/0", "messages": turns, "tools": [added, own]},
+                   {"id": "s/1", "messages": turns, "tools": [own]}])  # s/1's copy of the spec was injected
+    content = tokens.counts(after, enc, before)["n_content"].to_list()
+    assert content == [bare + own_n, bare]
+
+
+def test_workers_start_ahead_only_for_inputs_large_enough_to_use_them(enc, monkeypatch) -> None:
+    monkeypatch.setenv("MIXER_TOKEN_WORKERS", "2")
+    tokens._Workers.close()
+    tokens.warm(enc, tokens.PARALLEL_MIN - 1)
+    assert tokens._Workers.running == {}
+    tokens.warm(enc, tokens.PARALLEL_MIN)
+    assert [p.poll() for p in tokens._Workers.running[enc.name]] == [None]  # one worker beside this process
+    monkeypatch.setenv("MIXER_TOKEN_WORKERS", "1")
+    tokens._Workers.close()
+    tokens.warm(enc, 10 * tokens.PARALLEL_MIN)
+    assert tokens._Workers.running == {}

@@ -287,6 +287,8 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
     """
     recipe = b.recipe
     b.start("prepare", sum(s.report.rows_available for s in b.sources) - copies.height)  # type: ignore[union-attr]
+    if b.template is None and b.executor.in_process:
+        tokens.warm(b.enc, max((s.report.rows_available for s in b.sources), default=0))  # type: ignore[union-attr]
     index = build_index(recipe.decontaminate) if recipe.decontaminate is not None else None
     origins: list[pl.DataFrame] = []
     parts: list[pl.DataFrame] = []

@@ -101,6 +101,8 @@ class Executor(ABC):
     name = "base"
     #: how rows are cut into chunks: executors that cut alike share cached preparations
     chunking = "base"
+    #: row-local work runs in this process (so token counts use this process's workers)
+    in_process = True
 
     def __init__(self) -> None:
         self.chunks: dict[int, int] = {}  # source priority -> chunk count

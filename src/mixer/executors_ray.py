@@ -92,6 +92,7 @@ class RayExecutor(LocalStreaming):
 
     name = "ray"
     chunking = "stream"  # the same chunks as LocalStreaming: a streaming build's cached preparation serves it
+    in_process = False  # row-local steps run in Ray workers
 
     def __init__(self, chunk_rows: int = CHUNK_ROWS, spill: Path | None = None, address: str | None = None,
                  num_cpus: int | None = None, max_retries: int = 3) -> None:
