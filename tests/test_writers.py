@@ -33,3 +33,15 @@ def test_a_shard_cut_from_a_larger_frame_writes_its_rows_in_row_groups_the_same_
     assert [read.metadata.row_group(i).num_rows for i in range(read.num_row_groups)] == [3, 3, 3, 1]
     assert pl.read_parquet(tmp_path / "cut" / cut.path).equals(part)
     assert cut.sha256 == fresh.sha256 and cut.rows == 10
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_shards_written_side_by_side_come_back_in_order_with_the_bytes_of_one_at_a_time(tmp_path: Path, fmt: str) -> None:
+    splits = {"train": _rows(50), "validation": _rows(7)}
+    together = writers.write_splits(splits, tmp_path / "together", fmt, shard_rows=10)
+    one_by_one = [writers.write_shard(frame.slice(offset, length), tmp_path / "alone", split, i, count, fmt)
+                  for split, frame in splits.items()
+                  for count in [len(writers.shard_plan(frame.height, 10))]
+                  for i, (offset, length) in enumerate(writers.shard_plan(frame.height, 10))]
+    assert [f.as_dict() for f in together] == [f.as_dict() for f in one_by_one]
+    assert [f.path for f in together][:2] == [f"data/train-00000-of-00005.{fmt}", f"data/train-00001-of-00005.{fmt}"]

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,12 +117,14 @@ def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_
     if fmt not in FILE_TYPES:
         raise OutputError(f"output: unknown file type {fmt!r}; expected one of {', '.join(FILE_TYPES)}")
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    written: list[OutputFile] = []
+    jobs: list[tuple[pl.DataFrame, str, int, int]] = []
     for split, frame in splits.items():
         shards = shard_plan(frame.height, shard_rows)
-        for i, (offset, length) in enumerate(shards):
-            written.append(write_shard(frame.slice(offset, length), folder, split, i, len(shards), fmt))
-    return written
+        jobs += [(frame.slice(offset, length), split, i, len(shards)) for i, (offset, length) in enumerate(shards)]
+    # shards in threads, one per core: compressing a shard holds one core and lets go of the GIL
+    # (500k rows in two shards: 1.7-2.2 -> 1.0 s, the same bytes)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), pl.thread_pool_size(), 4))) as pool:
+        return list(pool.map(lambda job: write_shard(job[0], folder, job[1], job[2], job[3], fmt), jobs))
 
 
 def write_rows(splits: dict[str, list[dict[str, Any]]], lengths: dict[str, list[int]], folder: Path, suffix: str,
