@@ -328,3 +328,17 @@ def test_ordered_map_gives_results_in_item_order_errors_at_their_item_and_stops_
     assert [next(mapped) for _ in range(5)] == [0, 1, 4, 9, 16]
     mapped.close()
     assert closed.is_set()
+
+
+def test_identical_copies_across_batches_and_adapter_rows_get_the_same_k_ids(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "BATCH_LINES", 7)
+    plain = '{"messages": [{"role": "user", "content": "q%d"}, {"role": "assistant", "content": "a"}]}'
+    named = '{"messages": [{"role": "user", "content": "q%d", "name": "n"}, {"role": "assistant", "content": "a"}]}'
+    lines = [(named if i % 5 == 0 else plain) % (i % 3) for i in range(60)]  # the named ones go per record
+    path = tmp_path / "copies.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    batch, one_by_one = read_both(path, monkeypatch)
+    assert_same(batch, one_by_one)
+    ids = batch[0].get_column("id")
+    assert batch[1].read_paths["per record"] == 12 and ids.str.extract(r"\.(\d+)$").cast(pl.Int64).max() >= 15  # one text seen 16+ times across batches
