@@ -188,18 +188,18 @@ def _blank(expr: pl.Expr) -> pl.Expr:
     return ~expr.str.contains(r"[^\s\x1c-\x1f]")
 
 
-def decode(lines: list[tuple[int, str]], label_json: str, fmt: str = "openai", side: str = "chosen") -> Batch:
-    """Canonical rows for plain lines (line number, text), exactly as the ``fmt`` adapter
-    (``openai`` or ``hh-rlhf``) makes them; the lines its checks refuse are returned apart."""
-    numbers = [n for n, _ in lines]
+def decode(numbers: np.ndarray, texts: pl.Series, label_json: str, fmt: str = "openai", side: str = "chosen") -> Batch:
+    """Canonical rows for plain lines (their numbers and texts), exactly as the ``fmt`` adapter
+    makes them; the lines its checks refuse are returned apart."""
     dtype = _plain_dtype(fmt, side)
     try:
-        decoded = pl.Series([text for _, text in lines], dtype=pl.String).str.json_decode(dtype)
+        decoded = texts.str.json_decode(dtype)
     except pl.exceptions.PolarsError:
-        if len(lines) == 1:
-            return Batch(pl.DataFrame(), numbers)  # these lines go one by one: the adapter names the problem
-        half = len(lines) // 2  # one broken line must not send the whole batch the slow way
-        first, second = decode(lines[:half], label_json, fmt, side), decode(lines[half:], label_json, fmt, side)
+        if len(numbers) == 1:
+            return Batch(pl.DataFrame(), numbers.tolist())  # these lines go one by one: the adapter names the problem
+        half = len(numbers) // 2  # one broken line must not send the whole batch the slow way
+        first = decode(numbers[:half], texts.slice(0, half), label_json, fmt, side)
+        second = decode(numbers[half:], texts.slice(half), label_json, fmt, side)
         both = [b.rows for b in (first, second) if b.rows.height]
         return Batch(pl.concat(both) if both else pl.DataFrame(), first.refused + second.refused)
     return rows_of(pl.DataFrame({"_line": pl.Series(numbers, dtype=pl.Int64), "r": decoded}).unnest("r"),

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from itertools import islice
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import polars as pl
 
 from mixer import schema
@@ -27,7 +28,7 @@ from mixer.sources import formats
 from mixer.sources.adapters import RowError, rename
 from mixer.sources.files import (
     JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, parse_object, fingerprint, locate,
-    array_items, raw_lines, read_parts,
+    array_items, line_blocks, read_parts,
 )
 
 _DETECT_SAMPLE = 64
@@ -298,28 +299,48 @@ def _fast_file(source: Source, lines: _Lines, report: ReadReport) -> Iterator[Lo
     """The file's records in line order: runs of batch-decoded rows (frames) and, one by one,
     the lines the batch path leaves to the adapter."""
     label_json = json.dumps(lines.label, ensure_ascii=False)
-    items = lines.items if lines.items is not None else raw_lines(lines.path, limit_mb=source.max_record_mb)
     label = lines.label
+    batches = (_texts(lines.items) if lines.items is not None else
+               (piece for block in line_blocks(lines.path, limit_mb=source.max_record_mb)
+                for piece in block.slices(fast.BATCH_LINES)))
 
-    def decode(read: tuple[list[_Raw], list[str | None]]) -> tuple[list[_Raw], fast.Batch]:
-        batch, texts = read
-        mask = fast.plain_mask(pl.Series(texts, dtype=pl.String), lines.format, source.side).to_list()
-        plain = [(n, text) for (n, _), text, ok in zip(batch, texts, mask) if ok and text is not None]
-        return batch, (fast.decode(plain, label_json, lines.format, source.side) if plain
-                       else fast.Batch(pl.DataFrame(), []))
+    def decode(batch: _TextBatch) -> tuple[_TextBatch, fast.Batch]:
+        plain = fast.plain_mask(batch.texts, lines.format, source.side) & batch.texts.is_not_null()
+        numbers = batch.numbers[plain.to_numpy()]
+        return batch, (fast.decode(numbers, batch.texts.filter(plain), label_json, lines.format, source.side)
+                       if len(numbers) else fast.Batch(pl.DataFrame(), []))
 
-    for batch, decoded in ordered_map(decode, read_ahead(_texts(items))):
-        raws = dict(batch)
-        yield from _in_order(decoded, [n for n, _ in batch], report, lambda rest, raws=raws: (
-            Located(label, n, _record(raws[n])) for n in rest))
+    for batch, decoded in ordered_map(decode, read_ahead(batches)):
+        yield from _in_order(decoded, batch.numbers.tolist(), report, lambda rest, batch=batch: (
+            Located(label, n, _record(batch.raw(n))) for n in rest))
 
 
 _Raw = tuple[int, bytes | str | Unreadable]  # a line's (or array item's) number and its undecoded text
 
 
-def _texts(items: Iterator[_Raw]) -> Iterator[tuple[list[_Raw], list[str | None]]]:
-    """Lines in batches, each with its lines' text (None where it is no UTF-8): Python work,
-    run one batch ahead (:func:`read_ahead`) while the batch path's Polars work runs."""
+class _TextBatch(Protocol):
+    """Records in a row (lines or array items): their numbers, their text (null where it is no
+    UTF-8, or too large) and each one's undecoded form by number (:class:`files.LineBlock`)."""
+
+    @property
+    def numbers(self) -> np.ndarray: ...
+    @property
+    def texts(self) -> pl.Series: ...
+    def raw(self, number: int) -> bytes | str | Unreadable: ...
+
+
+@dataclass(frozen=True)
+class _Items:
+    numbers: np.ndarray
+    texts: pl.Series
+    raws: dict[int, bytes | str | Unreadable]
+
+    def raw(self, number: int) -> bytes | str | Unreadable:
+        return self.raws[number]
+
+
+def _texts(items: Iterator[_Raw]) -> Iterator[_Items]:
+    """A JSON array's items in batches, each with its items' text (None where it is no UTF-8)."""
     for batch in _batches(items, fast.BATCH_LINES):
         texts: list[str | None] = []
         for _, raw in batch:
@@ -327,7 +348,7 @@ def _texts(items: Iterator[_Raw]) -> Iterator[tuple[list[_Raw], list[str | None]
                 texts.append(raw.decode("utf-8") if isinstance(raw, bytes) else raw if isinstance(raw, str) else None)
             except UnicodeDecodeError:
                 texts.append(None)  # the adapter path says where the bad byte is
-        yield batch, texts
+        yield _Items(np.array([n for n, _ in batch], dtype=np.int64), pl.Series(texts, dtype=pl.String), dict(batch))
 
 
 def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
