@@ -305,6 +305,11 @@ def written_per_shard(frame: pl.DataFrame, rejects: list[dict[str, Any]], shard_
     return lengths if any(lengths) else []  # nothing written: no data file, as for an empty split
 
 
+#: spill files are read back once by this build: the fastest zstd level and no statistics
+#: (a 100k-row chunk of augmented chats: 0.31 -> 0.27 s to write, 26 -> 34 MB)
+SPILL_PARQUET: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "statistics": False}
+
+
 class LocalStreaming(Executor):
     """Chunks of ``chunk_rows`` rows through a spill folder: memory bounded by the chunk size.
 
@@ -350,7 +355,7 @@ class LocalStreaming(Executor):
         return path if path.is_file() else None
 
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
-        frame.write_parquet(self._path(prio, c, kind))
+        frame.write_parquet(self._path(prio, c, kind), **SPILL_PARQUET)
 
     def discard(self, prio: int, kind: str) -> None:
         for c in range(self.chunks.get(prio, 0)):
@@ -377,7 +382,7 @@ class LocalStreaming(Executor):
             self._write_piece(rows.filter(pl.col("_shard") == shard).drop("_shard"), folder / f"{prio}-{c}.parquet")
 
     def _write_piece(self, frame: pl.DataFrame, path: Path) -> None:
-        frame.write_parquet(path)
+        frame.write_parquet(path, **SPILL_PARQUET)
 
     def _pieces_of(self, split: str, index: int) -> list[Path]:
         return sorted((self.folder / "rows" / split / f"{index:05d}").glob("*.parquet"))

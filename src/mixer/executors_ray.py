@@ -38,7 +38,7 @@ import polars as pl
 
 from mixer import writers
 from mixer.errors import MixerError, RecipeError
-from mixer.executors import CHUNK_ROWS, ChunkIO, LocalStreaming, Part, _IO, _assemble
+from mixer.executors import CHUNK_ROWS, SPILL_PARQUET, ChunkIO, LocalStreaming, Part, _IO, _assemble
 from mixer.recipe import Output as OutputSpec, Source
 from mixer.sources.read import ReadReport
 from mixer.tokens import WORKERS_ENV
@@ -217,7 +217,7 @@ class RayExecutor(LocalStreaming):
     def put(self, prio: int, c: int, kind: str, frame: pl.DataFrame) -> None:
         path = self._path(prio, c, kind)
         tmp = _staged(path)
-        frame.write_parquet(tmp)
+        frame.write_parquet(tmp, **SPILL_PARQUET)
         os.replace(tmp, path)
 
     def put_array(self, prio: int, c: int, kind: str, array: np.ndarray) -> None:
@@ -229,7 +229,7 @@ class RayExecutor(LocalStreaming):
 
     def _write_piece(self, frame: pl.DataFrame, path: Path) -> None:
         tmp = _staged(path)  # a retried task never leaves half a piece
-        frame.write_parquet(tmp)
+        frame.write_parquet(tmp, **SPILL_PARQUET)
         os.replace(tmp, path)
 
     def export(self, split: str, total: int, output: OutputSpec,
