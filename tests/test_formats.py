@@ -453,9 +453,8 @@ def test_text_format_reads_a_tokenizer_saved_by_current_transformers(tmp_path: P
         assert template.renders_tools
         for row in frame.iter_rows(named=True):
             ours = formats.text.convert(row, template)["text"]
-            messages = formats.trl.convert(row)
-            theirs = tokenizer.apply_chat_template(formats.text._messages(row), tools=messages["tools"] or None,
-                                                   tokenize=False)
+            specs = [json.loads(t) for t in formats.trl.convert(row)["tools"] or []]  # Json values as written: text
+            theirs = tokenizer.apply_chat_template(formats.text._messages(row), tools=specs or None, tokenize=False)
             assert ours == theirs
 
 

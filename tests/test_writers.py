@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -45,3 +46,28 @@ def test_shards_written_side_by_side_come_back_in_order_with_the_bytes_of_one_at
                   for i, (offset, length) in enumerate(writers.shard_plan(frame.height, 10))]
     assert [f.as_dict() for f in together] == [f.as_dict() for f in one_by_one]
     assert [f.path for f in together][:2] == [f"data/train-00000-of-00005.{fmt}", f"data/train-00001-of-00005.{fmt}"]
+
+
+def test_trainer_rows_are_tabled_as_datasets_tables_them_and_load_back_as_the_same_objects(tmp_path: Path) -> None:
+    import datasets
+
+    from mixer import formats
+    from test_formats import canonical, heterogeneous_tools_source
+
+    fmt = formats.FORMATS["trl"]
+    frame = canonical(heterogeneous_tools_source(tmp_path))
+    rows = formats.export(frame, fmt).rows
+    assert any(m["tool_calls"] for r in rows for m in r["messages"])  # specs that differ, and a tool call
+    features = fmt.features()
+    ours = writers._arrow_table(rows, features)
+    assert ours.equals(datasets.Dataset.from_list(rows, features=features).data.table)
+    assert ours.schema.metadata == features.arrow_schema.metadata  # the features travel with the file
+    # the same rows with Json values as objects (the shape before): datasets' own path, the same objects back
+    as_objects = [{"messages": [{**m, "tool_calls": [json.loads(c) for c in m["tool_calls"]] if m["tool_calls"] else None}
+                                for m in r["messages"]],
+                   "tools": [json.loads(t) for t in r["tools"]] if r["tools"] else None} for r in rows]
+    written = writers.write_shard(rows, tmp_path / "text", "train", 0, 1, "parquet", features)
+    before = writers.write_shard(as_objects, tmp_path / "objects", "train", 0, 1, "parquet", features)
+    load = lambda folder, f: datasets.Dataset.from_parquet(str(folder / f.path)).to_list()  # noqa: E731
+    assert load(tmp_path / "text", written) == load(tmp_path / "objects", before)
+    assert load(tmp_path / "text", written)[0]["tools"][0]["function"]["name"] == "lookup"

@@ -28,15 +28,22 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
 
 def conversation(row: dict[str, Any]) -> dict[str, Any]:
     """The row's messages and tools in TRL's shape, whatever its last turn (the prompt format uses it too)."""
+    as_text = has_json_feature()  # a Json value given as JSON text is stored as it is: no decode and re-encode
     messages = []
     for m in openai_messages(row):
         calls = [
             {**c, "function": {**c["function"], "arguments": _arguments(c["function"]["arguments"])}}
             for c in m.pop("tool_calls", [])
         ]
-        messages.append({"role": m["role"], "content": m["content"], "tool_calls": encode_json(calls or None),
+        messages.append({"role": m["role"], "content": m["content"],
+                         "tool_calls": [_json(c) for c in calls] or None if as_text else encode_json(calls or None),
                          "tool_call_id": m.get("tool_call_id"), "name": m.get("name")})
-    return {"messages": messages, "tools": encode_json(tools(row) or None)}
+    # the row's specs are JSON text already (canonical rows keep them so)
+    return {"messages": messages, "tools": (list(row["tools"]) or None) if as_text else encode_json(tools(row) or None)}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _arguments(raw: str) -> Any:
