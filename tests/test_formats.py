@@ -466,3 +466,15 @@ def test_text_format_counts_tool_calls_a_template_cannot_render(tmp_path: Path) 
         formats.text.convert(rows[-1], template)
     folded = formats.text.convert(rows[0], template)["text"]
     assert folded.startswith("[system] # Tools") and tools_block_names(folded) == ["lookup"]
+
+
+def test_a_spec_is_parsed_once_and_renaming_one_rows_tools_leaves_the_others_as_they_were() -> None:
+    from mixer.formats import common
+
+    spec = json.dumps({"type": "function", "function": {"name": "get weather", "parameters": {"type": "object"}}})
+    row = {"kind": "chat", "tools": [spec], "messages": [{"role": "user", "content": "hi", "tool_calls": None}]}
+    other = {"kind": "chat", "tools": [spec], "messages": []}
+    assert common.tools(row)[0] is common.tools(other)[0]  # one object for every row that carries the spec
+    assert common.rename_tools(row, openai_format_module.NAME) == {"get weather": "get_weather"}
+    assert json.loads(row["tools"][0])["function"]["name"] == "get_weather"
+    assert common.tools(other)[0]["function"]["name"] == "get weather"  # the shared object is untouched

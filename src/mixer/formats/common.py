@@ -3,6 +3,7 @@ rejection type and canonical-row helpers."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -70,8 +71,16 @@ def tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def tools(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """A row's tool specs as ``{"type": "function", "function": {...}}`` objects."""
-    return [json.loads(t) for t in row.get("tools") or []]
+    """A row's tool specs as ``{"type": "function", "function": {...}}`` objects, to read: each
+    distinct spec is parsed once and the object shared by every row that carries it (a catalog's
+    specs recur on thousands of rows, and parsing them row by row was most of an export). Change
+    a copy, never these (:func:`rename_tools` parses its own)."""
+    return [_spec(t) for t in row.get("tools") or []]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _spec(text: str) -> dict[str, Any]:
+    return json.loads(text)
 
 
 def rename_tools(row: dict[str, Any], rule: re.Pattern[str]) -> dict[str, str]:
@@ -81,7 +90,7 @@ def rename_tools(row: dict[str, Any], rule: re.Pattern[str]) -> dict[str, str]:
     A name keeps its allowed characters, others become ``_``, cut to 64; a clash with another
     name of the row gets ``_2``, ``_3``... Tools folded into a system prompt as text are not touched.
     """
-    specs = tools(row)
+    specs = [json.loads(t) for t in row.get("tools") or []]  # changed below: not the shared objects
     names = [s["function"]["name"] for s in specs]
     names += [c["function"]["name"] for m in row["messages"] for c in tool_calls(m)]
     taken = {n for n in names if rule.match(n)}
