@@ -41,3 +41,14 @@ def test_sizes_above_the_in_memory_limit_run_only_the_io_floor_and_the_streaming
     row = next(line for line in where.splitlines() if line.startswith("| build | 900 | mixer-stream"))
     cells = [float(c) for c in row.strip("|").split("|")[3:]]
     assert sum(cells) == pytest.approx(results[1]["seconds"], abs=0.02)  # stages plus the rest: the whole build
+
+
+@pytest.mark.parametrize("method", ["mixer-trl", "mixer-openai"])
+def test_trainer_format_build_methods_write_that_format_and_time_its_stages(tmp_path: Path, method: str) -> None:
+    from conftest import chats, write_jsonl
+
+    path = write_jsonl(tmp_path / "chats.jsonl", chats(40, "b"))
+    got = bench._jsonl(method, path, {"rows": 40})
+    assert got["rows"] > 0 and got["phases"]["export"] >= 0
+    recipe = bench.jsonl_recipe(path, 40, tmp_path, bench.TRAINER_METHODS[method])
+    assert f'format = "{bench.TRAINER_METHODS[method]}"' in recipe.read_text()

@@ -301,7 +301,7 @@ def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
         fast.plain_mask = lambda lines, *_: pl.Series([False] * len(lines))  # type: ignore[assignment]
         files._table_batches = lambda table: None  # type: ignore[assignment]  # Arrow rows as dicts
     with tempfile.TemporaryDirectory() as tmp:
-        recipe = jsonl_recipe(path, extra["rows"], Path(tmp))
+        recipe = jsonl_recipe(path, extra["rows"], Path(tmp), TRAINER_METHODS.get(method, "canonical"))
         built = pipeline.build_all(recipe, out=Path(tmp) / "out", cache=False,
                                    executor="stream" if method.endswith("stream") else "memory")
         manifest = next(iter(built.mixtures.values())).manifest
@@ -316,9 +316,13 @@ def phases(manifest: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def jsonl_recipe(path: Path, rows: int, folder: Path) -> Path:
+#: build-jsonl methods that write a trainer's format instead of canonical Parquet
+TRAINER_METHODS = {"mixer-trl": "trl", "mixer-openai": "openai"}
+
+
+def jsonl_recipe(path: Path, rows: int, folder: Path, fmt: str = "canonical") -> Path:
     """The build-jsonl recipe over ``path`` (JSON Lines or a save_to_disk folder): one source,
-    system prompts and tools added, every row, canonical Parquet out."""
+    system prompts and tools added, every row, written as ``fmt`` (canonical Parquet by default)."""
     recipe = folder / "jsonl.toml"
     recipe.write_text(f"""
 name = "bench-jsonl"
@@ -331,6 +335,7 @@ max_epochs = 2
 on_error = "skip"
 [output]
 report = false
+format = "{fmt}"
 [[sources.chats.transforms]]
 type = "system_prompt"
 p = 0.8
@@ -466,7 +471,8 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
         if "build-jsonl" in workloads or "build-hub" in workloads:
             jsonl = jsonl_workload(path, cache)
             lines = sum(1 for _ in jsonl.open("rb"))
-        for method in (["mixer", "mixer-stream"] + (["mixer-per-record", "floor", "datasets"] if baselines else [])
+        for method in (["mixer", "mixer-stream", *TRAINER_METHODS]
+                       + (["mixer-per-record", "floor", "datasets"] if baselines else [])
                        if "build-jsonl" in workloads else []):
             results.append({"workload": "build-jsonl", "size": lines, "method": method,
                             **run_one("jsonl", method, jsonl, {"rows": lines})})
@@ -497,7 +503,8 @@ def table(results: list[dict[str, Any]]) -> str:
         tok = f"{r['tokens'] / r['seconds']:,.0f}" if r.get("tokens") else ""
         mine = find(r["workload"], r["size"], "mixer")
         ratio = ""
-        if mine is not None and r["method"] not in ("mixer", "mixer-stream", "mixer-noguard", "mixer-model-tokenizer"):
+        if mine is not None and r["method"] not in ("mixer", "mixer-stream", "mixer-noguard", "mixer-model-tokenizer",
+                                                    *TRAINER_METHODS):
             ratio = f"{r['seconds'] / mine['seconds']:.1f}x faster" if r["seconds"] >= mine["seconds"] \
                 else f"{mine['seconds'] / r['seconds']:.2f}x slower"
         lines.append(f"| {r['workload']} | {r['size']:,} | {r['method']} | {r['seconds']:.2f} | {rate:,.0f} | {tok} | "
