@@ -71,3 +71,45 @@ def test_trainer_rows_are_tabled_as_datasets_tables_them_and_load_back_as_the_sa
     load = lambda folder, f: datasets.Dataset.from_parquet(str(folder / f.path)).to_list()  # noqa: E731
     assert load(tmp_path / "text", written) == load(tmp_path / "objects", before)
     assert load(tmp_path / "text", written)[0]["tools"][0]["function"]["name"] == "lookup"
+
+
+def _canonical_rows() -> pl.DataFrame:
+    from mixer import schema
+
+    spec = json.dumps({"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}})
+    turn = lambda role, content, **kw: {"role": role, "content": content, "tool_calls": None,  # noqa: E731
+                                        "tool_call_id": kw.get("tool_call_id"), "name": kw.get("name")}
+    base = {"source": "s", "kind": "chat", "system": None, "tools": [], "text": None, "meta": "{}", "n_tokens": 1}
+    rows = [
+        {**base, "id": "s/0", "messages": [turn("user", "hi"), turn("assistant", "hello")]},
+        {**base, "id": "s/1", "system": "Be brief.", "tools": [spec], "messages": [turn("user", "q"), turn("assistant", "a")]},
+        {**base, "id": "s/2", "messages": [turn("user", "only a prompt")]},  # refused: no final answer
+        {**base, "id": "s/3", "kind": "document", "text": "a page", "messages": []},  # refused: not a chat
+        {**base, "id": "s/4", "system": "", "messages": [turn("user", "x"), turn("tool", "42", tool_call_id="c1", name="f"),
+                                                       turn("assistant", "y", name="ignored")]},
+    ]
+    return pl.DataFrame(rows, schema=schema.SCHEMA)
+
+
+def test_a_shard_converted_at_once_is_the_table_and_the_rejects_of_converting_row_by_row() -> None:
+    import dataclasses
+
+    from mixer import formats
+
+    fmt = formats.FORMATS["trl"]
+    frame = _canonical_rows()
+    batch = formats.export(frame, fmt)
+    one_by_one = formats.export(frame, dataclasses.replace(fmt, convert_frame=None))
+    assert batch.table is not None and one_by_one.table is None
+    assert batch.table.equals(writers._arrow_table(one_by_one.rows, fmt.features()))
+    assert batch.rejects == one_by_one.rejects and [r["id"] for r in batch.rejects] == ["s/2", "s/3"]
+    assert len(batch) == 3 and batch.rows[1]["tools"] == one_by_one.rows[1]["tools"]  # rows on demand, the same
+
+
+def test_a_shard_with_tool_calls_is_converted_row_by_row() -> None:
+    from mixer import formats
+
+    frame = _canonical_rows().with_columns(pl.col("messages").list.eval(pl.element().struct.with_fields(
+        tool_calls=pl.lit('[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]'))))
+    exported = formats.export(frame, formats.FORMATS["trl"])
+    assert exported.table is None and exported.rows[0]["messages"][0]["tool_calls"] is not None

@@ -584,7 +584,7 @@ class _Shard:
         if self.convert is None:
             return frame, ShardSummary(frame.height)
         exported = self.convert(frame)
-        return exported.rows, ShardSummary(len(exported.rows), exported.rejects, exported.renamed,
+        return exported.part, ShardSummary(len(exported), exported.rejects, exported.renamed,
                                        provenance(self.split, frame, exported.rejects))
 
 

@@ -43,7 +43,8 @@ from mixer.sources.read import ReadReport, read_chunks, read_source
 T = TypeVar("T")
 #: rows per chunk of a streaming build: with the output shard, what sets its peak memory (README)
 CHUNK_ROWS = 100_000
-Part = pl.DataFrame | list[dict[str, Any]]  # one converted shard: canonical rows, or trainer-format rows
+# one converted shard: canonical rows, or trainer-format rows (dicts, or an Arrow table in the format's features)
+Part = pl.DataFrame | list[dict[str, Any]] | Any
 
 
 class ChunkIO(Protocol):
@@ -273,7 +274,7 @@ class MemoryOutput:
     """Splits held as frames (canonical) or converted rows (trainer formats)."""
 
     splits: dict[str, pl.DataFrame]
-    rows: dict[str, list[dict[str, Any]]]
+    rows: dict[str, Any]  # per split: trainer-format rows (dicts, or an Arrow table)
     rejects: dict[str, list[dict[str, Any]]]
     spec: OutputSpec | None = None
     provenance: pl.DataFrame | None = None
@@ -282,7 +283,8 @@ class MemoryOutput:
         return dict(self.splits)
 
     def exported(self) -> dict[str, formats.Exported]:
-        return {name: formats.Exported(rows, self.rejects.get(name, [])) for name, rows in self.rows.items()}
+        return {name: formats.Exported(rows, self.rejects.get(name, [])) if isinstance(rows, list)
+                else formats.Exported(None, self.rejects.get(name, []), table=rows) for name, rows in self.rows.items()}
 
     def write(self, folder: Path) -> list[writers.OutputFile]:
         assert self.spec is not None

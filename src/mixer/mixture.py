@@ -74,8 +74,9 @@ class Mixture:
         if mixed and "on_mixed_types" not in inspect.signature(datasets.Dataset.from_list).parameters:
             mixed = {}
         return datasets.DatasetDict({
-            name: datasets.Dataset.from_list(ex.rows, features=features, **mixed)
-            for name, ex in exported.items() if ex.rows
+            name: datasets.Dataset(ex.table, info=datasets.DatasetInfo(features=features)) if ex.table is not None
+            else datasets.Dataset.from_list(ex.rows, features=features, **mixed)
+            for name, ex in exported.items() if len(ex)
         })
 
     def table(self) -> str:

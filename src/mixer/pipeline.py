@@ -254,7 +254,7 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
         options = formats.options(fmt, recipe.output, Path.cwd())
         for name, frame in frames.items():
             exported = formats.export(frame, fmt, **options)
-            output.rows[name], output.rejects[name] = exported.rows, exported.rejects
+            output.rows[name], output.rejects[name] = exported.part, exported.rejects
             renamed[name] = exported.renamed
             written.append(engine.provenance(name, frame, exported.rejects))
     rejected: Counter[str] = Counter()

@@ -107,12 +107,12 @@ def _storage_schema(schema: Any) -> Any:
     return pa.schema([pa.field(f.name, storage(f.type), f.nullable) for f in schema], metadata=schema.metadata)
 
 
-def write_shard(part: pl.DataFrame | list[dict[str, Any]], folder: Path, split: str, index: int, count: int,
+def write_shard(part: pl.DataFrame | list[dict[str, Any]] | Any, folder: Path, split: str, index: int, count: int,
                 suffix: str, features: Any = None) -> OutputFile:
     """Write shard ``index`` of ``count`` of a split as ``folder/data/{split}-0000i-of-0000n.{suffix}``.
 
-    A DataFrame is canonical rows (Parquet or JSON Lines); a list is trainer-format rows, whose
-    Parquet goes through ``datasets`` so its features (e.g. ``Json``) travel with the file.
+    A DataFrame is canonical rows (Parquet or JSON Lines); a list (or an Arrow table, from a batch
+    converter) is trainer-format rows, whose Parquet carries the format's features (e.g. ``Json``).
     """
     (folder / "data").mkdir(parents=True, exist_ok=True)
     rel = f"data/{split}-{index:05d}-of-{count:05d}.{suffix}"
@@ -132,13 +132,16 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]], folder: Path, split: 
             part.write_ndjson(path)
         rows = part.height
     else:
+        import pyarrow as pa
+
         if suffix == "parquet":
             import pyarrow.parquet as pq
 
-            pq.write_table(_arrow_table(part, features), path, compression="zstd")
+            table = part if isinstance(part, pa.Table) else _arrow_table(part, features)
+            pq.write_table(table, path, compression="zstd")
         else:
             with path.open("w", encoding="utf-8") as fh:
-                for row in part:
+                for row in part.to_pylist() if isinstance(part, pa.Table) else part:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         rows = len(part)
     return OutputFile(rel, split, rows, path.stat().st_size, _sha256(path))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -58,20 +57,53 @@ def options(fmt: Format, output: Any, base_dir: Any) -> dict[str, Any]:
     return {**out, **(fmt.options(output, base_dir) if fmt.options is not None else {})}
 
 
-@dataclass
 class Exported:
-    """Converted rows of one split and the rows the format could not carry."""
+    """Converted rows of one split and the rows the format could not carry.
 
-    rows: list[dict[str, Any]]
-    rejects: list[dict[str, Any]] = field(default_factory=list)
-    renamed: list[dict[str, Any]] = field(default_factory=list)  # rows whose tools were renamed: source, id, names
+    A shard converted in batch (:attr:`Format.convert_frame`) keeps its rows as ``table``, an
+    Arrow table in the format's features, which the writers and ``to_datasets`` take as it is;
+    ``rows`` turns it into dicts only when asked for (``Json`` values as their JSON text)."""
+
+    def __init__(self, rows: list[dict[str, Any]] | None = None, rejects: list[dict[str, Any]] | None = None,
+                 renamed: list[dict[str, Any]] | None = None, table: Any = None) -> None:
+        self._rows = rows if rows is not None or table is not None else []
+        self.rejects = rejects if rejects is not None else []
+        self.renamed = renamed if renamed is not None else []  # rows whose tools were renamed: source, id, names
+        self.table = table
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = self.table.to_pylist()
+        return self._rows
+
+    @property
+    def part(self) -> Any:
+        """What the writers take: the table of a batch-converted shard, else the rows."""
+        return self.table if self.table is not None else self.rows
+
+    def __len__(self) -> int:
+        return self.table.num_rows if self.table is not None else len(self.rows)
 
 
 def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **options: Any) -> Exported:
     """Convert each canonical row; rows that cannot be represented are collected with reasons.
 
+    A format with a batch converter converts the whole frame at once when it can; the rows it
+    leaves are the ones its checks refuse, which go through the row converter for their reasons.
     With ``rename_tools``, tool names that break the format's rule are renamed to fit it first
     (:func:`common.rename_tools`), and each renamed row is recorded."""
+    if fmt.convert_frame is not None and not options:
+        batch = fmt.convert_frame(frame)
+        if batch is not None:
+            table, converted = batch
+            left = _each_row(frame.filter(~converted), fmt, rename_tools)
+            if not left.rows:  # every row left was refused, with its reason
+                return Exported(None, left.rejects, left.renamed, table=table)
+    return _each_row(frame, fmt, rename_tools, **options)
+
+
+def _each_row(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **options: Any) -> Exported:
     assert fmt.convert is not None
     out = Exported(rows=[])
     for row in frame.iter_rows(named=True):

@@ -39,6 +39,8 @@ class Format:
     read_back: Callable[[dict[str, Any]], ReadBack] | None = None  # for the audit; None: already rendered text
     prompts: bool = False  # rows are prompts the model completes (RL): no written token is an answer to train on
     order: int = 50  # place in listings
+    # the whole shard at once: (Arrow table in its features, which rows it holds) or None (row by row)
+    convert_frame: Callable[[Any], tuple[Any, Any] | None] | None = None
 
     @property
     def converts(self) -> bool:

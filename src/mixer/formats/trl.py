@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import polars as pl
+
 from mixer.formats.common import (Format, ReadBack, encode_json, has_json_feature, json_feature, openai_messages, parsed,
                                   present, require_answer, require_chat, tools)
 
@@ -44,6 +46,37 @@ def conversation(row: dict[str, Any]) -> dict[str, Any]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def convert_frame(frame: pl.DataFrame) -> tuple[Any, pl.Series] | None:
+    """The rows :func:`convert` writes, converted at once into an Arrow table in :func:`features`,
+    and which rows those are (the others are refused: not a chat, or no final assistant turn).
+    None (row by row) where a turn has tool calls, whose arguments are decoded per call, or where
+    ``datasets`` has no ``Json``. 500,000 rows: 1.9 s, against about 20 s converted and tabled row
+    by row (and a list of half a million dicts in memory)."""
+    if not has_json_feature():
+        return None
+    calls = frame.select(pl.col("messages").list.eval(pl.element().struct.field("tool_calls")).explode())
+    if calls.filter(pl.first().is_not_null() & (pl.first() != "")).height:
+        return None
+    last_role = pl.col("messages").list.last().struct.field("role")
+    converted = frame.select(((pl.col("kind") == "chat") & (last_role == "assistant")).fill_null(False)).to_series()
+    # turns as rows, the system turn first, gathered back per row: concat_list of a struct and a
+    # list of structs is a hundred times slower (500k rows: 6.3 s)
+    rows = frame.filter(converted).with_row_index("_r")
+    none, no_calls = pl.lit(None, pl.String), pl.lit(None, pl.List(pl.String))
+    tool = pl.col("role") == "tool"
+    turns = rows.select("_r", "messages").explode("messages").unnest("messages").select(
+        "_r", m=pl.struct(role="role", content="content", tool_calls=no_calls,
+                          tool_call_id=pl.when(tool).then("tool_call_id").otherwise(none),
+                          name=pl.when(tool).then("name").otherwise(none)))
+    system = rows.filter(pl.col("system").is_not_null()).select(
+        "_r", m=pl.struct(role=pl.lit("system"), content="system", tool_calls=no_calls, tool_call_id=none, name=none))
+    messages = pl.concat([system, turns]).sort("_r", maintain_order=True).group_by("_r", maintain_order=True).agg("m")
+    out = pl.DataFrame({"messages": messages.get_column("m"),
+                        "tools": rows.select(pl.when(pl.col("tools").list.len() > 0).then(pl.col("tools"))).to_series()})
+    schema = features().arrow_schema
+    return out.to_arrow().cast(schema).replace_schema_metadata(schema.metadata), converted
 
 
 def _arguments(raw: str) -> Any:
@@ -75,4 +108,4 @@ def read_back(record: dict[str, Any]) -> ReadBack:
 
 
 FORMAT = Format("trl", "parquet", convert, "TRL SFTTrainer, axolotl ``chat_template``", features,
-                read_back=read_back, order=10)
+                read_back=read_back, order=10, convert_frame=convert_frame)
