@@ -104,6 +104,8 @@ def test_a_shard_converted_at_once_is_the_table_and_the_rejects_of_converting_ro
     assert batch.table.equals(writers._arrow_table(one_by_one.rows, fmt.features()))
     assert batch.rejects == one_by_one.rejects and [r["id"] for r in batch.rejects] == ["s/2", "s/3"]
     assert len(batch) == 3 and batch.rows[1]["tools"] == one_by_one.rows[1]["tools"]  # rows on demand, the same
+    refused = formats.export(frame.filter(pl.col("id").is_in(["s/2", "s/3"])), fmt)  # a shard with nothing to write
+    assert refused.table.num_rows == 0 and refused.table.schema.equals(fmt.features().arrow_schema, check_metadata=True)
 
 
 def test_a_shard_with_tool_calls_is_converted_row_by_row() -> None:
