@@ -141,3 +141,24 @@ format = "trl"
     assert train.num_rows == len(mixture.exported["train"]) > 0
     spec = train[0]["tools"][0]
     assert isinstance(spec, dict) and spec == json.loads(mixture.exported["train"].rows[0]["tools"][0])
+
+
+def test_json_lines_with_shared_tool_objects_are_exactly_what_json_dumps_writes() -> None:
+    spec = {"type": "function", "function": {"name": "météo", "parameters": {"type": "object", "x": [1.5, None]}}}
+    rows = [{"messages": [{"role": "user", "content": 'hi \u2028 "q" \\ \n'}], "tools": [spec, spec]},
+            {"tools": [spec]}, {"messages": [], "tools": []}, {"tools": [spec], "messages": []},
+            {"messages": [1]}, {"a": 1, "tools": ["text", spec]}]
+    known: dict = {}
+    for row in rows * 2:
+        assert writers._json_line(row, known) == json.dumps(row, ensure_ascii=False)
+
+
+def test_llama_factory_tools_are_the_json_of_the_specs_functions() -> None:
+    from mixer.formats import llama_factory
+
+    specs = [{"type": "function", "function": {"name": n, "description": "é \"x\"", "parameters": {"type": "object"}}}
+             for n in ("a", "b")]
+    row = {"kind": "chat", "system": None, "tools": [json.dumps(s, ensure_ascii=False) for s in specs],
+           "messages": [{"role": "user", "content": "q", "tool_calls": None},
+                        {"role": "assistant", "content": "a", "tool_calls": None}]}
+    assert llama_factory.convert(row)["tools"] == json.dumps([s["function"] for s in specs], ensure_ascii=False)

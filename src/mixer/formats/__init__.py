@@ -106,17 +106,18 @@ def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **optio
 def _each_row(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **options: Any) -> Exported:
     assert fmt.convert is not None
     out = Exported(rows=[])
-    for row in frame.iter_rows(named=True):
-        if rename_tools and fmt.tool_name is not None and row["kind"] == "chat":
-            names = common.rename_tools(row, fmt.tool_name)
-            if names:
-                out.renamed.append({"source": row["source"], "id": row["id"], "names": names})
-        try:
-            out.rows.append(fmt.convert(row, **options))
-        except Unrepresentable as exc:
-            out.rejects.append({"source": row["source"], "id": row["id"], "stage": f"export:{fmt.name}",
-                                "reason": str(exc), **({"detail": exc.detail} if exc.detail else {}),
-                                "n_tokens": row["n_tokens"]})
+    with common.no_gc():
+        for row in frame.iter_rows(named=True):
+            if rename_tools and fmt.tool_name is not None and row["kind"] == "chat":
+                names = common.rename_tools(row, fmt.tool_name)
+                if names:
+                    out.renamed.append({"source": row["source"], "id": row["id"], "names": names})
+            try:
+                out.rows.append(fmt.convert(row, **options))
+            except Unrepresentable as exc:
+                out.rejects.append({"source": row["source"], "id": row["id"], "stage": f"export:{fmt.name}",
+                                    "reason": str(exc), **({"detail": exc.detail} if exc.detail else {}),
+                                    "n_tokens": row["n_tokens"]})
     return out
 
 

@@ -8,6 +8,7 @@ calls) are rejected with the reason, never reshaped silently.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -41,9 +42,15 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
                                   f"{' or '.join(allowed)}")
     if len(conversations) % 2:
         raise Unrepresentable("conversation does not end with an assistant turn")
-    specs = [spec["function"] for spec in tools(row)]
+    # json.dumps of the list of the specs' functions, from each function's JSON text (made once a spec)
+    functions = [_function_json(t) for t in row.get("tools") or []]
     return {"conversations": conversations, "system": row.get("system") or "",
-            "tools": json.dumps(specs, ensure_ascii=False) if specs else ""}
+            "tools": "[" + ", ".join(functions) + "]" if functions else ""}
+
+
+@functools.lru_cache(maxsize=65_536)
+def _function_json(spec: str) -> str:
+    return json.dumps(tools({"tools": [spec]})[0]["function"], ensure_ascii=False)
 
 
 def _arguments(raw: str) -> Any:
