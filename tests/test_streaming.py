@@ -294,6 +294,11 @@ shard_rows = 9
     for name, frame in memory.to_polars().items():
         assert streamed.to_polars()[name].equals(frame)
     assert streamed.to_datasets()["train"].to_list() == memory.to_datasets()["train"].to_list()
+    # in memory the trl rows were converted at once; training code gets spec objects, the rows hold their text
+    exported, train = memory.exported["train"], memory.to_datasets()["train"]
+    assert exported.table is not None and train.num_rows == len(exported)
+    i = next(i for i, row in enumerate(exported.rows) if row["tools"])
+    assert train[i]["tools"][0] == json.loads(exported.rows[i]["tools"][0])
     spill = streamed.output.folder  # type: ignore[attr-defined]
     del streamed
     import gc

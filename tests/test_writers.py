@@ -117,32 +117,6 @@ def test_a_shard_with_tool_calls_is_converted_row_by_row() -> None:
     assert exported.table is None and exported.rows[0]["messages"][0]["tool_calls"] is not None
 
 
-def test_a_trl_mixture_hands_out_tools_as_objects_to_training_code_and_as_text_in_its_rows(tmp_path: Path) -> None:
-    from conftest import chats, write_jsonl, write_recipe
-    from mixer import pipeline
-
-    write_jsonl(tmp_path / "a.jsonl", chats(25))
-    recipe = write_recipe(tmp_path / "r.toml", """
-unit = "examples"
-total = 30
-[sources.a]
-path = "a.jsonl"
-weight = 1
-max_epochs = 2
-[[sources.a.transforms]]
-type = "tools"
-p = 1.0
-[output]
-format = "trl"
-""")
-    mixture = pipeline.build(recipe)
-    assert mixture.exported["train"].table is not None  # converted at once
-    train = mixture.to_datasets()["train"]
-    assert train.num_rows == len(mixture.exported["train"]) > 0
-    spec = train[0]["tools"][0]
-    assert isinstance(spec, dict) and spec == json.loads(mixture.exported["train"].rows[0]["tools"][0])
-
-
 def test_json_lines_with_shared_tool_objects_are_exactly_what_json_dumps_writes() -> None:
     spec = {"type": "function", "function": {"name": "météo", "parameters": {"type": "object", "x": [1.5, None]}}}
     rows = [{"messages": [{"role": "user", "content": 'hi \u2028 "q" \\ \n'}], "tools": [spec, spec]},
