@@ -180,7 +180,7 @@ def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_
         return list(pool.map(lambda job: write_shard(job[0], folder, job[1], job[2], job[3], fmt), jobs))
 
 
-def write_rows(splits: dict[str, list[dict[str, Any]]], lengths: dict[str, list[int]], folder: Path, suffix: str,
+def write_rows(splits: dict[str, Any], lengths: dict[str, list[int]], folder: Path, suffix: str,
                features: Any = None) -> list[OutputFile]:
     """Write trainer-format rows under ``folder/data``, shard ``i`` of a split holding the next
     ``lengths[split][i]`` rows."""

@@ -319,7 +319,7 @@ _Raw = tuple[int, bytes | str | Unreadable]  # a line's (or array item's) number
 
 
 class _TextBatch(Protocol):
-    """Records in a row (lines or array items): their numbers, their text (null where it is no
+    """Consecutive records (lines or array items): their numbers, their text (null where it is no
     UTF-8, or too large) and each one's undecoded form by number (:class:`files.LineBlock`)."""
 
     @property
