@@ -136,3 +136,17 @@ def test_llama_factory_tools_are_the_json_of_the_specs_functions() -> None:
            "messages": [{"role": "user", "content": "q", "tool_calls": None},
                         {"role": "assistant", "content": "a", "tool_calls": None}]}
     assert llama_factory.convert(row)["tools"] == json.dumps([s["function"] for s in specs], ensure_ascii=False)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_trainer_rows_are_written_in_shard_order_with_their_lengths(tmp_path: Path, suffix: str) -> None:
+    import pyarrow as pa
+
+    rows = [{"text": f"row {i}"} for i in range(10)]
+    for part in (rows, pa.Table.from_pylist(rows)):
+        files = writers.write_rows({"train": part, "validation": part[:2]}, {"train": [4, 3, 3], "validation": [2]},
+                                   tmp_path / type(part).__name__, suffix)
+        assert [(f.split, f.rows) for f in files] == [("train", 4), ("train", 3), ("train", 3), ("validation", 2)]
+        third = tmp_path / type(part).__name__ / files[2].path
+        got = (pl.read_parquet(third) if suffix == "parquet" else pl.read_ndjson(third))["text"].to_list()
+        assert got == ["row 7", "row 8", "row 9"]

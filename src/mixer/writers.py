@@ -185,15 +185,17 @@ def write_rows(splits: dict[str, Any], lengths: dict[str, list[int]], folder: Pa
     """Write trainer-format rows under ``folder/data``, shard ``i`` of a split holding the next
     ``lengths[split][i]`` rows."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    written: list[OutputFile] = []
+    jobs: list[tuple[Any, str, int, int]] = []
     for split, rows in splits.items():
         offset = 0
         for i, length in enumerate(lengths[split]):
-            written.append(write_shard(rows[offset : offset + length], folder, split, i, len(lengths[split]), suffix,
-                                       features))
+            jobs.append((rows[offset : offset + length], split, i, len(lengths[split])))
             offset += length
         assert offset == len(rows), f"{split}: shards hold {offset} of {len(rows)} rows"
-    return written
+    # Parquet shards side by side (compression lets go of the GIL); JSON Lines are Python work, one at a time
+    workers = max(1, min(len(jobs), pl.thread_pool_size(), 4)) if suffix == "parquet" else 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: write_shard(job[0], folder, job[1], job[2], job[3], suffix, features), jobs))
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
