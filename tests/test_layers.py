@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import REPO
 
 ROOT = REPO / "src" / "mixer"
-LOW = {"mixer.errors", "mixer.specs", "mixer.schema", "mixer.rng", "mixer.text"}
+LOW = {"mixer.errors", "mixer.specs", "mixer.schema", "mixer.rng", "mixer.text", "mixer.pyexpr"}
 
 
 def modules() -> dict[str, Path]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from mixer.pyexpr import blank, json_string
 from mixer.rng import content_hashes
 from mixer.sources.adapters import NO_ANSWER
 from mixer.sources.formats.sharegpt import SPEAKERS
@@ -176,18 +177,6 @@ class Batch:
     refused: list[int]
 
 
-def _json_string(expr: pl.Expr) -> pl.Expr:
-    """``json.dumps(value, ensure_ascii=False)`` of a string column (serde_json escapes the
-    same characters the same way: quote, backslash, control characters)."""
-    encoded = pl.struct(expr.alias("s")).struct.json_encode()
-    return encoded.str.slice(5, encoded.str.len_chars() - 6)
-
-
-def _blank(expr: pl.Expr) -> pl.Expr:
-    """Python's ``not s.strip()``: empty after removing Unicode whitespace and \\x1c-\\x1f."""
-    return ~expr.str.contains(r"[^\s\x1c-\x1f]")
-
-
 def decode(numbers: np.ndarray, texts: pl.Series, label_json: str, fmt: str = "openai", side: str = "chosen") -> Batch:
     """Canonical rows for plain lines (their numbers and texts), exactly as the ``fmt`` adapter
     makes them; the lines its checks refuse are returned apart."""
@@ -233,7 +222,7 @@ def _checked(frame: pl.DataFrame, turns: pl.DataFrame, column: str) -> pl.DataFr
                      > pl.col("_pos").filter(~is_system).min().fill_null(1 << 30)),
         no_turns=(~is_system).sum() == 0,
         no_user=(pl.col("role") == "user").sum() == 0,
-        blank=(pl.col("role").is_in(["user", "assistant"]) & _blank(pl.col("content"))).any(),
+        blank=(pl.col("role").is_in(["user", "assistant"]) & blank(pl.col("content"))).any(),
         no_answer=(pl.col("role") == "assistant").sum() == 0,
     )
     return frame.join(checks, on="_row", how="left").with_columns(
@@ -281,8 +270,8 @@ def _alpaca(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFra
             .otherwise(pl.concat_str(pl.col("instruction"), pl.lit("\n\n"), extra)))
     rows = frame.with_columns(_user=user)
     ok = rows.with_columns(
-        _refused=(pl.col("instruction").is_null() | pl.col("output").is_null() | _blank(pl.col("_user"))
-                  | _blank(pl.col("output"))).fill_null(True),
+        _refused=(pl.col("instruction").is_null() | pl.col("output").is_null() | blank(pl.col("_user"))
+                  | blank(pl.col("output"))).fill_null(True),
         _repairs=pl.lit([], pl.List(pl.String)),
     )
     convo = pl.concat([rows.select("_row", _k=pl.lit(0), role=pl.lit("user"), content="_user"),
@@ -307,7 +296,7 @@ def _hh(frame: pl.DataFrame, side: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.
         _parts=text.str.replace_all(_HH_SEPARATOR, "\x00$1\x00").str.split("\x00"),
     )
     pieces = (parts.select("_row", "_parts").explode("_parts").with_columns(_i=pl.int_range(pl.len()).over("_row")))
-    head = pieces.filter(pl.col("_i") == 0).select("_row", _lead_blank=_blank(pl.col("_parts")))
+    head = pieces.filter(pl.col("_i") == 0).select("_row", _lead_blank=blank(pl.col("_parts")))
     speakers = pieces.filter((pl.col("_i") % 2 == 1)).select("_row", "_i", speaker="_parts")
     contents = pieces.filter((pl.col("_i") % 2 == 0) & (pl.col("_i") > 0)).select(
         "_row", _i=pl.col("_i") - 1, content="_parts")
@@ -319,13 +308,13 @@ def _hh(frame: pl.DataFrame, side: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.
               .agg(role=pl.col("role").first(), content=pl.col("content").str.join("\n\n"), _n=pl.len())
               .with_columns(_k=pl.int_range(pl.len()).over("_row"), _count=pl.len().over("_row")))
     last = pl.col("_k") == pl.col("_count") - 1
-    drop_last = last & (pl.col("_count") > 1) & (pl.col("role") == "assistant") & _blank(pl.col("content"))
+    drop_last = last & (pl.col("_count") > 1) & (pl.col("role") == "assistant") & blank(pl.col("content"))
     per_row = merged.group_by("_row").agg(
         _merges=(pl.col("_n") - 1).sum(), _removed=drop_last.any())
     kept = merged.filter(~drop_last)
     checks = kept.group_by("_row").agg(
         no_user=(pl.col("role") == "user").sum() == 0,
-        blank=_blank(pl.col("content")).any(),
+        blank=blank(pl.col("content")).any(),
         no_answer=(pl.col("role") == "assistant").sum() == 0,
     )
     merged_json = pl.lit(MERGED).repeat_by(pl.col("_merges"))
@@ -351,7 +340,7 @@ def _canonical(ok: pl.DataFrame, convo: pl.DataFrame, system: pl.DataFrame, labe
     convo = convo.filter(pl.col("_row").is_in(ok.get_column("_row").implode()))
     message = pl.struct(role="role", content="content", tool_calls=pl.lit(None, pl.String),
                         tool_call_id=pl.lit(None, pl.String), name=pl.lit(None, pl.String))
-    digest_part = pl.concat_str(pl.lit('{"content": '), _json_string(pl.col("content")),
+    digest_part = pl.concat_str(pl.lit('{"content": '), json_string(pl.col("content")),
                                 pl.lit(', "name": null, "role": "'), pl.col("role"),
                                 pl.lit('", "tool_call_id": null, "tool_calls": null}'))
     # each turn's digest text is built on the flat turns, then joined per row (an expression inside
@@ -360,7 +349,7 @@ def _canonical(ok: pl.DataFrame, convo: pl.DataFrame, system: pl.DataFrame, labe
                 .agg(messages=message, _parts="_part").with_columns(pl.col("_parts").list.join(", ")))
     out = (ok.select("_row", "_line", "id", "_repairs").join(system, on="_row", how="left")
            .join(messages, on="_row", how="left").sort("_line"))
-    system_json = pl.when(pl.col("system").is_null()).then(pl.lit("null")).otherwise(_json_string(pl.col("system")))
+    system_json = pl.when(pl.col("system").is_null()).then(pl.lit("null")).otherwise(json_string(pl.col("system")))
     repairs_json = pl.col("_repairs").list.eval(pl.lit('"') + pl.element() + pl.lit('"')).list.join(", ")
     out = out.with_columns(
         _digest_text=pl.concat_str(pl.lit('["chat", '), system_json, pl.lit(", ["), pl.col("_parts"),
@@ -369,7 +358,7 @@ def _canonical(ok: pl.DataFrame, convo: pl.DataFrame, system: pl.DataFrame, labe
             pl.lit('{"origin": ' + label_json[:-1] + ":"), pl.col("_line").cast(pl.String), pl.lit('"'),
             pl.when(pl.col("_repairs").list.len() > 0).then(pl.lit(', "repairs": [') + repairs_json + pl.lit("]"))
             .otherwise(pl.lit("")),
-            pl.when(pl.col("id").is_not_null()).then(pl.lit(', "source_id": ') + _json_string(pl.col("id")))
+            pl.when(pl.col("id").is_not_null()).then(pl.lit(', "source_id": ') + json_string(pl.col("id")))
             .otherwise(pl.lit("")),
             pl.lit("}"),
         ),
