@@ -150,3 +150,47 @@ def test_trainer_rows_are_written_in_shard_order_with_their_lengths(tmp_path: Pa
         third = tmp_path / type(part).__name__ / files[2].path
         got = (pl.read_parquet(third) if suffix == "parquet" else pl.read_ndjson(third))["text"].to_list()
         assert got == ["row 7", "row 8", "row 9"]
+
+
+def _openai_rows() -> pl.DataFrame:
+    bad_name = json.dumps({"type": "function", "function": {"name": "get weather", "parameters": {"type": "object"}}})
+    odd = 'tab\t quote" back\\ \x1f \u2028 東京 🙂'
+    rows = _canonical_rows().filter(~pl.col("id").is_in(["s/4"]))  # s/4 has a tool turn
+    more = rows.head(2).with_columns(id=pl.Series(["s/5", "s/6"]), system=pl.Series([odd, "   "]),
+                                     tools=pl.Series([[bad_name], []], dtype=pl.List(pl.String)))
+    return pl.concat([rows, more.with_columns(pl.col("messages").list.eval(pl.element().struct.with_fields(
+        content=pl.element().struct.field("content") + pl.lit(" " + odd))))])
+
+
+def test_openai_lines_built_at_once_are_the_bytes_and_rejects_of_converting_row_by_row() -> None:
+    import dataclasses
+
+    from mixer import formats
+
+    fmt = formats.FORMATS["openai"]
+    frame = _openai_rows()
+    batch = formats.export(frame, fmt)
+    one_by_one = formats.export(frame, dataclasses.replace(fmt, convert_frame=None))
+    assert batch.lines is not None
+    assert batch.lines.to_list() == [json.dumps(r, ensure_ascii=False) for r in one_by_one.rows]
+    assert batch.rejects == one_by_one.rejects
+    assert {r["id"] for r in batch.rejects} == {"s/2", "s/3", "s/5", "s/6"}  # no answer, document, tool name, blank system
+    assert batch.rows == one_by_one.rows  # rows on demand, the same
+
+
+def test_openai_shards_with_tool_turns_or_renamed_tools_go_row_by_row() -> None:
+    from mixer import formats
+
+    fmt = formats.FORMATS["openai"]
+    frame = _canonical_rows()  # s/4: a tool result without a call, refused either way
+    assert formats.export(frame, fmt).lines is not None
+    call = '[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]'
+    turn = lambda role, content, **kw: {"role": role, "content": content, "tool_calls": kw.get("calls"),  # noqa: E731
+                                        "tool_call_id": kw.get("call_id"), "name": kw.get("name")}
+    with_call = frame.head(1).with_columns(id=pl.lit("s/7"), messages=pl.Series([[
+        turn("user", "x"), turn("assistant", "", calls=call), turn("tool", "42", call_id="c1", name="f"),
+        turn("assistant", "y")]], dtype=frame.schema["messages"]))
+    exported = formats.export(pl.concat([frame, with_call]), fmt)
+    assert exported.lines is None and "s/7" not in {r["id"] for r in exported.rejects}  # a valid call: row by row
+    renamed = formats.export(_openai_rows(), fmt, rename_tools=True)
+    assert renamed.lines is None and [r["id"] for r in renamed.renamed] == ["s/5"]

@@ -283,8 +283,7 @@ class MemoryOutput:
         return dict(self.splits)
 
     def exported(self) -> dict[str, formats.Exported]:
-        return {name: formats.Exported(rows, self.rejects.get(name, [])) if isinstance(rows, list)
-                else formats.Exported(None, self.rejects.get(name, []), table=rows) for name, rows in self.rows.items()}
+        return {name: formats.Exported.of(part, self.rejects.get(name, [])) for name, part in self.rows.items()}
 
     def write(self, folder: Path) -> list[writers.OutputFile]:
         assert self.spec is not None

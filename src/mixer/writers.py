@@ -156,6 +156,9 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]] | Any, folder: Path, s
 
             table = part if isinstance(part, pa.Table) else _arrow_table(part, features)
             pq.write_table(table, path, compression="zstd")
+        elif isinstance(part, pl.Series):  # JSON lines made by a batch converter
+            with path.open("w", encoding="utf-8") as fh:
+                fh.writelines(line + "\n" for line in part)
         else:
             known: dict[int, tuple[Any, str]] = {}
             with path.open("w", encoding="utf-8") as fh, no_gc():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import pkgutil
 from typing import Any
 
@@ -61,29 +62,39 @@ class Exported:
     """Converted rows of one split and the rows the format could not carry.
 
     A shard converted in batch (:attr:`Format.convert_frame`) keeps its rows as ``table``, an
-    Arrow table in the format's features, which the writers and ``to_datasets`` take as it is;
-    ``rows`` turns it into dicts only when asked for (``Json`` values as their JSON text)."""
+    Arrow table in the format's features (Parquet formats), or as ``lines``, a string Series of
+    its JSON lines (JSON Lines formats); the writers and ``to_datasets`` take them as they are,
+    and ``rows`` makes dicts of them only when asked for (a ``Json`` value of a table as its text)."""
 
     def __init__(self, rows: list[dict[str, Any]] | None = None, rejects: list[dict[str, Any]] | None = None,
-                 renamed: list[dict[str, Any]] | None = None, table: Any = None) -> None:
-        self._rows = rows if rows is not None or table is not None else []
+                 renamed: list[dict[str, Any]] | None = None, table: Any = None, lines: pl.Series | None = None) -> None:
+        self._rows = rows if rows is not None or table is not None or lines is not None else []
         self.rejects = rejects if rejects is not None else []
         self.renamed = renamed if renamed is not None else []  # rows whose tools were renamed: source, id, names
         self.table = table
+        self.lines = lines
+
+    @classmethod
+    def of(cls, part: Any, rejects: list[dict[str, Any]] | None = None) -> Exported:
+        """A converted shard as the writers hold it (:attr:`part`), back as an ``Exported``."""
+        if isinstance(part, pl.Series):
+            return cls(None, rejects, lines=part)
+        return cls(part, rejects) if isinstance(part, list) else cls(None, rejects, table=part)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
         if self._rows is None:
-            self._rows = self.table.to_pylist()
+            self._rows = (self.table.to_pylist() if self.table is not None
+                          else [json.loads(line) for line in self.lines])  # type: ignore[union-attr]
         return self._rows
 
     @property
     def part(self) -> Any:
-        """What the writers take: the table of a batch-converted shard, else the rows."""
-        return self.table if self.table is not None else self.rows
+        """What the writers take: the table or the lines of a batch-converted shard, else the rows."""
+        return self.table if self.table is not None else self.lines if self.lines is not None else self.rows
 
     def __len__(self) -> int:
-        return self.table.num_rows if self.table is not None else len(self.rows)
+        return len(self.part) if self._rows is None else len(self._rows)
 
 
 def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **options: Any) -> Exported:
@@ -96,10 +107,12 @@ def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **optio
     if fmt.convert_frame is not None and not options:
         batch = fmt.convert_frame(frame)
         if batch is not None:
-            table, converted = batch
+            out, converted = batch
             left = _each_row(frame.filter(~converted), fmt, rename_tools)
             if not left.rows:  # every row left was refused, with its reason
-                return Exported(None, left.rejects, left.renamed, table=table)
+                done = Exported.of(out, left.rejects)
+                done.renamed = left.renamed
+                return done
     return _each_row(frame, fmt, rename_tools, **options)
 
 

@@ -13,7 +13,10 @@ import json
 import re
 from typing import Any
 
+import polars as pl
+
 from mixer.formats import trl
+from mixer.pyexpr import blank, json_string
 from mixer.formats.common import (Format, Unrepresentable, has_json_feature, openai_messages, require_answer,
                                   require_chat, tools)
 
@@ -67,6 +70,59 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
+    """The JSON lines :func:`convert` writes, built at once by Polars string expressions (the
+    bytes of ``json.dumps(row, ensure_ascii=False)``), and which rows they are. It takes the plain
+    rows: a chat ending on an assistant turn, only user and assistant turns, every content (and
+    the system prompt) a string that is not blank, every tool spec one OpenAI accepts. The other
+    rows are left to :func:`convert` (a shard with a valid row left, tool turns say, goes row by
+    row whole)."""
+    specs = frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series()
+    known = [_spec_json(t) for t in specs.to_list()]
+    turn = pl.element().struct
+    calls = turn.field("tool_calls")
+    odd_turn = (~turn.field("role").is_in(["user", "assistant"]) | turn.field("content").is_null()
+                | blank(turn.field("content")) | (calls.is_not_null() & (calls != "")))
+    spec_json = pl.element().replace_strict(specs, pl.Series(known, dtype=pl.String), default=None,
+                                            return_dtype=pl.String)
+    system = pl.col("system")
+    out = frame.select(
+        _ok=((pl.col("kind") == "chat")
+             & (pl.col("messages").list.last().struct.field("role") == "assistant").fill_null(False)
+             & ~pl.col("messages").list.eval(odd_turn).list.any().fill_null(True)
+             & ~pl.col("tools").list.eval(spec_json.is_null()).list.any().fill_null(False)
+             & (system.is_null() | ~blank(system))).fill_null(False),
+        _line=pl.concat_str(
+            pl.lit('{"messages": ['),
+            pl.when(system.is_not_null()).then(pl.lit('{"role": "system", "content": ') + json_string(system)
+                                               + pl.lit("}, ")).otherwise(pl.lit("")),
+            pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": "'), turn.field("role"),
+                                                       pl.lit('", "content": '), json_string(turn.field("content")),
+                                                       pl.lit("}"))).list.join(", "),
+            pl.lit("]"),
+            pl.when(pl.col("tools").list.len() > 0)
+            .then(pl.lit(', "tools": [') + pl.col("tools").list.eval(spec_json).list.join(", ") + pl.lit("]"))
+            .otherwise(pl.lit("")),
+            pl.lit("}")),
+    )
+    converted = out.get_column("_ok")
+    return out.filter(converted).get_column("_line").alias("line"), converted
+
+
+def _spec_json(text: str) -> str | None:
+    """A tool spec's JSON as :func:`convert` writes it, or None if OpenAI would refuse it."""
+    try:
+        spec = tools({"tools": [text]})[0]
+        fn = spec["function"]
+        params = fn.get("parameters")
+        if not NAME.match(fn["name"]) or (params is not None and (not isinstance(params, dict)
+                                                                  or params.get("type") != "object")):
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return json.dumps(spec, ensure_ascii=False)
+
+
 def features() -> Any:
     """The card's features; ``None`` (types inferred) with ``datasets`` < 4.7.
 
@@ -89,4 +145,4 @@ def features() -> Any:
 
 
 FORMAT = Format("openai", "jsonl", convert, "OpenAI fine-tuning JSONL", features, NAME, read_back=trl.read_back,
-                order=30)
+                order=30, convert_frame=convert_frame)
