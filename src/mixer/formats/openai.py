@@ -86,13 +86,14 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     spec_json = pl.element().replace_strict(specs, pl.Series(known, dtype=pl.String), default=None,
                                             return_dtype=pl.String)
     system = pl.col("system")
-    out = frame.select(
-        _ok=((pl.col("kind") == "chat")
-             & (pl.col("messages").list.last().struct.field("role") == "assistant").fill_null(False)
-             & ~pl.col("messages").list.eval(odd_turn).list.any().fill_null(True)
-             & ~pl.col("tools").list.eval(spec_json.is_null()).list.any().fill_null(False)
-             & (system.is_null() | ~blank(system))).fill_null(False),
-        _line=pl.concat_str(
+    converted = frame.select(
+        ((pl.col("kind") == "chat")
+         & (pl.col("messages").list.last().struct.field("role") == "assistant").fill_null(False)
+         & ~pl.col("messages").list.eval(odd_turn).list.any().fill_null(True)
+         & ~pl.col("tools").list.eval(spec_json.is_null()).list.any().fill_null(False)
+         & (system.is_null() | ~blank(system))).fill_null(False)).to_series()
+    lines = frame.filter(converted).select(
+        line=pl.concat_str(
             pl.lit('{"messages": ['),
             pl.when(system.is_not_null()).then(pl.lit('{"role": "system", "content": ') + json_string(system)
                                                + pl.lit("}, ")).otherwise(pl.lit("")),
@@ -104,9 +105,8 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
             .then(pl.lit(', "tools": [') + pl.col("tools").list.eval(spec_json).list.join(", ") + pl.lit("]"))
             .otherwise(pl.lit("")),
             pl.lit("}")),
-    )
-    converted = out.get_column("_ok")
-    return out.filter(converted).get_column("_line").alias("line"), converted
+    ).to_series()
+    return lines, converted
 
 
 def _spec_json(text: str) -> str | None:
