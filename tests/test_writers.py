@@ -162,6 +162,16 @@ def _openai_rows() -> pl.DataFrame:
         content=pl.element().struct.field("content") + pl.lit(" " + odd))))])
 
 
+def _tool_call_row(frame: pl.DataFrame) -> pl.DataFrame:
+    """A valid chat with a tool call and its result (every format's row converter takes it)."""
+    call = '[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]'
+    turn = lambda role, content, **kw: {"role": role, "content": content, "tool_calls": kw.get("calls"),  # noqa: E731
+                                        "tool_call_id": kw.get("call_id"), "name": kw.get("name")}
+    return frame.head(1).with_columns(id=pl.lit("s/7"), messages=pl.Series([[
+        turn("user", "x"), turn("assistant", "", calls=call), turn("tool", "42", call_id="c1", name="f"),
+        turn("assistant", "y")]], dtype=frame.schema["messages"]))
+
+
 def test_openai_lines_built_at_once_are_the_bytes_and_rejects_of_converting_row_by_row() -> None:
     import dataclasses
 
@@ -184,13 +194,27 @@ def test_openai_shards_with_tool_turns_or_renamed_tools_go_row_by_row() -> None:
     fmt = formats.FORMATS["openai"]
     frame = _canonical_rows()  # s/4: a tool result without a call, refused either way
     assert formats.export(frame, fmt).lines is not None
-    call = '[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]'
-    turn = lambda role, content, **kw: {"role": role, "content": content, "tool_calls": kw.get("calls"),  # noqa: E731
-                                        "tool_call_id": kw.get("call_id"), "name": kw.get("name")}
-    with_call = frame.head(1).with_columns(id=pl.lit("s/7"), messages=pl.Series([[
-        turn("user", "x"), turn("assistant", "", calls=call), turn("tool", "42", call_id="c1", name="f"),
-        turn("assistant", "y")]], dtype=frame.schema["messages"]))
-    exported = formats.export(pl.concat([frame, with_call]), fmt)
+    exported = formats.export(pl.concat([frame, _tool_call_row(frame)]), fmt)
     assert exported.lines is None and "s/7" not in {r["id"] for r in exported.rejects}  # a valid call: row by row
     renamed = formats.export(_openai_rows(), fmt, rename_tools=True)
     assert renamed.lines is None and [r["id"] for r in renamed.renamed] == ["s/5"]
+
+
+def test_llama_factory_lines_built_at_once_are_the_bytes_and_rejects_of_converting_row_by_row() -> None:
+    import dataclasses
+
+    from mixer import formats
+
+    fmt = formats.FORMATS["llama-factory"]
+    frame = _openai_rows()  # escapes in system and content, a document, a prompt-only row, a dotted tool name
+    two_users = frame.head(1).with_columns(id=pl.lit("s/8"), messages=pl.col("messages").list.eval(
+        pl.element().struct.with_fields(role=pl.lit("user"))).list.concat(pl.col("messages").list.slice(1)))
+    frame = pl.concat([frame, two_users])
+    batch = formats.export(frame, fmt)
+    one_by_one = formats.export(frame, dataclasses.replace(fmt, convert_frame=None))
+    assert batch.lines is not None
+    assert batch.lines.to_list() == [json.dumps(r, ensure_ascii=False) for r in one_by_one.rows]
+    assert batch.rejects == one_by_one.rejects and {r["id"] for r in batch.rejects} == {"s/2", "s/3", "s/8"}
+    # a tool call and its result are the row converter's: the shard goes row by row
+    exported = formats.export(pl.concat([frame, _tool_call_row(frame)]), fmt)
+    assert exported.lines is None and "s/7" not in {r["id"] for r in exported.rejects}

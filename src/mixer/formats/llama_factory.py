@@ -12,7 +12,10 @@ import functools
 import json
 from typing import Any
 
+import polars as pl
+
 from mixer.formats.common import Format, ReadBack, Unrepresentable, parsed, require_chat, tool_calls, tools
+from mixer.pyexpr import json_string
 
 _EVEN = ("human", "observation")
 _ODD = ("gpt", "function_call")
@@ -51,6 +54,36 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
 @functools.lru_cache(maxsize=65_536)
 def _function_json(spec: str) -> str:
     return json.dumps(tools({"tools": [spec]})[0]["function"], ensure_ascii=False)
+
+
+def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
+    """The JSON lines :func:`convert` writes, built at once by Polars string expressions (the
+    bytes of ``json.dumps(row, ensure_ascii=False)``), and which rows they are: chats whose turns
+    are string user and assistant turns in strict alternation, from a user turn to an assistant
+    turn, without tool calls. The other rows are left to :func:`convert`."""
+    specs = frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series()
+    try:
+        known = [_function_json(t) for t in specs.to_list()]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None  # a spec the row converter cannot read either: it says so
+    turn = pl.element().struct
+    role, calls = turn.field("role"), turn.field("tool_calls")
+    position_ok = pl.when(pl.int_range(pl.len()) % 2 == 0).then(role == "user").otherwise(role == "assistant")
+    plain = (position_ok & turn.field("content").is_not_null() & (calls.is_null() | (calls == ""))).fill_null(False)
+    n = pl.col("messages").list.len()
+    converted = frame.select(((pl.col("kind") == "chat") & (n > 0) & (n % 2 == 0)
+                              & pl.col("messages").list.eval(plain).list.all()).fill_null(False)).to_series()
+    speaker = pl.when(role == "user").then(pl.lit("human")).otherwise(pl.lit("gpt"))
+    functions = pl.element().replace_strict(specs, pl.Series(known, dtype=pl.String), return_dtype=pl.String)
+    tools = pl.when(pl.col("tools").list.len() > 0).then(
+        pl.lit("[") + pl.col("tools").list.eval(functions).list.join(", ") + pl.lit("]")).otherwise(pl.lit(""))
+    lines = frame.filter(converted).select(line=pl.concat_str(
+        pl.lit('{"conversations": ['),
+        pl.col("messages").list.eval(pl.concat_str(pl.lit('{"from": "'), speaker, pl.lit('", "value": '),
+                                                   json_string(turn.field("content")), pl.lit("}"))).list.join(", "),
+        pl.lit('], "system": '), json_string(pl.col("system").fill_null("")),
+        pl.lit(', "tools": '), json_string(tools), pl.lit("}"))).to_series()
+    return lines, converted
 
 
 def _arguments(raw: str) -> Any:
@@ -103,4 +136,5 @@ def _dataset_info_json(name: str, files: dict[str, str]) -> str:
 
 
 FORMAT = Format("llama-factory", "jsonl", convert, "LLaMA-Factory sharegpt (+ ``dataset_info.json``)", features,
-                side_files={"dataset_info.json": _dataset_info_json}, read_back=read_back, order=20)
+                side_files={"dataset_info.json": _dataset_info_json}, read_back=read_back, order=20,
+                convert_frame=convert_frame)
