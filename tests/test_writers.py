@@ -218,3 +218,33 @@ def test_llama_factory_lines_built_at_once_are_the_bytes_and_rejects_of_converti
     # a tool call and its result are the row converter's: the shard goes row by row
     exported = formats.export(pl.concat([frame, _tool_call_row(frame)]), fmt)
     assert exported.lines is None and "s/7" not in {r["id"] for r in exported.rejects}
+
+
+def test_threaded_writes_are_over_when_an_interrupt_comes_out() -> None:
+    """Ctrl-C or a kill lands in the main thread while shards are written: when it comes out of
+    the writer, no thread is still writing (the caller removes the staging folder next)."""
+    import _thread
+    import threading
+    import time
+
+    log: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def write(i: int) -> int:
+        with lock:
+            log.append(("start", i))
+        if i == 1:
+            _thread.interrupt_main()
+        time.sleep(0.003)
+        with lock:
+            log.append(("end", i))
+        return i
+
+    for _ in range(5):
+        log.clear()
+        with pytest.raises(KeyboardInterrupt):
+            writers._in_threads(write, list(range(300)), 2)
+        seen = list(log)
+        time.sleep(0.05)
+        assert log == seen  # nothing started or finished after the interrupt came out
+        assert len([e for e in seen if e[0] == "start"]) < 300  # the jobs not started were cancelled
