@@ -248,3 +248,23 @@ def test_threaded_writes_are_over_when_an_interrupt_comes_out() -> None:
         time.sleep(0.05)
         assert log == seen  # nothing started or finished after the interrupt came out
         assert len([e for e in seen if e[0] == "start"]) < 300  # the jobs not started were cancelled
+
+
+def test_a_llama_factory_split_cut_into_several_files_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """dataset_info.json names one file a split: LLaMA-Factory would train on one shard of several."""
+    from conftest import chats, write_jsonl, write_recipe
+    from mixer import pipeline
+    from mixer.errors import OutputError
+
+    write_jsonl(tmp_path / "a.jsonl", chats(30))
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 30\n[sources.a]\npath = "a.jsonl"\n'
+                                               'weight = 1\n[output]\nformat = "llama-factory"\nshard_rows = 10\n')
+    for executor in ("memory", "stream"):
+        with pytest.raises(OutputError, match="train split's 30 rows would be written as 3 files.*shard_rows to at least 30"):
+            pipeline.build_all(recipe, out=tmp_path / f"out-{executor}", executor=executor)
+        assert not (tmp_path / f"out-{executor}").exists()
+    with pytest.raises(OutputError, match="shard_rows"):
+        pipeline.convert(tmp_path / "a.jsonl", tmp_path / "converted", "llama-factory", shard_rows=10)
+    built = pipeline.build_all(recipe, out=tmp_path / "one", overrides=["output.shard_rows=30"])
+    info = json.loads((tmp_path / "one" / "dataset_info.json").read_text())
+    assert [e["file_name"] for e in info.values()] == ["data/train-00000-of-00001.jsonl"] and built

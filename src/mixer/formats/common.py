@@ -43,6 +43,7 @@ class Format:
     order: int = 50  # place in listings
     # the whole shard at once: (Arrow table in its features, which rows it holds) or None (row by row)
     convert_frame: Callable[[Any], tuple[Any, Any] | None] | None = None
+    one_file_per_split: str | None = None  # why the trainer reads a split from one file only, if it does
 
     @property
     def converts(self) -> bool:

@@ -137,4 +137,5 @@ def _dataset_info_json(name: str, files: dict[str, str]) -> str:
 
 FORMAT = Format("llama-factory", "jsonl", convert, "LLaMA-Factory sharegpt (+ ``dataset_info.json``)", features,
                 side_files={"dataset_info.json": _dataset_info_json}, read_back=read_back, order=20,
-                convert_frame=convert_frame)
+                convert_frame=convert_frame,
+                one_file_per_split="LLaMA-Factory reads a dataset from the one file dataset_info.json names")
