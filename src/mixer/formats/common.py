@@ -95,12 +95,23 @@ def tools(row: dict[str, Any]) -> list[dict[str, Any]]:
     distinct spec is parsed once and the object shared by every row that carries it (a catalog's
     specs recur on thousands of rows, and parsing them row by row was most of an export). Change
     a copy, never these (:func:`rename_tools` parses its own)."""
-    return [_spec(t) for t in row.get("tools") or []]
+    return [spec(t) for t in row.get("tools") or []]
 
 
 @functools.lru_cache(maxsize=65_536)
-def _spec(text: str) -> dict[str, Any]:
+def spec(text: str) -> dict[str, Any]:
+    """One tool spec's object, parsed once (shared: read it, never change it)."""
     return json.loads(text)
+
+
+def per_spec(frame: Any, make: Callable[[str], str | None]) -> Any:
+    """An element expression for a ``tools`` list: each spec text as ``make`` turns it (null where
+    it gives None), ``make`` called once per distinct spec of ``frame``, not once per row."""
+    import polars as pl
+
+    texts = frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series()
+    return pl.element().replace_strict(texts, pl.Series([make(t) for t in texts.to_list()], dtype=pl.String),
+                                       default=None, return_dtype=pl.String)
 
 
 def rename_tools(row: dict[str, Any], rule: re.Pattern[str]) -> dict[str, str]:

@@ -14,7 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import Format, ReadBack, Unrepresentable, parsed, require_chat, tool_calls, tools
+from mixer.formats.common import Format, ReadBack, Unrepresentable, parsed, per_spec, require_chat, tool_calls
+from mixer.formats.common import spec as parse_spec
 from mixer.pyexpr import json_string
 
 _EVEN = ("human", "observation")
@@ -53,7 +54,7 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=65_536)
 def _function_json(spec: str) -> str:
-    return json.dumps(tools({"tools": [spec]})[0]["function"], ensure_ascii=False)
+    return json.dumps(parse_spec(spec)["function"], ensure_ascii=False)
 
 
 def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
@@ -61,9 +62,8 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     bytes of ``json.dumps(row, ensure_ascii=False)``), and which rows they are: chats whose turns
     are string user and assistant turns in strict alternation, from a user turn to an assistant
     turn, without tool calls. The other rows are left to :func:`convert`."""
-    specs = frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series()
     try:
-        known = [_function_json(t) for t in specs.to_list()]
+        functions = per_spec(frame, _function_json)
     except (ValueError, KeyError, TypeError, IndexError):
         return None  # a spec the row converter cannot read either: it says so
     turn = pl.element().struct
@@ -74,7 +74,6 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     converted = frame.select(((pl.col("kind") == "chat") & (n > 0) & (n % 2 == 0)
                               & pl.col("messages").list.eval(plain).list.all()).fill_null(False)).to_series()
     speaker = pl.when(role == "user").then(pl.lit("human")).otherwise(pl.lit("gpt"))
-    functions = pl.element().replace_strict(specs, pl.Series(known, dtype=pl.String), return_dtype=pl.String)
     tools = pl.when(pl.col("tools").list.len() > 0).then(
         pl.lit("[") + pl.col("tools").list.eval(functions).list.join(", ") + pl.lit("]")).otherwise(pl.lit(""))
     lines = frame.filter(converted).select(line=pl.concat_str(

@@ -16,9 +16,10 @@ from typing import Any
 import polars as pl
 
 from mixer.formats import trl
+from mixer.formats.common import (Format, Unrepresentable, has_json_feature, openai_messages, per_spec,
+                                  require_answer, require_chat, tools)
+from mixer.formats.common import spec as parse_spec
 from mixer.pyexpr import blank, json_string
-from mixer.formats.common import (Format, Unrepresentable, has_json_feature, openai_messages, require_answer,
-                                  require_chat, tools)
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 NAME_RULE = ("a tool name is not allowed by OpenAI (letters, digits, _ and -, at most 64); "
@@ -77,14 +78,11 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     the system prompt) a string that is not blank, every tool spec one OpenAI accepts. The other
     rows are left to :func:`convert` (a shard with a valid row left, tool turns say, goes row by
     row whole)."""
-    specs = frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series()
-    known = [_spec_json(t) for t in specs.to_list()]
+    spec_json = per_spec(frame, _spec_json)
     turn = pl.element().struct
     calls = turn.field("tool_calls")
     odd_turn = (~turn.field("role").is_in(["user", "assistant"]) | turn.field("content").is_null()
                 | blank(turn.field("content")) | (calls.is_not_null() & (calls != "")))
-    spec_json = pl.element().replace_strict(specs, pl.Series(known, dtype=pl.String), default=None,
-                                            return_dtype=pl.String)
     system = pl.col("system")
     converted = frame.select(
         ((pl.col("kind") == "chat")
@@ -112,15 +110,15 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
 def _spec_json(text: str) -> str | None:
     """A tool spec's JSON as :func:`convert` writes it, or None if OpenAI would refuse it."""
     try:
-        spec = tools({"tools": [text]})[0]
-        fn = spec["function"]
+        parsed = parse_spec(text)
+        fn = parsed["function"]
         params = fn.get("parameters")
         if not NAME.match(fn["name"]) or (params is not None and (not isinstance(params, dict)
                                                                   or params.get("type") != "object")):
             return None
     except (ValueError, KeyError, TypeError):
         return None
-    return json.dumps(spec, ensure_ascii=False)
+    return json.dumps(parsed, ensure_ascii=False)
 
 
 def features() -> Any:

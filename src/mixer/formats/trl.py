@@ -38,7 +38,7 @@ def conversation(row: dict[str, Any]) -> dict[str, Any]:
             for c in m.pop("tool_calls", [])
         ]
         messages.append({"role": m["role"], "content": m["content"],
-                         "tool_calls": [_json(c) for c in calls] or None if as_text else encode_json(calls or None),
+                         "tool_calls": ([_json(c) for c in calls] or None) if as_text else encode_json(calls or None),
                          "tool_call_id": m.get("tool_call_id"), "name": m.get("name")})
     # the row's specs are JSON text already (canonical rows keep them so)
     return {"messages": messages, "tools": (list(row["tools"]) or None) if as_text else encode_json(tools(row) or None)}
