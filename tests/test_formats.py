@@ -240,7 +240,8 @@ def test_llama_factory_alternation_violations_are_counted_and_written_to_rejects
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
     assert len(rejects) == 2 and all(r["stage"] == "export:llama-factory" for r in rejects)
     info = json.loads((out / "dataset_info.json").read_text())
-    assert info["o"]["file_name"] == "data/train-00000-of-00001.jsonl" and info["o"]["formatting"] == "sharegpt"
+    assert info["o"]["file_name"] == "data/train" and info["o"]["formatting"] == "sharegpt"
+    assert [p.name for p in (out / "data" / "train").iterdir()] == ["train-00000-of-00001.jsonl"]
 
 
 def test_strict_turns_any_rejection_into_a_failed_build(tmp_path: Path) -> None:

@@ -250,21 +250,35 @@ def test_threaded_writes_are_over_when_an_interrupt_comes_out() -> None:
         assert len([e for e in seen if e[0] == "start"]) < 300  # the jobs not started were cancelled
 
 
-def test_a_llama_factory_split_cut_into_several_files_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    """dataset_info.json names one file a split: LLaMA-Factory would train on one shard of several."""
+def test_a_llama_factory_split_of_several_shards_is_a_folder_that_dataset_info_names(tmp_path: Path) -> None:
+    """dataset_info.json names one path a split: with several shards, that is their folder
+    (naming one file trained LLaMA-Factory on that shard alone)."""
+    import datasets
+
     from conftest import chats, write_jsonl, write_recipe
     from mixer import pipeline
-    from mixer.errors import OutputError
 
     write_jsonl(tmp_path / "a.jsonl", chats(30))
     recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 30\n[sources.a]\npath = "a.jsonl"\n'
                                                'weight = 1\n[output]\nformat = "llama-factory"\nshard_rows = 10\n')
+    written = {}
     for executor in ("memory", "stream"):
-        with pytest.raises(OutputError, match="train split's 30 rows would be written as 3 files.*shard_rows to at least 30"):
-            pipeline.build_all(recipe, out=tmp_path / f"out-{executor}", executor=executor)
-        assert not (tmp_path / f"out-{executor}").exists()
-    with pytest.raises(OutputError, match="shard_rows"):
-        pipeline.convert(tmp_path / "a.jsonl", tmp_path / "converted", "llama-factory", shard_rows=10)
-    built = pipeline.build_all(recipe, out=tmp_path / "one", overrides=["output.shard_rows=30"])
-    info = json.loads((tmp_path / "one" / "dataset_info.json").read_text())
-    assert [e["file_name"] for e in info.values()] == ["data/train-00000-of-00001.jsonl"] and built
+        out = tmp_path / f"out-{executor}"
+        pipeline.build_all(recipe, out=out, executor=executor)
+        info = json.loads((out / "dataset_info.json").read_text())
+        assert [e["file_name"] for e in info.values()] == ["data/train"]
+        files = sorted(p.relative_to(out).as_posix() for p in (out / "data").rglob("*") if p.is_file())
+        assert files == [f"data/train/train-0000{i}-of-00003.jsonl" for i in range(3)]
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert sorted(f["path"] for f in manifest["outputs"]) == files
+        written[executor] = [(out / f).read_bytes() for f in files]
+        assert datasets.load_dataset(str(out), split="train").num_rows == 30
+        again = pipeline.build_all(write_recipe(tmp_path / f"again-{executor}.toml",  # mixer reads it back as a source
+                                                f'unit = "examples"\ntotal = 30\n[sources.a]\npath = "{out}"\n'
+                                                'format = "sharegpt"\nweight = 1\n'), out=tmp_path / f"again-{executor}")
+        assert again and pl.read_parquet(tmp_path / f"again-{executor}" / "data" / "*.parquet").height == 30
+    assert written["memory"] == written["stream"]
+    converted, _ = pipeline.convert(tmp_path / "a.jsonl", tmp_path / "converted", "llama-factory", shard_rows=10)
+    info = json.loads((tmp_path / "converted" / "dataset_info.json").read_text())
+    assert [e["file_name"] for e in info.values()] == ["data/train"]
+    assert len(list((tmp_path / "converted" / "data" / "train").iterdir())) == 3

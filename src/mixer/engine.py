@@ -515,8 +515,6 @@ def _export(b: _Build, heights: dict[str, int], manifest: dict[str, Any]) -> Any
     recipe = b.recipe
     convert = _converter(recipe, b.base_dir)
     names = ["train", "validation"] if recipe.validation > 0 else ["train"]
-    formats.check_files(formats.FORMATS[recipe.output.format], recipe.output.shard_rows,
-                        {name: heights[name] for name in names})
     b.start("export", sum(heights[name] for name in names))
     rows: dict[str, int] = {}
     rejects: dict[str, list[dict[str, Any]]] = {}

@@ -292,7 +292,7 @@ class MemoryOutput:
             lengths = {name: written_per_shard(self.splits[name], self.rejects.get(name, []), self.spec.shard_rows)
                        for name in self.rows}
             return writers.write_rows(self.rows, lengths, folder, self.spec.file,
-                                      fmt.features() if fmt.features else None)
+                                      fmt.features() if fmt.features else None, fmt.split_folders)
         return writers.write_splits(self.splits, folder, self.spec.file, self.spec.shard_rows)
 
 
@@ -404,7 +404,7 @@ class LocalStreaming(Executor):
         assert spec is not None
         fmt = formats.FORMATS[spec.format]
         return writers.write_shard(part, folder, split, index, count, spec.file,
-                                   fmt.features() if fmt.features else None)
+                                   fmt.features() if fmt.features else None, fmt.split_folders)
 
     def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Output:
         for prio in self.chunks:  # the chunks are no longer needed; the selected rows are
@@ -457,6 +457,7 @@ class SpillOutput:
         (folder / "data").mkdir(parents=True, exist_ok=True)
         for f in self.files:
             source, target = self.folder / "final" / f.path, folder / f.path
+            target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(source, target)  # same file system (the spill inside the staging folder): no copy
             except OSError:

@@ -8,6 +8,7 @@ import sys
 import hashlib
 import json
 import os
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,8 +147,9 @@ def finish(stage: Path, recipe: Recipe, manifest: dict[str, Any], files: list[wr
     if fmt.converts:
         (stage / "README.md").write_text(
             formats.dataset_card(recipe.name, fmt, files), encoding="utf-8")
+    where = {f.split: posixpath.dirname(f.path) if fmt.split_folders else f.path for f in files}
     for name, text_of in fmt.side_files.items():
-        (stage / name).write_text(text_of(recipe.name, {f.split: f.path for f in files}), encoding="utf-8")
+        (stage / name).write_text(text_of(recipe.name, where), encoding="utf-8")
     manifest["outputs"] = [f.as_dict() for f in files]
     if fmt.converts and provenance is not None:
         provenance.write_parquet(stage / "rows.parquet", compression="zstd")

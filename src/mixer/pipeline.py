@@ -252,7 +252,6 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
     written: list[pl.DataFrame] = []
     if fmt.converts:
         options = formats.options(fmt, recipe.output, Path.cwd())
-        formats.check_files(fmt, recipe.output.shard_rows, {name: frame.height for name, frame in frames.items()})
         for name, frame in frames.items():
             exported = formats.export(frame, fmt, **options)
             output.rows[name], output.rejects[name] = exported.part, exported.rejects

@@ -125,16 +125,24 @@ def _storage_schema(schema: Any) -> Any:
     return pa.schema([pa.field(f.name, storage(f.type), f.nullable) for f in schema], metadata=schema.metadata)
 
 
+def shard_name(split: str, index: int, count: int, suffix: str, split_folder: bool = False) -> str:
+    """``data/{split}-0000i-of-0000n.{suffix}``, or inside ``data/{split}/`` with ``split_folder``
+    (for a trainer that names a split by one path, which then is the folder: see
+    :attr:`mixer.formats.common.Format.split_folders`). Both are layouts ``datasets`` reads as splits."""
+    folder = f"data/{split}" if split_folder else "data"
+    return f"{folder}/{split}-{index:05d}-of-{count:05d}.{suffix}"
+
+
 def write_shard(part: pl.DataFrame | list[dict[str, Any]] | Any, folder: Path, split: str, index: int, count: int,
-                suffix: str, features: Any = None) -> OutputFile:
-    """Write shard ``index`` of ``count`` of a split as ``folder/data/{split}-0000i-of-0000n.{suffix}``.
+                suffix: str, features: Any = None, split_folder: bool = False) -> OutputFile:
+    """Write shard ``index`` of ``count`` of a split as ``folder/`` :func:`shard_name`.
 
     A DataFrame is canonical rows (Parquet or JSON Lines); a list (or an Arrow table, from a batch
     converter) is trainer-format rows, whose Parquet carries the format's features (e.g. ``Json``).
     """
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    rel = f"data/{split}-{index:05d}-of-{count:05d}.{suffix}"
+    rel = shard_name(split, index, count, suffix, split_folder)
     path = folder / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(part, pl.DataFrame):
         if suffix == "parquet":
             # through Arrow: Polars sizes pages of gathered rows by the buffers they share, so the
@@ -224,9 +232,9 @@ def _in_threads(write: Callable[[Any], OutputFile], jobs: list[Any], workers: in
 
 
 def write_rows(splits: dict[str, Any], lengths: dict[str, list[int]], folder: Path, suffix: str,
-               features: Any = None) -> list[OutputFile]:
+               features: Any = None, split_folder: bool = False) -> list[OutputFile]:
     """Write trainer-format rows under ``folder/data``, shard ``i`` of a split holding the next
-    ``lengths[split][i]`` rows."""
+    ``lengths[split][i]`` rows (each split in a folder of its own with ``split_folder``)."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[Any, str, int, int]] = []
     for split, rows in splits.items():
@@ -237,8 +245,8 @@ def write_rows(splits: dict[str, Any], lengths: dict[str, list[int]], folder: Pa
         assert offset == len(rows), f"{split}: shards hold {offset} of {len(rows)} rows"
     # Parquet shards side by side (compression lets go of the GIL); JSON Lines are Python work, one at a time
     workers = max(1, min(len(jobs), pl.thread_pool_size(), 4)) if suffix == "parquet" else 1
-    return _in_threads(lambda job: write_shard(job[0], folder, job[1], job[2], job[3], suffix, features), jobs,
-                       workers)
+    return _in_threads(lambda job: write_shard(job[0], folder, job[1], job[2], job[3], suffix, features, split_folder),
+                       jobs, workers)
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:

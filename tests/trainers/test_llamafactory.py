@@ -32,22 +32,36 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(rows as mixer wrote them, rows as LLaMA-Factory aligned them), in file order."""
-    out = build_hh(tmp_path_factory.mktemp("lf"), "llama-factory", 60_000)
-    written = [json.loads(line) for f in sorted((out / "data").glob("train-*.jsonl"))
-               for line in f.read_text(encoding="utf-8").splitlines()]
+    """(rows as mixer wrote them, rows as LLaMA-Factory aligned them), paired.
+
+    The train split is cut into several shards: ``dataset_info.json`` names their folder, and
+    LLaMA-Factory must read every one (naming one file trained it on that shard alone). It lists
+    the folder in the file system's order, so rows are paired by content, not by position.
+    """
+    out = build_hh(tmp_path_factory.mktemp("lf"), "llama-factory", 60_000, "output.shard_rows=150")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    shards = [out / f["path"] for f in manifest["outputs"] if f["split"] == "train"]
+    assert len(shards) >= 3
+    written = [json.loads(line) for f in shards for line in f.read_text(encoding="utf-8").splitlines()]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     run = subprocess.run([str(LF_PYTHON), str(Path(__file__).with_name("llamafactory_load.py")), str(out), NAME],
                          capture_output=True, text=True, env=env, cwd=out, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     aligned = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]  # its log goes to stdout
     assert len(written) == rows_written(out)
-    return written, aligned
+    assert len(aligned) == len(written)  # no shard left out, no row skipped as "abnormal" by its converter
+    key = lambda turns, system: (system, tuple(turns))  # noqa: E731
+    by_key = {key([t["value"] for t in row["conversations"]], row["system"]): row for row in written}
+    assert len(by_key) == len(written)  # every row told apart by its content
+    paired = [by_key.pop(key([t["content"] for t in got["_prompt"] + got["_response"]], got["_system"]))
+              for got in aligned]
+    assert not by_key
+    return paired, aligned
 
 
 def test_llamafactory_loads_every_row_with_its_system_prompt_and_tools(loaded: Any) -> None:
     written, aligned = loaded
-    assert len(aligned) == len(written) > 50  # no row skipped as "abnormal" by its converter
+    assert len(aligned) == len(written) > 50
     assert sum(bool(r["system"]) for r in written) > 10 and sum(bool(r["tools"]) for r in written) > 10
     for row, got in zip(written, aligned, strict=True):
         assert got["_system"] == row["system"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from mixer.errors import OutputError, RecipeError
+from mixer.errors import RecipeError
 from mixer.formats.common import Format, Unrepresentable, decode_json, has_json_feature
 from mixer.formats import common
 
@@ -132,20 +132,6 @@ def _each_row(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **op
                                     "reason": str(exc), **({"detail": exc.detail} if exc.detail else {}),
                                     "n_tokens": row["n_tokens"]})
     return out
-
-
-def check_files(fmt: Format, shard_rows: int, heights: dict[str, int]) -> None:
-    """Fail before anything is written when ``fmt``'s trainer reads a split from one file and
-    ``shard_rows`` would cut a split (``heights``: its rows) into several: it would train on one."""
-    if fmt.one_file_per_split is None:
-        return
-    for name, rows in heights.items():
-        shards = -(-rows // shard_rows)
-        if shards > 1:
-            raise OutputError(
-                f"output: the {name} split's {rows:,} rows would be written as {shards} files of [output] "
-                f"shard_rows = {shard_rows:,}, but {fmt.one_file_per_split}, so it would train on one of "
-                f"them. Set shard_rows to at least {max(heights.values()):,} (one file a split)")
 
 
 def dataset_card(name: str, fmt: Format, files: list[Any]) -> str:

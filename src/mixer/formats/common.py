@@ -36,14 +36,17 @@ class Format:
     aliases: tuple[str, ...] = ()  # other ``output.format`` names for it (canonical: parquet, jsonl)
     keys: tuple[str, ...] = ()  # ``[output]`` keys that only this format takes
     options: Callable[[Any, Path], dict[str, Any]] | None = None  # (output spec, recipe folder) -> convert kwargs
-    # files written beside the data: {file name: (build name, {split: shard path}) -> its text}
+    # files written beside the data: {file name: (build name, {split: its path}) -> its text}; a
+    # split's path is its shard's, or its folder's with ``split_folders``
     side_files: dict[str, Callable[[str, dict[str, str]], str]] = field(default_factory=dict)
     read_back: Callable[[dict[str, Any]], ReadBack] | None = None  # for the audit; None: already rendered text
     prompts: bool = False  # rows are prompts the model completes (RL): no written token is an answer to train on
     order: int = 50  # place in listings
     # the whole shard at once: (Arrow table in its features, which rows it holds) or None (row by row)
     convert_frame: Callable[[Any], tuple[Any, Any] | None] | None = None
-    one_file_per_split: str | None = None  # why the trainer reads a split from one file only, if it does
+    # the trainer names a split by one path (LLaMA-Factory's ``file_name``): each split's shards are
+    # written in a folder of their own, ``data/{split}/``, and the side files name the folder
+    split_folders: bool = False
 
     @property
     def converts(self) -> bool:

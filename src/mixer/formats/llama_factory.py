@@ -93,7 +93,8 @@ def _arguments(raw: str) -> Any:
 
 
 def dataset_info(name: str, files: dict[str, str]) -> dict[str, Any]:
-    """``dataset_info.json`` entries, one per split, for LLaMA-Factory's ``dataset_dir``."""
+    """``dataset_info.json`` entries, one per split, for LLaMA-Factory's ``dataset_dir``. ``files``:
+    each split's folder (``file_name`` is one path; LLaMA-Factory reads every file of a folder)."""
     return {
         f"{name}_{split}" if split != "train" else name: {
             "file_name": path, "formatting": "sharegpt",
@@ -136,5 +137,4 @@ def _dataset_info_json(name: str, files: dict[str, str]) -> str:
 
 FORMAT = Format("llama-factory", "jsonl", convert, "LLaMA-Factory sharegpt (+ ``dataset_info.json``)", features,
                 side_files={"dataset_info.json": _dataset_info_json}, read_back=read_back, order=20,
-                convert_frame=convert_frame,
-                one_file_per_split="LLaMA-Factory reads a dataset from the one file dataset_info.json names")
+                convert_frame=convert_frame, split_folders=True)

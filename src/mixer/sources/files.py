@@ -112,10 +112,9 @@ def locate_all(source: Source) -> tuple[list[Path], list[Path]]:
         return [path], []
     if is_hf_disk_dataset(path):
         return sorted(p for p in path.rglob("*") if p.is_file()), []
-    split_all = sorted(p for p in (path / "data").glob(f"{source.split}-*") if p.is_file()) \
-        if (path / "data").is_dir() else []
+    split_all = _split_files(path / "data", source.split)
     split_files = [p for p in split_all if _suffix(p) in SUFFIXES]
-    if split_files:  # the Hugging Face layout (e.g. a mixer output): data/{split}-*.{parquet,jsonl}
+    if split_files:  # the Hugging Face layout (e.g. a mixer output): data/{split}-*.{parquet,jsonl} or data/{split}/
         return split_files, [p for p in split_all if p not in split_files]
     candidates = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)
                         and p.name not in _NOT_DATA)
@@ -126,9 +125,20 @@ def locate_all(source: Source) -> tuple[list[Path], list[Path]]:
     return files, [p for p in candidates if _suffix(p) not in SUFFIXES]
 
 
+def _split_files(data: Path, split: str) -> list[Path]:
+    """A split's files in the Hugging Face layout: ``data/{split}-*`` files, or the files of a
+    ``data/{split}/`` folder (a ``llama-factory`` output: its trainer names a split by one path)."""
+    if not data.is_dir():
+        return []
+    folder = data / split
+    found = folder.iterdir() if folder.is_dir() else data.glob(f"{globlib.escape(split)}-*")
+    return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+
+
 def splits(raw: str) -> list[str]:
-    """The splits a local dataset holds: ``data/{split}-*`` files (the Hugging Face layout, e.g. a
-    mixer output) or a ``save_to_disk`` DatasetDict's; ``["train"]`` for anything else."""
+    """The splits a local dataset holds: ``data/{split}-*`` files or ``data/{split}/`` folders
+    (the Hugging Face layout, e.g. a mixer output) or a ``save_to_disk`` DatasetDict's;
+    ``["train"]`` for anything else."""
     path = Path(raw)
     found: set[str] = set()
     if (path / "dataset_dict.json").is_file():
@@ -139,6 +149,8 @@ def splits(raw: str) -> list[str]:
     elif path.is_dir() and (path / "data").is_dir():
         found = {p.name.split("-", 1)[0] for p in (path / "data").iterdir()
                  if p.is_file() and "-" in p.name and _suffix(p) in SUFFIXES}
+        found |= {p.name for p in (path / "data").iterdir()
+                  if p.is_dir() and any(_suffix(f) in SUFFIXES for f in _split_files(path / "data", p.name))}
     order = {"train": 0, "validation": 1, "test": 2}
     return sorted(found, key=lambda s: (order.get(s, 3), s)) or ["train"]
 
