@@ -282,3 +282,50 @@ def test_a_llama_factory_split_of_several_shards_is_a_folder_that_dataset_info_n
     info = json.loads((tmp_path / "converted" / "dataset_info.json").read_text())
     assert [e["file_name"] for e in info.values()] == ["data/train"]
     assert len(list((tmp_path / "converted" / "data" / "train").iterdir())) == 3
+
+
+def _prompt_rows() -> pl.DataFrame:
+    """Rows for the prompt and torchtune converters: tools with and without a system prompt, an
+    empty system prompt, escapes, a prompt-only row, a tool turn, a row that is only an answer."""
+    spec = lambda name: json.dumps({"type": "function", "function": {  # noqa: E731
+        "name": name, "description": 'météo "x" \\ \u2028', "parameters": {"type": "object"}}}, ensure_ascii=False)
+    frame = _openai_rows()
+    turn = frame.schema["messages"].inner
+    extra = frame.head(3).with_columns(
+        id=pl.Series(["s/9", "s/10", "s/11"]), system=pl.Series([None, "", "sys"]),
+        tools=pl.Series([[spec("a"), spec("b")], [spec("a")], []], dtype=pl.List(pl.String)),
+        messages=pl.Series([[{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+                             {"role": "user", "content": "q2"}],
+                            [{"role": "assistant", "content": "only an answer"}],
+                            [{"role": "user", "content": "x"}, {"role": "tool", "content": "42", "tool_call_id": "c1",
+                                                                 "name": "f"}, {"role": "assistant", "content": "y"}]],
+                           dtype=pl.List(turn)))
+    return pl.concat([frame, extra, _canonical_rows().filter(pl.col("id") == "s/4")])
+
+
+@pytest.mark.parametrize("name", ["prompt", "torchtune"])
+def test_prompt_and_torchtune_shards_converted_at_once_are_what_converting_row_by_row_gives(name: str) -> None:
+    """The tools block folded into the system turn, byte for byte, and the same rows refused."""
+    import dataclasses
+
+    from mixer import formats
+
+    fmt = formats.FORMATS[name]
+    frame = _prompt_rows()
+    batch = formats.export(frame, fmt)
+    one_by_one = formats.export(frame, dataclasses.replace(fmt, convert_frame=None))
+    assert batch.rejects == one_by_one.rejects and len(batch) == len(one_by_one) >= 5
+    if name == "prompt":
+        assert batch.table is not None
+        assert batch.table.equals(writers._arrow_table(one_by_one.rows, fmt.features()))
+        assert {r["id"] for r in batch.rejects} == {"s/3", "s/10"}  # a document, no user turn before the answer
+    else:
+        assert batch.lines is not None
+        assert batch.lines.to_list() == [json.dumps(r, ensure_ascii=False) for r in one_by_one.rows]
+        assert {r["id"] for r in batch.rejects} == {"s/2", "s/3", "s/4", "s/9", "s/11"}
+    assert any("</tools>" in m["content"] for r in batch.rows for m in r.get("prompt", r.get("messages", [])))
+    exported = formats.export(pl.concat([frame, _tool_call_row(frame)]), fmt)
+    if name == "prompt":  # a tool call's arguments are the row converter's: row by row
+        assert exported.table is None and "s/7" not in {r["id"] for r in exported.rejects}
+    else:  # torchtune has no tool turns: refused with its reason, the rest at once
+        assert exported.lines is not None and "s/7" in {r["id"] for r in exported.rejects}

@@ -6,6 +6,8 @@ Python paths write; these are the pieces they share, each tested against Python 
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 
 
@@ -14,6 +16,19 @@ def json_string(expr: pl.Expr) -> pl.Expr:
     escapes the same characters the same way: quote, backslash, control characters)."""
     encoded = pl.struct(expr.alias("s")).struct.json_encode()
     return encoded.str.slice(5, encoded.str.len_chars() - 6)
+
+
+def json_escaped(expr: pl.Expr) -> pl.Expr:
+    """:func:`json_string` without its quotes (null stays null). Escaping goes character by character, so the
+    escaped text of a concatenation is the concatenation of the escaped parts: a text repeated
+    on many rows (a tools block) can be escaped once, in Python (:func:`escaped`), and joined."""
+    encoded = pl.struct(expr.alias("s")).struct.json_encode()
+    return pl.when(expr.is_not_null()).then(encoded.str.slice(6, encoded.str.len_chars() - 8))
+
+
+def escaped(text: str) -> str:
+    """``json.dumps(text, ensure_ascii=False)`` without its quotes: :func:`json_escaped` in Python."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
 def blank(expr: pl.Expr) -> pl.Expr:

@@ -190,11 +190,47 @@ def openai_messages(row: dict[str, Any], *, system: bool = True) -> list[dict[st
     return out
 
 
+_BLOCK_HEAD = ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+               "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n")
+_BLOCK_TAIL = "\n</tools>"
+
+
 def render_tools_block(specs: list[dict[str, Any]]) -> str:
     """The tools block used where a trainer has no tools field (torchtune, plain text)."""
     lines = "\n".join(json.dumps(s, ensure_ascii=False) for s in specs)
-    return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-            f"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{lines}\n</tools>")
+    return f"{_BLOCK_HEAD}{lines}{_BLOCK_TAIL}"
+
+
+def system_with_tools(frame: Any, as_json: bool = False) -> Any:
+    """An expression over ``frame``'s rows: the system prompt with the row's tools block folded in,
+    as the ``prompt`` and ``torchtune`` converters make it (the block after a blank line, or alone
+    when there is no system prompt); null when the row has neither. Each distinct spec is written
+    once (``json.dumps`` of its object, as :func:`render_tools_block` writes it). ``as_json``: the
+    text as a JSON string (``json.dumps``), made of each piece escaped once rather than of the
+    whole text escaped row by row (a block recurs on many rows: 100k rows, 1.45 -> 0.1 s)."""
+    import polars as pl
+
+    from mixer.pyexpr import escaped, json_escaped
+
+    text = escaped if as_json else str
+    line = per_spec(frame, lambda t: text(json.dumps(spec(t), ensure_ascii=False)))
+    # null without tools: an empty string where there are any, null (which concat_str keeps) where
+    # none (when/then over the long texts themselves: 100k rows, 0.17 -> 1.25 s)
+    any_tools = pl.when(pl.col("tools").list.len() > 0).then(pl.lit(""))
+    block = pl.concat_str(pl.lit(text(_BLOCK_HEAD)), pl.col("tools").list.eval(line).list.join(text("\n")),
+                          pl.lit(text(_BLOCK_TAIL)), any_tools)
+    system = json_escaped(pl.col("system")) if as_json else pl.col("system")
+    out = pl.coalesce(pl.concat_str(system, pl.lit(text("\n\n")), block), block, system)
+    return pl.concat_str(pl.lit('"'), out, pl.lit('"')) if as_json else out
+
+
+def no_tool_calls(frame: Any) -> bool:
+    """Whether no turn of ``frame`` calls a tool: batch converters take such shards (a call's
+    arguments are decoded per call, by the row converters)."""
+    import polars as pl
+
+    calls = frame.select(pl.col("messages").list.eval(pl.element().struct.field("tool_calls")).explode())
+    return not calls.filter(pl.first().is_not_null() & (pl.first() != "")).height
 
 
 def has_json_feature() -> bool:

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
+
 from mixer.formats import trl
-from mixer.formats.common import Format, ReadBack, Unrepresentable, parsed, present, render_tools_block, require_chat, tools
+from mixer.formats.common import (Format, ReadBack, Unrepresentable, has_json_feature, no_tool_calls, parsed, present,
+                                  render_tools_block, require_chat, system_with_tools, tools)
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +46,22 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
     return {"prompt": prompt, "tools": converted["tools"]}
 
 
+def convert_frame(frame: pl.DataFrame) -> tuple[Any, pl.Series] | None:
+    """The rows :func:`convert` writes, converted at once into an Arrow table in :func:`features`
+    (each distinct tool spec written into tools blocks once), and which rows those are: chats
+    whose prompt ends on a user or tool turn. None (row by row) where a turn has tool calls or
+    ``datasets`` has no ``Json``, as for ``trl``."""
+    if not has_json_feature() or not no_tool_calls(frame):
+        return None
+    turns = pl.col("messages")
+    keep = turns.list.len() - (turns.list.last().struct.field("role") == "assistant").cast(pl.UInt32)
+    last = turns.list.get(keep.cast(pl.Int64) - 1, null_on_oob=True).struct.field("role")
+    converted = frame.select(((pl.col("kind") == "chat") & last.is_in(["user", "tool"])).fill_null(False)).to_series()
+    rows = frame.filter(converted).with_columns(turns.list.head(keep))
+    columns = {"prompt": trl.messages_of(rows, system_with_tools(rows)), "tools": trl.tools_of(rows)}
+    return trl.table(columns, features()), converted
+
+
 def features() -> Any:
     import datasets
 
@@ -57,4 +76,4 @@ def read_back(record: dict[str, Any]) -> ReadBack:
 
 
 FORMAT = Format("prompt", "parquet", convert, "RL trainers (TRL GRPO/RLOO): conversational ``prompt`` + ``tools``",
-                features, read_back=read_back, prompts=True, order=60)
+                features, read_back=read_back, prompts=True, order=60, convert_frame=convert_frame)

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixer.formats.common import Format, ReadBack, Unrepresentable, render_tools_block, require_answer, require_chat, tools
+import polars as pl
+
+from mixer.formats.common import (Format, ReadBack, Unrepresentable, render_tools_block, require_answer, require_chat,
+                                  system_with_tools, tools)
+from mixer.pyexpr import json_string
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -27,6 +31,31 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
     return {"messages": messages}
 
 
+def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """The JSON lines :func:`convert` writes, built at once by Polars string expressions (the bytes
+    of ``json.dumps(row, ensure_ascii=False)``, each distinct tool spec written once), and which
+    rows they are: chats ending on an assistant turn, with user and assistant turns of string
+    content only. The others are left to :func:`convert`."""
+    turn = pl.element().struct
+    calls = turn.field("tool_calls")
+    odd_turn = (~turn.field("role").is_in(["user", "assistant"]) | turn.field("content").is_null()
+                | (calls.is_not_null() & (calls != "")))
+    converted = frame.select(
+        ((pl.col("kind") == "chat")
+         & (pl.col("messages").list.last().struct.field("role") == "assistant")
+         & ~pl.col("messages").list.eval(odd_turn).list.any()).fill_null(False)).to_series()
+    rows = frame.filter(converted)
+    system = system_with_tools(rows, as_json=True)
+    lines = rows.select(pl.concat_str(
+        pl.lit('{"messages": ['),
+        pl.concat_str(pl.lit('{"role": "system", "content": '), system, pl.lit("}, ")).fill_null(""),
+        pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": '), json_string(turn.field("role")),
+                                                   pl.lit(', "content": '), json_string(turn.field("content")),
+                                                   pl.lit("}"))).list.join(", "),
+        pl.lit("]}"))).to_series()
+    return lines, converted
+
+
 def features() -> Any:
     import datasets
 
@@ -40,4 +69,4 @@ def read_back(record: dict[str, Any]) -> ReadBack:
 
 
 FORMAT = Format("torchtune", "jsonl", convert, "torchtune chat datasets (tools folded into system)", features,
-                read_back=read_back, order=40)
+                read_back=read_back, order=40, convert_frame=convert_frame)
