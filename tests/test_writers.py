@@ -303,6 +303,26 @@ def _prompt_rows() -> pl.DataFrame:
     return pl.concat([frame, extra, _canonical_rows().filter(pl.col("id") == "s/4")])
 
 
+@pytest.mark.parametrize("name", ["openai", "llama-factory"])
+def test_tool_specs_with_escapes_are_written_at_once_as_row_by_row(name: str) -> None:
+    """Each spec's JSON is escaped once and joined: the same bytes as escaping each row's whole text."""
+    import dataclasses
+
+    from mixer import formats
+
+    fmt = formats.FORMATS[name]
+    frame = _prompt_rows()
+    with_tools = frame.filter(pl.col("id") == "s/9").with_columns(  # a chat both formats take, with escaped specs
+        id=pl.lit("s/12"), system=pl.lit("S"), messages=pl.col("messages").list.head(2))
+    frame = pl.concat([frame, with_tools])
+    batch = formats.export(frame, fmt)
+    one_by_one = formats.export(frame, dataclasses.replace(fmt, convert_frame=None))
+    assert batch.lines is not None and batch.rejects == one_by_one.rejects
+    assert batch.lines.to_list() == [json.dumps(r, ensure_ascii=False) for r in one_by_one.rows]
+    quote = 'météo \\"x\\"' if name == "openai" else 'météo \\\\\\"x\\\\\\"'  # in JSON; in JSON text in JSON
+    assert any(quote in line for line in batch.lines)
+
+
 @pytest.mark.parametrize("name", ["prompt", "torchtune"])
 def test_prompt_and_torchtune_shards_converted_at_once_are_what_converting_row_by_row_gives(name: str) -> None:
     """The tools block folded into the system turn, byte for byte, and the same rows refused."""

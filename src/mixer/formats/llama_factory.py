@@ -14,9 +14,10 @@ from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import Format, ReadBack, Unrepresentable, parsed, per_spec, require_chat, tool_calls
+from mixer.formats.common import (Format, ReadBack, Unrepresentable, any_tools, lines_of, parsed, per_spec, require_chat,
+                                  tool_calls)
 from mixer.formats.common import spec as parse_spec
-from mixer.pyexpr import json_string
+from mixer.pyexpr import escaped, json_string
 
 _EVEN = ("human", "observation")
 _ODD = ("gpt", "function_call")
@@ -63,7 +64,7 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     are string user and assistant turns in strict alternation, from a user turn to an assistant
     turn, without tool calls. The other rows are left to :func:`convert`."""
     try:
-        functions = per_spec(frame, _function_json)
+        functions = per_spec(frame, lambda text: escaped(_function_json(text)))
     except (ValueError, KeyError, TypeError, IndexError):
         return None  # a spec the row converter cannot read either: it says so
     turn = pl.element().struct
@@ -74,14 +75,15 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     converted = frame.select(((pl.col("kind") == "chat") & (n > 0) & (n % 2 == 0)
                               & pl.col("messages").list.eval(plain).list.all()).fill_null(False)).to_series()
     speaker = pl.when(role == "user").then(pl.lit("human")).otherwise(pl.lit("gpt"))
-    tools = pl.when(pl.col("tools").list.len() > 0).then(
-        pl.lit("[") + pl.col("tools").list.eval(functions).list.join(", ") + pl.lit("]")).otherwise(pl.lit(""))
-    lines = frame.filter(converted).select(line=pl.concat_str(
+    # the tools string's JSON, from each function's JSON escaped once (a string of a string)
+    tools = pl.concat_str(pl.lit('"' + escaped("[")), pl.col("tools").list.eval(functions).list.join(escaped(", ")),
+                          pl.lit(escaped("]") + '"'), any_tools()).fill_null('""')
+    lines = lines_of(frame.filter(converted), lambda rows: pl.concat_str(
         pl.lit('{"conversations": ['),
         pl.col("messages").list.eval(pl.concat_str(pl.lit('{"from": "'), speaker, pl.lit('", "value": '),
                                                    json_string(turn.field("content")), pl.lit("}"))).list.join(", "),
         pl.lit('], "system": '), json_string(pl.col("system").fill_null("")),
-        pl.lit(', "tools": '), json_string(tools), pl.lit("}"))).to_series()
+        pl.lit(', "tools": '), tools, pl.lit("}")))
     return lines, converted
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from mixer.formats import trl
-from mixer.formats.common import (Format, Unrepresentable, has_json_feature, openai_messages, per_spec,
+from mixer.formats.common import (Format, Unrepresentable, any_tools, has_json_feature, lines_of, openai_messages, per_spec,
                                   require_answer, require_chat, tools)
 from mixer.formats.common import spec as parse_spec
 from mixer.pyexpr import blank, json_string
@@ -90,20 +90,17 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
          & ~pl.col("messages").list.eval(odd_turn).list.any().fill_null(True)
          & ~pl.col("tools").list.eval(spec_json.is_null()).list.any().fill_null(False)
          & (system.is_null() | ~blank(system))).fill_null(False)).to_series()
-    lines = frame.filter(converted).select(
-        line=pl.concat_str(
-            pl.lit('{"messages": ['),
-            pl.when(system.is_not_null()).then(pl.lit('{"role": "system", "content": ') + json_string(system)
-                                               + pl.lit("}, ")).otherwise(pl.lit("")),
-            pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": "'), turn.field("role"),
-                                                       pl.lit('", "content": '), json_string(turn.field("content")),
-                                                       pl.lit("}"))).list.join(", "),
-            pl.lit("]"),
-            pl.when(pl.col("tools").list.len() > 0)
-            .then(pl.lit(', "tools": [') + pl.col("tools").list.eval(spec_json).list.join(", ") + pl.lit("]"))
-            .otherwise(pl.lit("")),
-            pl.lit("}")),
-    ).to_series()
+    lines = lines_of(frame.filter(converted), lambda rows: pl.concat_str(
+        pl.lit('{"messages": ['),
+        pl.when(system.is_not_null()).then(pl.lit('{"role": "system", "content": ') + json_string(system)
+                                           + pl.lit("}, ")).otherwise(pl.lit("")),
+        pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": "'), turn.field("role"),
+                                                   pl.lit('", "content": '), json_string(turn.field("content")),
+                                                   pl.lit("}"))).list.join(", "),
+        pl.lit("]"),
+        pl.concat_str(pl.lit(', "tools": ['), pl.col("tools").list.eval(spec_json).list.join(", "), pl.lit("]"),
+                      any_tools()).fill_null(""),
+        pl.lit("}")))
     return lines, converted
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import (Format, ReadBack, Unrepresentable, render_tools_block, require_answer, require_chat,
-                                  system_with_tools, tools)
+from mixer.formats.common import (Format, ReadBack, Unrepresentable, lines_of, render_tools_block, require_answer,
+                                  require_chat, system_with_tools, tools)
 from mixer.pyexpr import json_string
 
 
@@ -44,15 +44,18 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
         ((pl.col("kind") == "chat")
          & (pl.col("messages").list.last().struct.field("role") == "assistant")
          & ~pl.col("messages").list.eval(odd_turn).list.any()).fill_null(False)).to_series()
-    rows = frame.filter(converted)
-    system = system_with_tools(rows, as_json=True)
-    lines = rows.select(pl.concat_str(
-        pl.lit('{"messages": ['),
-        pl.concat_str(pl.lit('{"role": "system", "content": '), system, pl.lit("}, ")).fill_null(""),
-        pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": '), json_string(turn.field("role")),
-                                                   pl.lit(', "content": '), json_string(turn.field("content")),
-                                                   pl.lit("}"))).list.join(", "),
-        pl.lit("]}"))).to_series()
+
+    def line(rows: pl.DataFrame) -> pl.Expr:
+        system = system_with_tools(rows, as_json=True)
+        return pl.concat_str(
+            pl.lit('{"messages": ['),
+            pl.concat_str(pl.lit('{"role": "system", "content": '), system, pl.lit("}, ")).fill_null(""),
+            pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": '), json_string(turn.field("role")),
+                                                       pl.lit(', "content": '), json_string(turn.field("content")),
+                                                       pl.lit("}"))).list.join(", "),
+            pl.lit("]}"))
+
+    lines = lines_of(frame.filter(converted), line)
     return lines, converted
 
 
