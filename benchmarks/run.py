@@ -29,8 +29,9 @@ LEGEND = """Methods:
 - build: three sources cut from the workload (one augmented), exact dedup, canonical Parquet out;
   `mixer` in memory (`pipeline.build(...).write(...)`), `mixer-stream` chunk by chunk (`mixer build --stream`).
 - build-jsonl: the workload as OpenAI-messages JSON Lines (the shape people have), one augmented
-  source, canonical Parquet out: `mixer` in memory, `mixer-stream`, `mixer-trl` and `mixer-openai`
-  (in memory, written as TRL Parquet and OpenAI JSONL), `mixer-per-record` (the
+  source, canonical Parquet out: `mixer` in memory, `mixer-stream`, `mixer-trl`, `mixer-openai` and
+  `mixer-prompt` (in memory, written as TRL Parquet, OpenAI JSONL and RL prompts with the tools
+  block folded in), `mixer-per-record` (the
   reader without its batch path), `floor` = Polars `read_ndjson` + tiktoken over the distinct
   texts on every core + a Parquet write, and `datasets` = what a user writes instead:
   `load_dataset("json")` + the same augmentation and token counts as `map(num_proc=2)` +

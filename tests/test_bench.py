@@ -43,7 +43,7 @@ def test_sizes_above_the_in_memory_limit_run_only_the_io_floor_and_the_streaming
     assert sum(cells) == pytest.approx(results[1]["seconds"], abs=0.02)  # stages plus the rest: the whole build
 
 
-@pytest.mark.parametrize("method", ["mixer-trl", "mixer-openai"])
+@pytest.mark.parametrize("method", ["mixer-trl", "mixer-openai", "mixer-prompt"])
 def test_trainer_format_build_methods_write_that_format_and_time_its_stages(tmp_path: Path, method: str) -> None:
     from conftest import chats, write_jsonl
 

@@ -317,7 +317,7 @@ def phases(manifest: dict[str, Any]) -> dict[str, float]:
 
 
 #: build-jsonl methods that write a trainer's format instead of canonical Parquet
-TRAINER_METHODS = {"mixer-trl": "trl", "mixer-openai": "openai"}
+TRAINER_METHODS = {"mixer-trl": "trl", "mixer-openai": "openai", "mixer-prompt": "prompt"}
 
 
 def jsonl_recipe(path: Path, rows: int, folder: Path, fmt: str = "canonical") -> Path:
