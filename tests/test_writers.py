@@ -349,3 +349,14 @@ def test_prompt_and_torchtune_shards_converted_at_once_are_what_converting_row_b
         assert exported.table is None and "s/7" not in {r["id"] for r in exported.rejects}
     else:  # torchtune has no tool turns: refused with its reason, the rest at once
         assert exported.lines is not None and "s/7" in {r["id"] for r in exported.rejects}
+
+
+def test_batch_lines_are_written_from_arrow_buffers_as_python_would_write_them(tmp_path: Path) -> None:
+    import io
+
+    lines = pl.Series(["{}", '{"a": "東京 🙂 \u2028"}', "", "x" * 70_000, "é"] * 3)
+    fh = io.BytesIO()
+    writers._write_lines(lines.slice(1), fh, rows=4)  # a slice, cut into pieces that do not divide it
+    assert fh.getvalue() == "".join(line + "\n" for line in lines.slice(1)).encode("utf-8")
+    with pytest.raises(AssertionError, match="null line"):
+        writers._write_lines(pl.Series(["a", None]), io.BytesIO())

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from mixer.errors import OutputError
@@ -65,6 +66,20 @@ def shard_plan(total: int, shard_rows: int) -> list[tuple[int, int]]:
 
 
 ROW_GROUP = 50_000  # rows per Parquet row group of canonical shards
+
+
+def _write_lines(lines: pl.Series, fh: Any, rows: int = 50_000) -> None:
+    """Each string of ``lines`` and a newline, written from Arrow's UTF-8 buffer ``rows`` at a time:
+    no Python string is made per line (500k OpenAI lines: 4 -> 0.6 s)."""
+    import pyarrow as pa
+
+    assert not lines.null_count(), "a batch converter made a null line"  # it would vanish from the file
+    for start in range(0, len(lines), rows):
+        array = (lines.slice(start, rows) + "\n").to_arrow()
+        array = (array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array).cast(pa.large_string())
+        _, offsets, data = array.buffers()
+        bounds = np.frombuffer(offsets, dtype=np.int64)[array.offset:array.offset + len(array) + 1]
+        fh.write(memoryview(data)[int(bounds[0]):int(bounds[-1])])
 
 
 def _json_line(row: dict[str, Any], known: dict[int, tuple[Any, str]]) -> str:
@@ -158,8 +173,8 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]] | Any, folder: Path, s
             table = part if isinstance(part, pa.Table) else _arrow_table(part, features)
             pq.write_table(table, path, compression="zstd")
         elif isinstance(part, pl.Series):  # JSON lines made by a batch converter
-            with path.open("w", encoding="utf-8") as fh:
-                fh.writelines(line + "\n" for line in part)
+            with path.open("wb") as fh:
+                _write_lines(part, fh)
         else:
             known: dict[int, tuple[Any, str]] = {}
             with path.open("w", encoding="utf-8") as fh, no_gc():
