@@ -360,3 +360,35 @@ def test_batch_lines_are_written_from_arrow_buffers_as_python_would_write_them(t
     assert fh.getvalue() == "".join(line + "\n" for line in lines.slice(1)).encode("utf-8")
     with pytest.raises(AssertionError, match="null line"):
         writers._write_lines(pl.Series(["a", None]), io.BytesIO())
+
+
+def test_an_openai_split_of_several_shards_is_joined_into_the_one_file_a_fine_tuning_job_takes(tmp_path: Path) -> None:
+    """A job takes one training_file: shards would leave the user to upload one and train on it alone."""
+    import hashlib
+
+    import datasets
+
+    from conftest import chats, write_jsonl, write_recipe
+    from mixer import pipeline
+
+    write_jsonl(tmp_path / "a.jsonl", chats(30))
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 24\nvalidation = 0.2\n[sources.a]\n'
+                                               'path = "a.jsonl"\nweight = 1\n[output]\nformat = "openai"\nshard_rows = 4\n')
+    written = {}
+    for executor in ("memory", "stream"):
+        out = tmp_path / f"out-{executor}"
+        pipeline.build_all(recipe, out=out, executor=executor)
+        files = sorted(p.relative_to(out).as_posix() for p in (out / "data").rglob("*") if p.is_file())
+        assert files == ["data/train-00000-of-00001.jsonl", "data/validation-00000-of-00001.jsonl"]
+        manifest = json.loads((out / "manifest.json").read_text())
+        for entry in manifest["outputs"]:
+            data = (out / entry["path"]).read_bytes()
+            assert entry["rows"] == data.count(b"\n") == manifest["export"]["rows"][entry["split"]]
+            assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
+        assert datasets.load_dataset(str(out), split="train").num_rows == manifest["export"]["rows"]["train"] > 4
+        written[executor] = [(out / f).read_bytes() for f in files]
+    assert written["memory"] == written["stream"]
+    four = pipeline.build_all(recipe, out=tmp_path / "canonical", overrides=['output.format="canonical"'])
+    assert four and len(list((tmp_path / "canonical" / "data").glob("train-*.parquet"))) > 1  # other formats keep shards
+    pipeline.convert(tmp_path / "a.jsonl", tmp_path / "converted", "openai", shard_rows=4)
+    assert [p.name for p in (tmp_path / "converted" / "data").iterdir()] == ["train-00000-of-00001.jsonl"]

@@ -95,6 +95,8 @@ class Mixture:
     def write_into(self, stage: Path) -> None:
         """Fill a staging folder: the data files, then the files beside them."""
         files = self.output.write(stage)
+        if formats.FORMATS[self.recipe.output.format].one_file_per_split:
+            files = writers.join_splits(files, stage)
         rejects = [r.__dict__ for r in self.rejects] + [r for split in self.output.rejects.values() for r in split]
         finish(stage, self.recipe, self.manifest, files, rejects, self.removed,
                getattr(self.output, "provenance", None))

@@ -184,6 +184,32 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]] | Any, folder: Path, s
     return OutputFile(rel, split, rows, path.stat().st_size, _sha256(path))
 
 
+def join_splits(files: list[OutputFile], folder: Path) -> list[OutputFile]:
+    """Each split's JSON Lines shards under ``folder`` joined into one file,
+    ``data/{split}-00000-of-00001.jsonl``, in shard order (the concatenation of JSON Lines files is
+    the file of all their rows), for a trainer that takes one file a split. Each shard is removed
+    once copied, so the disk holds one shard more than the data at most."""
+    out: list[OutputFile] = []
+    for split in dict.fromkeys(f.split for f in files):
+        parts = [f for f in files if f.split == split]
+        rel = shard_name(split, 0, 1, "jsonl")
+        if [f.path for f in parts] == [rel]:
+            out += parts
+            continue
+        assert all(f.path.endswith(".jsonl") for f in parts), "only JSON Lines join by concatenation"
+        digest, joined = hashlib.sha256(), folder / f"{rel}.joining"
+        with joined.open("wb") as target:
+            for f in parts:
+                with (folder / f.path).open("rb") as fh:
+                    for block in iter(lambda fh=fh: fh.read(1 << 24), b""):
+                        digest.update(block)
+                        target.write(block)
+                (folder / f.path).unlink()
+        os.replace(joined, folder / rel)
+        out.append(OutputFile(rel, split, sum(f.rows for f in parts), (folder / rel).stat().st_size, digest.hexdigest()))
+    return out
+
+
 def write_splits(splits: dict[str, pl.DataFrame], folder: Path, fmt: str, shard_rows: int) -> list[OutputFile]:
     """Write each non-empty split of canonical rows as evenly sized shards under ``folder/data``."""
     if fmt not in FILE_TYPES:

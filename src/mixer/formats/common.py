@@ -47,6 +47,9 @@ class Format:
     # the trainer names a split by one path (LLaMA-Factory's ``file_name``): each split's shards are
     # written in a folder of their own, ``data/{split}/``, and the side files name the folder
     split_folders: bool = False
+    # the trainer takes one file a split (an OpenAI fine-tuning job: one training_file, one
+    # validation_file): a split's JSON Lines shards are joined into one file once written
+    one_file_per_split: bool = False
 
     @property
     def converts(self) -> bool:

@@ -140,4 +140,4 @@ def features() -> Any:
 
 
 FORMAT = Format("openai", "jsonl", convert, "OpenAI fine-tuning JSONL", features, NAME, read_back=trl.read_back,
-                order=30, convert_frame=convert_frame)
+                order=30, convert_frame=convert_frame, one_file_per_split=True)
