@@ -291,6 +291,8 @@ class MemoryOutput:
         if fmt.converts:
             lengths = {name: written_per_shard(self.splits[name], self.rejects.get(name, []), self.spec.shard_rows)
                        for name in self.rows}
+            if fmt.one_file_per_split:  # written as one file at once rather than joined afterwards
+                lengths = {name: [sum(each)] if each else [] for name, each in lengths.items()}
             return writers.write_rows(self.rows, lengths, folder, self.spec.file,
                                       fmt.features() if fmt.features else None, fmt.split_folders)
         return writers.write_splits(self.splits, folder, self.spec.file, self.spec.shard_rows)
