@@ -473,6 +473,8 @@ def test_every_output_format_gets_a_report_with_its_rows_shown(fmt: str, tmp_pat
     assert "could not be read" not in html
     assert html.count('class="ex"') == 6
     assert html.count('class="turn ') + html.count('class="doc"') >= 6  # every example shows its content
+    # with its text (llama-factory's turns showed empty), and no tool a row does not have ("1 tool", unnamed)
+    assert '<div class="b"></div>' not in html and "<li></li>" not in html
 
 
 def test_example_rows_are_read_shard_by_shard_as_a_whole_read_would_pick_them(tmp_path: Path) -> None:

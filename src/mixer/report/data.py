@@ -467,6 +467,8 @@ _ROLES = {"human": "user", "gpt": "assistant", "function_call": "assistant", "ob
 
 
 def _json_list(value: Any) -> list:
+    if value == "":  # llama-factory's tools of a row without tools
+        return []
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -508,7 +510,9 @@ def example_view(record: dict[str, Any]) -> dict[str, Any]:
     for turn in turns:
         turn = turn if isinstance(turn, dict) else {"role": "?", "content": _as_text(turn)}
         role = _ROLES.get(str(turn.get("role") or turn.get("from")), str(turn.get("role") or turn.get("from")))
-        content = _as_text(turn.get("content", turn.get("value")))
+        # a JSON Lines output's turns are read with every shape's keys (``jsonl_schema``): sharegpt
+        # turns have ``from``/``value`` and a null ``content``
+        content = _as_text(turn.get("content") if turn.get("content") is not None else turn.get("value"))
         if role == "system" and not shown and not system:
             system = content
             continue
