@@ -392,3 +392,27 @@ def test_an_openai_split_of_several_shards_is_joined_into_the_one_file_a_fine_tu
     assert four and len(list((tmp_path / "canonical" / "data").glob("train-*.parquet"))) > 1  # other formats keep shards
     pipeline.convert(tmp_path / "a.jsonl", tmp_path / "converted", "openai", shard_rows=4)
     assert [p.name for p in (tmp_path / "converted" / "data").iterdir()] == ["train-00000-of-00001.jsonl"]
+
+
+def test_text_with_the_built_in_chatml_is_rendered_at_once_as_jinja_renders_it_row_by_row(tmp_path: Path) -> None:
+    """Documents as they are, chats framed with the tools block folded in, the same rejects; any
+    other template goes through Jinja row by row."""
+    import dataclasses
+
+    from mixer import formats
+    from mixer.formats import text
+
+    fmt = formats.FORMATS["text"]
+    quoted = json.dumps({"type": "function", "function": {"name": 'say"hi', "parameters": {"type": "object"}}})
+    frame = pl.concat([_prompt_rows(), _prompt_rows().filter(pl.col("id") == "s/1").with_columns(
+        id=pl.lit("s/13"), tools=pl.Series([[quoted]], dtype=pl.List(pl.String)))])
+    options = formats.options(fmt, type("Output", (), {"rename_tools": False, "chat_template": None})(), tmp_path)
+    batch = formats.export(frame, fmt, **options)
+    one_by_one = formats.export(frame, dataclasses.replace(fmt, convert_frame=None), **options)
+    assert batch.table is not None and batch.rejects == one_by_one.rejects
+    assert batch.table.column("text").to_pylist() == [r["text"] for r in one_by_one.rows]
+    assert {r["id"] for r in batch.rejects} == {"s/2", "s/9", "s/13"}  # no answer twice; a name its JSON escapes
+    assert any("<tools>" in t for t in batch.table.column("text").to_pylist())
+    assert "a page" in batch.table.column("text").to_pylist()  # the document, as it is
+    other = text.Template(text.CHATML.replace("<|im_end|>", "<|end|>"))
+    assert formats.export(frame, fmt, template=other).table is None

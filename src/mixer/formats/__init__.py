@@ -104,11 +104,11 @@ def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **optio
     leaves are the ones its checks refuse, which go through the row converter for their reasons.
     With ``rename_tools``, tool names that break the format's rule are renamed to fit it first
     (:func:`common.rename_tools`), and each renamed row is recorded."""
-    if fmt.convert_frame is not None and not options:
-        batch = fmt.convert_frame(frame)
+    if fmt.convert_frame is not None:
+        batch = fmt.convert_frame(frame, **options)
         if batch is not None:
             out, converted = batch
-            left = _each_row(frame.filter(~converted), fmt, rename_tools)
+            left = _each_row(frame.filter(~converted), fmt, rename_tools, **options)
             if not left.rows:  # every row left was refused, with its reason
                 done = Exported.of(out, left.rejects)
                 done.renamed = left.renamed

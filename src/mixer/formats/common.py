@@ -42,8 +42,9 @@ class Format:
     read_back: Callable[[dict[str, Any]], ReadBack] | None = None  # for the audit; None: already rendered text
     prompts: bool = False  # rows are prompts the model completes (RL): no written token is an answer to train on
     order: int = 50  # place in listings
-    # the whole shard at once: (Arrow table in its features, which rows it holds) or None (row by row)
-    convert_frame: Callable[[Any], tuple[Any, Any] | None] | None = None
+    # the whole shard at once (with the converter's options): (Arrow table in its features, or
+    # JSON lines; which rows it holds) or None (row by row)
+    convert_frame: Callable[..., tuple[Any, Any] | None] | None = None
     # the trainer names a split by one path (LLaMA-Factory's ``file_name``): each split's shards are
     # written in a folder of their own, ``data/{split}/``, and the side files name the folder
     split_folders: bool = False

@@ -23,9 +23,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from mixer.errors import RecipeError
 from mixer.formats import trl
-from mixer.formats.common import Format, Unrepresentable, openai_messages, render_tools_block, tools
+from mixer.formats.common import (Format, Unrepresentable, lines_of, openai_messages, per_spec, render_tools_block, spec,
+                                  system_with_tools, tools)
 
 CHATML = (
     "{% for message in messages %}"
@@ -163,6 +166,44 @@ def convert(row: dict[str, Any], template: Template | None = None) -> dict[str, 
     return {"text": text}
 
 
+def convert_frame(frame: pl.DataFrame, template: Template | None = None) -> tuple[Any, pl.Series] | None:
+    """The rows :func:`convert` writes with the built-in ChatML, rendered at once by Polars string
+    expressions (the same text, tools folded into the system turn as the same block), and which
+    rows those are: documents, and chats ending on an assistant turn without tool calls whose
+    tool names appear in their specs' JSON as they are (the check :func:`convert` makes). None
+    (row by row, Jinja) for any other template."""
+    if template is not None and (template.source != CHATML or template.bos_token or template.eos_token):
+        return None
+    turn = pl.element().struct
+    calls = turn.field("tool_calls")
+    named = per_spec(frame, _name_shown)
+    document = pl.col("kind") == "document"
+    chat = ((pl.col("kind") == "chat") & (pl.col("messages").list.last().struct.field("role") == "assistant")
+            & ~pl.col("messages").list.eval(calls.is_not_null() & (calls != "")).list.any()
+            & ~pl.col("tools").list.eval(named.is_null()).list.any())
+    converted = frame.select((document & pl.col("text").is_not_null() | chat).fill_null(False)).to_series()
+
+    def rendered(rows: pl.DataFrame) -> pl.Expr:
+        system = system_with_tools(rows)
+        framed = pl.concat_str(pl.lit("<|im_start|>"), turn.field("role"), pl.lit("\n"),
+                               turn.field("content").fill_null(""), pl.lit("<|im_end|>\n"))
+        chat_text = pl.concat_str(
+            pl.concat_str(pl.lit("<|im_start|>system\n"), system, pl.lit("<|im_end|>\n")).fill_null(""),
+            pl.col("messages").list.eval(framed).list.join(""),
+            pl.when(pl.col("kind") == "chat").then(pl.lit("")))  # null for a document, whose text is its own
+        return pl.coalesce(chat_text, pl.col("text")).alias("text")
+
+    texts = lines_of(frame.filter(converted), rendered)
+    return pl.DataFrame({"text": texts}).to_arrow().cast(features().arrow_schema), converted
+
+
+def _name_shown(text: str) -> str | None:
+    """A spec's name, or None when its JSON does not show the name as it is (a quote or backslash
+    escaped): :func:`convert` refuses such a row, and says why."""
+    name = spec(text)["function"]["name"]
+    return name if name in json.dumps(spec(text), ensure_ascii=False) else None
+
+
 def _messages(row: dict[str, Any]) -> list[dict[str, Any]]:
     """OpenAI-style messages with only the keys each turn uses and tool-call arguments as dicts,
     which is what transformers hands a template."""
@@ -202,4 +243,4 @@ def options(output: Any, base_dir: Path) -> dict[str, Any]:
 
 # no read_back: the rows are rendered already, there is nothing left for an audit to render
 FORMAT = Format("text", "parquet", convert, "plain-text trainers: chat template rendered, documents as is",
-                features, keys=("chat_template",), options=options, order=70)
+                features, keys=("chat_template",), options=options, order=70, convert_frame=convert_frame)
