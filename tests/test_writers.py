@@ -250,21 +250,31 @@ def test_threaded_writes_are_over_when_an_interrupt_comes_out() -> None:
         assert len([e for e in seen if e[0] == "start"]) < 300  # the jobs not started were cancelled
 
 
+def _built_both_ways(tmp_path: Path, top: str, output: str) -> tuple[Path, dict[str, Path]]:
+    """A recipe over 30 chats (``top`` and ``[output]`` lines added), built in memory and streaming."""
+    from conftest import chats, write_jsonl, write_recipe
+    from mixer import pipeline
+
+    write_jsonl(tmp_path / "a.jsonl", chats(30))
+    recipe = write_recipe(tmp_path / "r.toml", f'unit = "examples"\n{top}[sources.a]\npath = "a.jsonl"\nweight = 1\n'
+                                               f'[output]\n{output}')
+    outs = {executor: tmp_path / f"out-{executor}" for executor in ("memory", "stream")}
+    for executor, out in outs.items():
+        pipeline.build_all(recipe, out=out, executor=executor)
+    return recipe, outs
+
+
 def test_a_llama_factory_split_of_several_shards_is_a_folder_that_dataset_info_names(tmp_path: Path) -> None:
     """dataset_info.json names one path a split: with several shards, that is their folder
     (naming one file trained LLaMA-Factory on that shard alone)."""
     import datasets
 
-    from conftest import chats, write_jsonl, write_recipe
+    from conftest import write_recipe
     from mixer import pipeline
 
-    write_jsonl(tmp_path / "a.jsonl", chats(30))
-    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 30\n[sources.a]\npath = "a.jsonl"\n'
-                                               'weight = 1\n[output]\nformat = "llama-factory"\nshard_rows = 10\n')
+    recipe, outs = _built_both_ways(tmp_path, 'total = 30\n', 'format = "llama-factory"\nshard_rows = 10\n')
     written = {}
-    for executor in ("memory", "stream"):
-        out = tmp_path / f"out-{executor}"
-        pipeline.build_all(recipe, out=out, executor=executor)
+    for executor, out in outs.items():
         info = json.loads((out / "dataset_info.json").read_text())
         assert [e["file_name"] for e in info.values()] == ["data/train"]
         files = sorted(p.relative_to(out).as_posix() for p in (out / "data").rglob("*") if p.is_file())
@@ -368,16 +378,11 @@ def test_an_openai_split_of_several_shards_is_joined_into_the_one_file_a_fine_tu
 
     import datasets
 
-    from conftest import chats, write_jsonl, write_recipe
     from mixer import pipeline
 
-    write_jsonl(tmp_path / "a.jsonl", chats(30))
-    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 24\nvalidation = 0.2\n[sources.a]\n'
-                                               'path = "a.jsonl"\nweight = 1\n[output]\nformat = "openai"\nshard_rows = 4\n')
+    recipe, outs = _built_both_ways(tmp_path, 'total = 24\nvalidation = 0.2\n', 'format = "openai"\nshard_rows = 4\n')
     written = {}
-    for executor in ("memory", "stream"):
-        out = tmp_path / f"out-{executor}"
-        pipeline.build_all(recipe, out=out, executor=executor)
+    for executor, out in outs.items():
         files = sorted(p.relative_to(out).as_posix() for p in (out / "data").rglob("*") if p.is_file())
         assert files == ["data/train-00000-of-00001.jsonl", "data/validation-00000-of-00001.jsonl"]
         manifest = json.loads((out / "manifest.json").read_text())
