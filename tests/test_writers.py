@@ -108,13 +108,35 @@ def test_a_shard_converted_at_once_is_the_table_and_the_rejects_of_converting_ro
     assert refused.table.num_rows == 0 and refused.table.schema.equals(fmt.features().arrow_schema, check_metadata=True)
 
 
-def test_a_shard_with_tool_calls_is_converted_row_by_row() -> None:
+@pytest.mark.parametrize("name", ["trl", "prompt"])
+def test_tool_calls_converted_at_once_are_the_row_converters_call_objects(name: str) -> None:
+    """Each stored call written once per distinct text, arguments decoded (compact, not JSON, with
+    extra keys, several calls in a turn): the table and rejects of converting row by row."""
+    import dataclasses
+
     from mixer import formats
 
-    frame = _canonical_rows().with_columns(pl.col("messages").list.eval(pl.element().struct.with_fields(
-        tool_calls=pl.lit('[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]'))))
-    exported = formats.export(frame, formats.FORMATS["trl"])
-    assert exported.table is None and exported.rows[0]["messages"][0]["tool_calls"] is not None
+    stored = [
+        '[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\\"city\\":\\"東京\\",\\"n\\":1.50}"}}]',
+        '[{"type": "function", "function": {"name": "g", "arguments": "not json"}, "id": "c2", "extra": [1]}, '
+        '{"id": "c3", "type": "function", "function": {"arguments": "{}", "name": "h"}}]',
+    ]
+    frame = _canonical_rows()
+    turn = frame.schema["messages"].inner
+    calls = frame.head(2).with_columns(id=pl.Series(["s/20", "s/21"]), messages=pl.Series([
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": stored[0]},
+         {"role": "tool", "content": "sunny", "tool_call_id": "c1", "name": "f"}, {"role": "assistant", "content": "ok"}],
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": stored[1]},
+         {"role": "tool", "content": "1", "tool_call_id": "c2"}, {"role": "user", "content": "and?"},
+         {"role": "assistant", "content": "", "tool_calls": stored[0]}]], dtype=pl.List(turn)))
+    frame = pl.concat([frame, calls, calls.with_columns(id=pl.Series(["s/22", "s/23"]))])
+    fmt = formats.FORMATS[name]
+    batch = formats.export(frame, fmt)
+    one_by_one = formats.export(frame, dataclasses.replace(fmt, convert_frame=None))
+    assert batch.table is not None and batch.rejects == one_by_one.rejects
+    assert batch.table.equals(writers._arrow_table(one_by_one.rows, fmt.features()))
+    column = "messages" if name == "trl" else "prompt"
+    assert any(m["tool_calls"] for r in batch.rows for m in r[column])
 
 
 def test_json_lines_with_shared_tool_objects_are_exactly_what_json_dumps_writes() -> None:
@@ -355,8 +377,8 @@ def test_prompt_and_torchtune_shards_converted_at_once_are_what_converting_row_b
         assert {r["id"] for r in batch.rejects} == {"s/2", "s/3", "s/4", "s/9", "s/11"}
     assert any("</tools>" in m["content"] for r in batch.rows for m in r.get("prompt", r.get("messages", [])))
     exported = formats.export(pl.concat([frame, _tool_call_row(frame)]), fmt)
-    if name == "prompt":  # a tool call's arguments are the row converter's: row by row
-        assert exported.table is None and "s/7" not in {r["id"] for r in exported.rejects}
+    if name == "prompt":  # a tool call: converted at once too
+        assert exported.table is not None and "s/7" not in {r["id"] for r in exported.rejects}
     else:  # torchtune has no tool turns: refused with its reason, the rest at once
         assert exported.lines is not None and "s/7" in {r["id"] for r in exported.rejects}
 

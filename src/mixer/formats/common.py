@@ -257,15 +257,6 @@ def lines_of(rows: Any, line: Callable[[Any], Any]) -> Any:
     return pl.concat(parts) if parts else pl.Series(dtype=pl.String)
 
 
-def no_tool_calls(frame: Any) -> bool:
-    """Whether no turn of ``frame`` calls a tool: batch converters take such shards (a call's
-    arguments are decoded per call, by the row converters)."""
-    import polars as pl
-
-    calls = frame.select(pl.col("messages").list.eval(pl.element().struct.field("tool_calls")).explode())
-    return not calls.filter(pl.first().is_not_null() & (pl.first() != "")).height
-
-
 def has_json_feature() -> bool:
     """Whether the installed ``datasets`` has the ``Json`` feature (4.7 and later)."""
     import datasets

@@ -21,9 +21,8 @@ import polars as pl
 import pyarrow as pa
 
 from mixer.formats import trl
-from mixer.formats.common import (LINE_SLICE, Format, ReadBack, Unrepresentable, has_json_feature, no_tool_calls,
-                                  own_arrays, parsed, present, render_tools_block, require_chat, system_with_tools,
-                                  tools)
+from mixer.formats.common import (LINE_SLICE, Format, ReadBack, Unrepresentable, has_json_feature, own_arrays, parsed,
+                                  present, render_tools_block, require_chat, system_with_tools, tools)
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -51,9 +50,9 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
 def convert_frame(frame: pl.DataFrame) -> tuple[Any, pl.Series] | None:
     """The rows :func:`convert` writes, converted at once into an Arrow table in :func:`features`
     (each distinct tool spec written into tools blocks once), and which rows those are: chats
-    whose prompt ends on a user or tool turn. None (row by row) where a turn has tool calls or
-    ``datasets`` has no ``Json``, as for ``trl``."""
-    if not has_json_feature() or not no_tool_calls(frame):
+    whose prompt ends on a user or tool turn. None (row by row) where ``datasets`` has no ``Json``,
+    as for ``trl``."""
+    if not has_json_feature():
         return None
     turns = pl.col("messages")
     keep = turns.list.len() - (turns.list.last().struct.field("role") == "assistant").cast(pl.UInt32)

@@ -18,8 +18,8 @@ from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import (Format, ReadBack, encode_json, has_json_feature, json_feature, no_tool_calls,
-                                  openai_messages, parsed, present, require_answer, require_chat, tools)
+from mixer.formats.common import (Format, ReadBack, encode_json, has_json_feature, json_feature, openai_messages, parsed,
+                                  present, require_answer, require_chat, tools)
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -33,15 +33,23 @@ def conversation(row: dict[str, Any]) -> dict[str, Any]:
     as_text = has_json_feature()  # a Json value given as JSON text is stored as it is: no decode and re-encode
     messages = []
     for m in openai_messages(row):
-        calls = [
-            {**c, "function": {**c["function"], "arguments": _arguments(c["function"]["arguments"])}}
-            for c in m.pop("tool_calls", [])
-        ]
+        calls = _decoded(m.pop("tool_calls", []))
         messages.append({"role": m["role"], "content": m["content"],
                          "tool_calls": ([_json(c) for c in calls] or None) if as_text else encode_json(calls or None),
                          "tool_call_id": m.get("tool_call_id"), "name": m.get("name")})
     # the row's specs are JSON text already (canonical rows keep them so)
     return {"messages": messages, "tools": (list(row["tools"]) or None) if as_text else encode_json(tools(row) or None)}
+
+
+def _decoded(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool calls with their ``arguments`` decoded, which chat templates expect as objects."""
+    return [{**c, "function": {**c["function"], "arguments": _arguments(c["function"]["arguments"])}} for c in calls]
+
+
+def _call_texts(stored: str) -> list[str] | None:
+    """A turn's stored tool calls (canonical JSON text) as :func:`conversation` writes them: each
+    call's JSON with its arguments decoded."""
+    return [_json(c) for c in _decoded(json.loads(stored))] or None
 
 
 def _json(value: Any) -> str:
@@ -51,10 +59,9 @@ def _json(value: Any) -> str:
 def convert_frame(frame: pl.DataFrame) -> tuple[Any, pl.Series] | None:
     """The rows :func:`convert` writes, converted at once into an Arrow table in :func:`features`,
     and which rows those are (the others are refused: not a chat, or no final assistant turn).
-    None (row by row) where a turn has tool calls, whose arguments are decoded per call, or where
-    ``datasets`` has no ``Json``. 500,000 rows: 1.9 s, against about 20 s converted and tabled row
-    by row (and a list of half a million dicts in memory)."""
-    if not has_json_feature() or not no_tool_calls(frame):
+    None (row by row) where ``datasets`` has no ``Json``. 500,000 rows: 1.9 s, against about 20 s
+    converted and tabled row by row (and a list of half a million dicts in memory)."""
+    if not has_json_feature():
         return None
     last_role = pl.col("messages").list.last().struct.field("role")
     converted = frame.select(((pl.col("kind") == "chat") & (last_role == "assistant")).fill_null(False)).to_series()
@@ -63,15 +70,25 @@ def convert_frame(frame: pl.DataFrame) -> tuple[Any, pl.Series] | None:
 
 
 def messages_of(rows: pl.DataFrame, system: pl.Expr) -> pl.Series:
-    """Each row's turns (none with tool calls, at least one a row) in TRL's message shape, after a
-    system turn of ``system`` (an expression; null: none)."""
+    """Each row's turns (at least one a row) in TRL's message shape, after a system turn of
+    ``system`` (an expression; null: none). A turn's tool calls are written by :func:`_call_texts`
+    once per distinct stored text (calls are few beside the turns)."""
     # turns as rows, the system turn first, gathered back per row: concat_list of a struct and a
     # list of structs is a hundred times slower (500k rows: 6.3 s)
     rows = rows.with_row_index("_r")
     none, no_calls = pl.lit(None, pl.String), pl.lit(None, pl.List(pl.String))
     tool = pl.col("role") == "tool"
-    turns = rows.select("_r", "messages").explode("messages").unnest("messages").select(
-        "_r", m=pl.struct(role="role", content="content", tool_calls=no_calls,
+    turns = rows.select("_r", "messages").explode("messages").unnest("messages")
+    stored = turns.get_column("tool_calls").drop_nulls().unique()
+    stored = stored.filter(stored != "")
+    if len(stored):
+        calls = pl.DataFrame({"tool_calls": stored,
+                              "_calls": pl.Series([_call_texts(t) for t in stored.to_list()], dtype=pl.List(pl.String))})
+        turns = turns.join(calls, on="tool_calls", how="left", maintain_order="left")
+    else:
+        turns = turns.with_columns(_calls=no_calls)
+    turns = turns.select(
+        "_r", m=pl.struct(role="role", content="content", tool_calls="_calls",
                           tool_call_id=pl.when(tool).then("tool_call_id").otherwise(none),
                           name=pl.when(tool).then("name").otherwise(none)))
     first = rows.select("_r", _s=system).filter(pl.col("_s").is_not_null()).select(
