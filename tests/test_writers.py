@@ -376,6 +376,10 @@ def test_prompt_and_torchtune_shards_converted_at_once_are_what_converting_row_b
         assert batch.lines.to_list() == [json.dumps(r, ensure_ascii=False) for r in one_by_one.rows]
         assert {r["id"] for r in batch.rejects} == {"s/2", "s/3", "s/4", "s/9", "s/11"}
     assert any("</tools>" in m["content"] for r in batch.rows for m in r.get("prompt", r.get("messages", [])))
+    nothing = formats.export(frame.filter(pl.col("id") == "s/3"), fmt)  # a shard of documents alone: all refused
+    assert len(nothing) == 0 and len(nothing.rejects) == 1
+    if name == "prompt":
+        assert nothing.table.schema.equals(fmt.features().arrow_schema, check_metadata=True)
     exported = formats.export(pl.concat([frame, _tool_call_row(frame)]), fmt)
     if name == "prompt":  # a tool call: converted at once too
         assert exported.table is not None and "s/7" not in {r["id"] for r in exported.rejects}

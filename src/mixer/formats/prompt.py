@@ -18,11 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from mixer.formats import trl
-from mixer.formats.common import (LINE_SLICE, Format, ReadBack, Unrepresentable, has_json_feature, own_arrays, parsed,
-                                  present, render_tools_block, require_chat, system_with_tools, tools)
+from mixer.formats.common import (Format, ReadBack, Unrepresentable, has_json_feature, parsed, present,
+                                  render_tools_block, require_chat, system_with_tools, tools)
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -59,10 +58,9 @@ def convert_frame(frame: pl.DataFrame) -> tuple[Any, pl.Series] | None:
     last = turns.list.get(keep.cast(pl.Int64) - 1, null_on_oob=True).struct.field("role")
     converted = frame.select(((pl.col("kind") == "chat") & last.is_in(["user", "tool"])).fill_null(False)).to_series()
     rows = frame.filter(converted).with_columns(turns.list.head(keep))
-    # a slice at a time: each prompt holds its own copy of its tools block (500k rows: 5.2 -> 3.3 GB)
-    tables = [trl.table({"prompt": trl.messages_of(part, system_with_tools(part)), "tools": trl.tools_of(part)},
-                        features()) for part in map(own_arrays, rows.iter_slices(LINE_SLICE))]
-    return (pa.concat_tables(tables) if tables else features().arrow_schema.empty_table()), converted
+    # a slice at a time: each prompt holds its own copy of its tools block (500k rows: 5.2 -> 3.9 GB)
+    return trl.tables(rows, lambda part: {"prompt": trl.messages_of(part, system_with_tools(part)),
+                                          "tools": trl.tools_of(part)}, features()), converted
 
 
 def features() -> Any:

@@ -14,12 +14,13 @@ are JSON text instead (:func:`mixer.formats.common.json_feature`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import (Format, ReadBack, encode_json, has_json_feature, json_feature, openai_messages, parsed,
-                                  present, require_answer, require_chat, tools)
+from mixer.formats.common import (LINE_SLICE, Format, ReadBack, encode_json, has_json_feature, json_feature,
+                                  openai_messages, own_arrays, parsed, present, require_answer, require_chat, tools)
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -65,8 +66,18 @@ def convert_frame(frame: pl.DataFrame) -> tuple[Any, pl.Series] | None:
         return None
     last_role = pl.col("messages").list.last().struct.field("role")
     converted = frame.select(((pl.col("kind") == "chat") & (last_role == "assistant")).fill_null(False)).to_series()
-    rows = frame.filter(converted)
-    return table({"messages": messages_of(rows, pl.col("system")), "tools": tools_of(rows)}, features()), converted
+    return tables(frame.filter(converted), lambda part: {"messages": messages_of(part, pl.col("system")),
+                                                         "tools": tools_of(part)}, features()), converted
+
+
+def tables(rows: pl.DataFrame, columns: Callable[[pl.DataFrame], dict[str, pl.Series]], features: Any) -> Any:
+    """The Arrow table (in ``features``) of ``columns`` of ``rows``, made :data:`LINE_SLICE` rows at
+    a time, each slice gathered first: the exploded turns and their tool calls of a whole shard
+    outweigh its table (100k rows that all call tools: 1.14 GB at once)."""
+    import pyarrow as pa
+
+    parts = [table(columns(part), features) for part in map(own_arrays, rows.iter_slices(LINE_SLICE))]
+    return pa.concat_tables(parts) if parts else table(columns(rows), features)  # no rows: the empty table
 
 
 def messages_of(rows: pl.DataFrame, system: pl.Expr) -> pl.Series:
