@@ -1,6 +1,6 @@
 """Polars expressions that give exactly what Python's own ``str`` and ``json`` functions give.
 
-Batch paths (the JSON Lines reader, the OpenAI export) must write the bytes their row-by-row
+Batch paths (the JSON Lines reader, the trainer-format exports) must write the bytes their row-by-row
 Python paths write; these are the pieces they share, each tested against Python itself.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 
 
@@ -34,3 +35,15 @@ def escaped(text: str) -> str:
 def blank(expr: pl.Expr) -> pl.Expr:
     """Python's ``not s.strip()``: empty after removing Unicode whitespace and \\x1c-\\x1f."""
     return ~expr.str.contains(r"[^\s\x1c-\x1f]")
+
+
+def utf8_buffer(texts: pl.Series) -> tuple[np.ndarray, memoryview]:
+    """The strings' UTF-8 bytes (what ``str.encode`` gives) in one buffer, and the offsets that
+    bound each one (``len(texts) + 1`` of them), read from Arrow without a Python string per row."""
+    import pyarrow as pa
+
+    array = texts.to_arrow()
+    array = (array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array).cast(pa.large_string())
+    _, offsets, data = array.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64)[array.offset:array.offset + len(array) + 1]
+    return bounds, memoryview(data) if data is not None else memoryview(b"")
