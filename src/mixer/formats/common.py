@@ -234,6 +234,39 @@ def system_with_tools(frame: Any, as_json: bool = False) -> Any:
     return pl.concat_str(pl.lit('"'), out, pl.lit('"')) if as_json else out
 
 
+def plain_turns_refused(blank_content: bool = False) -> Any:
+    """An element expression over a row's turns: true for a turn a plain-chat batch path does not
+    write (not a user or assistant turn, no string content, a tool call; with ``blank_content``,
+    a blank content too). Such rows are left to the row converter."""
+    import polars as pl
+
+    from mixer.pyexpr import blank
+
+    turn = pl.element().struct
+    content, calls = turn.field("content"), turn.field("tool_calls")
+    refused = (~turn.field("role").is_in(["user", "assistant"]) | content.is_null()
+               | (calls.is_not_null() & (calls != "")))
+    return refused | blank(content) if blank_content else refused
+
+
+def messages_json(system: Any) -> Any:
+    """``{"messages": [`` and the row's turns as OpenAI messages, ``json.dumps`` bytes, without the
+    closing brace: a system turn of ``system`` (a JSON string expression; null: none) first, then
+    the user and assistant turns (:func:`plain_turns_refused` rows only)."""
+    import polars as pl
+
+    from mixer.pyexpr import json_string
+
+    turn = pl.element().struct
+    return pl.concat_str(
+        pl.lit('{"messages": ['),
+        pl.concat_str(pl.lit('{"role": "system", "content": '), system, pl.lit("}, ")).fill_null(""),
+        pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": "'), turn.field("role"),
+                                                   pl.lit('", "content": '), json_string(turn.field("content")),
+                                                   pl.lit("}"))).list.join(", "),
+        pl.lit("]"))
+
+
 LINE_SLICE = 50_000  # rows whose JSON lines are built at once: the texts a line is joined from outweigh it
 
 

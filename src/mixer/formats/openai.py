@@ -16,8 +16,8 @@ from typing import Any
 import polars as pl
 
 from mixer.formats import trl
-from mixer.formats.common import (Format, Unrepresentable, any_tools, has_json_feature, lines_of, openai_messages, per_spec,
-                                  require_answer, require_chat, tools)
+from mixer.formats.common import (Format, Unrepresentable, any_tools, has_json_feature, lines_of, messages_json,
+                                  openai_messages, per_spec, plain_turns_refused, require_answer, require_chat, tools)
 from mixer.formats.common import spec as parse_spec
 from mixer.pyexpr import blank, json_string
 
@@ -79,25 +79,15 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     rows are left to :func:`convert` (a shard with a valid row left, tool turns say, goes row by
     row whole)."""
     spec_json = per_spec(frame, _spec_json)
-    turn = pl.element().struct
-    calls = turn.field("tool_calls")
-    odd_turn = (~turn.field("role").is_in(["user", "assistant"]) | turn.field("content").is_null()
-                | blank(turn.field("content")) | (calls.is_not_null() & (calls != "")))
     system = pl.col("system")
     converted = frame.select(
         ((pl.col("kind") == "chat")
          & (pl.col("messages").list.last().struct.field("role") == "assistant").fill_null(False)
-         & ~pl.col("messages").list.eval(odd_turn).list.any().fill_null(True)
+         & ~pl.col("messages").list.eval(plain_turns_refused(blank_content=True)).list.any().fill_null(True)
          & ~pl.col("tools").list.eval(spec_json.is_null()).list.any().fill_null(False)
          & (system.is_null() | ~blank(system))).fill_null(False)).to_series()
     lines = lines_of(frame.filter(converted), lambda rows: pl.concat_str(
-        pl.lit('{"messages": ['),
-        pl.when(system.is_not_null()).then(pl.lit('{"role": "system", "content": ') + json_string(system)
-                                           + pl.lit("}, ")).otherwise(pl.lit("")),
-        pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": "'), turn.field("role"),
-                                                   pl.lit('", "content": '), json_string(turn.field("content")),
-                                                   pl.lit("}"))).list.join(", "),
-        pl.lit("]"),
+        messages_json(pl.when(system.is_not_null()).then(json_string(system))),
         pl.concat_str(pl.lit(', "tools": ['), pl.col("tools").list.eval(spec_json).list.join(", "), pl.lit("]"),
                       any_tools()).fill_null(""),
         pl.lit("}")))

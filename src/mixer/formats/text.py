@@ -181,7 +181,7 @@ def convert_frame(frame: pl.DataFrame, template: Template | None = None) -> tupl
     chat = ((pl.col("kind") == "chat") & (pl.col("messages").list.last().struct.field("role") == "assistant")
             & ~pl.col("messages").list.eval(calls.is_not_null() & (calls != "")).list.any()
             & ~pl.col("tools").list.eval(named.is_null()).list.any())
-    converted = frame.select((document & pl.col("text").is_not_null() | chat).fill_null(False)).to_series()
+    converted = frame.select(((document & pl.col("text").is_not_null()) | chat).fill_null(False)).to_series()
 
     def rendered(rows: pl.DataFrame) -> pl.Expr:
         system = system_with_tools(rows)

@@ -11,9 +11,8 @@ from typing import Any
 
 import polars as pl
 
-from mixer.formats.common import (Format, ReadBack, Unrepresentable, lines_of, render_tools_block, require_answer,
-                                  require_chat, system_with_tools, tools)
-from mixer.pyexpr import json_string
+from mixer.formats.common import (Format, ReadBack, Unrepresentable, lines_of, messages_json, plain_turns_refused,
+                                  render_tools_block, require_answer, require_chat, system_with_tools, tools)
 
 
 def convert(row: dict[str, Any]) -> dict[str, Any]:
@@ -36,24 +35,13 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
     of ``json.dumps(row, ensure_ascii=False)``, each distinct tool spec written once), and which
     rows they are: chats ending on an assistant turn, with user and assistant turns of string
     content only. The others are left to :func:`convert`."""
-    turn = pl.element().struct
-    calls = turn.field("tool_calls")
-    odd_turn = (~turn.field("role").is_in(["user", "assistant"]) | turn.field("content").is_null()
-                | (calls.is_not_null() & (calls != "")))
     converted = frame.select(
         ((pl.col("kind") == "chat")
          & (pl.col("messages").list.last().struct.field("role") == "assistant")
-         & ~pl.col("messages").list.eval(odd_turn).list.any()).fill_null(False)).to_series()
+         & ~pl.col("messages").list.eval(plain_turns_refused()).list.any()).fill_null(False)).to_series()
 
     def line(rows: pl.DataFrame) -> pl.Expr:
-        system = system_with_tools(rows, as_json=True)
-        return pl.concat_str(
-            pl.lit('{"messages": ['),
-            pl.concat_str(pl.lit('{"role": "system", "content": '), system, pl.lit("}, ")).fill_null(""),
-            pl.col("messages").list.eval(pl.concat_str(pl.lit('{"role": '), json_string(turn.field("role")),
-                                                       pl.lit(', "content": '), json_string(turn.field("content")),
-                                                       pl.lit("}"))).list.join(", "),
-            pl.lit("]}"))
+        return pl.concat_str(messages_json(system_with_tools(rows, as_json=True)), pl.lit("}"))
 
     lines = lines_of(frame.filter(converted), line)
     return lines, converted
