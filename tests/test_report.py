@@ -539,3 +539,31 @@ def test_report_names_the_engine_the_manifest_records(quickstart: Path) -> None:
     html = write_report(quickstart).read_text()
     executor = json.loads((quickstart / "manifest.json").read_text())["run"]["executor"]
     assert f"Build phases ({executor} engine" in html and "? engine" not in html
+
+
+def test_validation_rows_a_trainer_format_could_not_write_are_shown_apart_from_those_written(tmp_path: Path) -> None:
+    """OpenAI refuses a dotted tool name: the held-out rows written (the file's lines) and those
+    refused add up to the rows held out, on screen and in the report, never the selected count alone."""
+    from mixer import manifest as manifest_mod
+
+    write_jsonl(tmp_path / "a.jsonl", chats(60))
+    spec = {"id": "x.lookup", "domain": "x", "type": "function",
+            "function": {"name": "x.lookup", "description": "Looks a thing up.", "parameters": {"type": "object"}}}
+    (tmp_path / "tools.jsonl").write_text(json.dumps(spec) + "\n")
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 40\nvalidation = 0.25\n[sources.a]\n'
+                                               'path = "a.jsonl"\nweight = 1\n[[sources.a.transforms]]\ntype = "tools"\n'
+                                               'catalog = ["tools.jsonl"]\np = 0.5\nguard = false\n'
+                                               '[output]\nformat = "openai"\n')
+    out = tmp_path / "out"
+    build(str(recipe), "--out", str(out))
+    manifest = json.loads((out / "manifest.json").read_text())
+    lines = len((out / "data" / "validation-00000-of-00001.jsonl").read_text().splitlines())
+    refused = sum(manifest["export"]["rejected"]["validation"].values())
+    assert refused and lines == manifest["export"]["rows"]["validation"]
+    html = (out / "report.html").read_text()
+    derived = check_against_manifests(html, out)[""]
+    keys = {c["key"]: c["value"] for c in cells(html)}
+    assert keys["export/sources/a/rows_written/validation"] == lines
+    assert derived["flow/a/validation_export_rejected"] == refused
+    assert lines + refused == manifest["sources"]["a"]["validation_rows_selected"]
+    assert f"{lines:,} written as openai, {refused:,} not" in manifest_mod.table(manifest)

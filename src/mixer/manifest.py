@@ -277,6 +277,11 @@ def table(manifest: dict[str, Any]) -> str:
         unused = sum(e["validation_rows_not_written"] for e in manifest["sources"].values())
         note = (f"of {held:,} held out; {unused:,} not written, beyond each source's share" if unused
                 else "every held-out row")
+        whole = manifest.get("export") or {}
+        rejected = sum((whole.get("rejected") or {}).get("validation", {}).values())
+        if rejected:  # the held-out rows a trainer format could not write: the file holds fewer
+            note += (f"; {whole['rows'].get('validation', 0):,} written as {whole['format']}, {rejected:,} "
+                     "not (see rejects.jsonl)")
         lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens ({note})")
     if manifest["unit"] == "tokens":
         lines.append(f"* {_BUDGET_NOTE[budget]} (token_budget = {budget!r})")

@@ -26,7 +26,8 @@ PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
            "#9c755f", "#bab0ac"]
 BUCKET_COLOURS = {
     "rejected": "#e15759", "deduplicated": "#f28e2b", "decontaminated": "#b07aa1", "filtered": "#9c755f",
-    "validation written": "#76b7b2", "validation not written": "#bab0ac", "train not selected": "#d4d4d4",
+    "validation written": "#76b7b2", "validation export-rejected": "#ff9da7", "validation not written": "#bab0ac",
+    "train not selected": "#d4d4d4",
     "train selected": "#4e79a7",
 }
 _SERIES = ["#bab0ac", "#4e79a7", "#59a14f", "#f28e2b", "#76b7b2"]  # target first, in grey

@@ -176,6 +176,7 @@ def row_flow(manifest: dict[str, Any], source: str) -> dict[str, int]:
     flow.update({
         "rows_read": int(e.get("rows_read", 0)),
         "validation_written": val_written,
+        "validation_export_rejected": 0,
         "validation_not_written": int(split["validation"]) - val_written,
         "train_not_selected": int(split["train"]) - distinct,
         "train_selected_distinct": distinct,
@@ -184,10 +185,12 @@ def row_flow(manifest: dict[str, Any], source: str) -> dict[str, int]:
     })
     ex = export_entry(manifest, source)
     if ex:
-        written = ex.get("rows_written") or {}
-        flow["export_rejected"] = sum(export_rejects(ex).get("train", {}).values())
+        written, rejects = ex.get("rows_written") or {}, export_rejects(ex)
+        flow["export_rejected"] = sum(rejects.get("train", {}).values())
         flow["written_train"] = int(written.get("train", 0))
-        flow["written_validation"] = int(written.get("validation", 0))
+        # the held-out rows a trainer format wrote, and those it could not: they add up to the selected
+        flow["validation_written"] = int(written.get("validation", 0))
+        flow["validation_export_rejected"] = sum(rejects.get("validation", {}).values())
     return flow
 
 

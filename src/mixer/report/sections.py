@@ -17,7 +17,7 @@ from mixer.report.blocks import Cell, Chart, Examples, Note, Section, Table, dec
 FLOW_BUCKETS = {  # chart label -> row_flow key, in the order rows leave
     "rejected": "rows_rejected", "deduplicated": "rows_deduplicated", "decontaminated": "rows_decontaminated",
     "filtered": "rows_filtered", "validation written": "validation_written",
-    "validation not written": "validation_not_written", "train not selected": "train_not_selected",
+    "validation export-rejected": "validation_export_rejected", "validation not written": "validation_not_written", "train not selected": "train_not_selected",
     "train selected": "train_selected_distinct",
 }
 
@@ -105,7 +105,9 @@ def flow_section(m: dict[str, Any]) -> Section:
         ("− deduplicated", "rows_deduplicated", "rows_deduplicated"),
         ("− decontaminated", "rows_decontaminated", "rows_decontaminated"),
         ("− filtered", "rows_filtered", "rows_filtered"),
-        ("− held out: validation written", "validation_written", "validation_rows_selected"),
+        *([("− held out: validation written", "validation_written", "export/rows_written/validation"),
+           ("− held out: validation export-rejected", "validation_export_rejected", None)] if exported else
+          [("− held out: validation written", "validation_written", "validation_rows_selected")]),
         ("− held out: not written", "validation_not_written", "validation_rows_not_written"),
         ("− train rows never selected", "train_not_selected", None),
         ("= train rows selected at least once", "train_selected_distinct", None),
