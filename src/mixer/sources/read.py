@@ -26,6 +26,7 @@ from mixer.specs import Source
 from mixer.sources import fast
 from mixer.sources import formats
 from mixer.sources.adapters import RowError, rename
+from mixer.sources.occurrences import Occurrences
 from mixer.sources.files import (
     JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, parse_object, fingerprint, locate,
     array_items, line_blocks, read_parts,
@@ -234,48 +235,62 @@ _to_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Located | _Lines | _Arrow]],
              rows: int) -> Iterator[pl.DataFrame]:
-    seen: Counter[str] = Counter()  # content digests of the whole source: identical copies get .k ids
     out = _Chunks(rows, source)
     for fmt, item in records:
         if isinstance(item, (_Lines, _Arrow)):
             runs = _fast_file(source, item, report) if isinstance(item, _Lines) else _arrow_part(source, item, report)
             for run in runs:
                 if isinstance(run, Located):
-                    _one(source, report, fmt, run, seen, out)
+                    _one(source, report, fmt, run, out)
                 else:
-                    out.add_frame(_identified(run, source, report, seen))
+                    out.add_frame(_counted(run, report))
                 yield from out.full()
             continue
-        _one(source, report, fmt, item, seen, out)
+        _one(source, report, fmt, item, out)
         yield from out.full()
     yield from out.rest()
 
 
 class _Chunks:
-    """Adapted rows in read order, handed out as canonical frames of ``rows`` rows."""
+    """Adapted rows in read order, identified, handed out as canonical frames of ``rows`` rows.
+
+    A row's id is its content digest, with ``.k`` for the k-th identical copy in the source:
+    rows are numbered here, in read order, whichever path read them."""
 
     def __init__(self, rows: int, source: Source) -> None:
         self.rows, self.source = rows, source
+        self.seen = Occurrences()  # content digests of the whole source
         self.cols = _empty_columns()
         self.frames: list[pl.DataFrame] = []
         self.height = 0
         self.emitted = False
 
-    def add_row(self, row: dict[str, Any], ident: str, meta_json: str) -> None:
-        self.cols["id"].append(ident)
+    def add_row(self, row: dict[str, Any], digest: str, meta_json: str) -> None:
+        self.cols["_digest"].append(digest)
         for name in ("kind", "system", "messages", "tools", "text"):
             self.cols[name].append(row[name])
         self.cols["meta"].append(meta_json)
         self.height += 1
 
     def add_frame(self, frame: pl.DataFrame) -> None:
+        """Rows of the batch path: canonical columns but ``id``, and ``_digest``."""
         self._flush_cols()
-        self.frames.append(frame)
+        self.frames.append(self._identified(frame))
         self.height += frame.height
 
+    def _identified(self, frame: pl.DataFrame) -> pl.DataFrame:
+        digest = frame.get_column("_digest")
+        k = pl.Series(self.seen.number(digest.str.to_integer(base=16, dtype=pl.UInt64).to_numpy()))
+        frame = frame.with_columns(
+            id=pl.concat_str(pl.lit(f"{self.source.name}/"), digest,
+                             pl.when(k > 0).then(pl.lit(".") + k.cast(pl.String)).otherwise(pl.lit(""))),
+            source=pl.lit(self.source.name), n_tokens=pl.lit(0, pl.UInt32),
+        )
+        return schema.check(frame.select(schema.COLUMNS), f"reading source {self.source.name!r}")
+
     def _flush_cols(self) -> None:
-        if self.cols["id"]:
-            self.frames.append(_frame(self.cols, self.source))
+        if self.cols["_digest"]:
+            self.frames.append(self._identified(_frame(self.cols)))
             self.cols = _empty_columns()
 
     def full(self) -> Iterator[pl.DataFrame]:
@@ -292,7 +307,7 @@ class _Chunks:
         if self.frames:
             yield pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
         elif not self.emitted:
-            yield _frame(_empty_columns(), self.source)
+            yield self._identified(_frame(_empty_columns()))
 
 
 def _fast_file(source: Source, lines: _Lines, report: ReadReport) -> Iterator[Located | pl.DataFrame]:
@@ -533,24 +548,14 @@ def _in_order(decoded: fast.Batch, numbers: Sequence[int], report: ReadReport,
         yield decoded.rows.slice(run_start, position - run_start)
 
 
-def _identified(run: pl.DataFrame, source: Source, report: ReadReport, seen: Counter[str]) -> pl.DataFrame:
-    """Batch-decoded rows with their ids (content digest, ``.k`` for the k-th identical copy in
-    the source) and their repairs counted, as the per-record path does."""
+def _counted(run: pl.DataFrame, report: ReadReport) -> pl.DataFrame:
+    """Batch-decoded rows, counted (rows, repairs) as the per-record path counts its rows."""
     report.rows_read += run.height
     report.repairs.update(run.get_column("_repairs").explode().drop_nulls().to_list())
-    suffixes = []
-    for digest in run.get_column("_digest").to_list():
-        seen[digest] += 1
-        k = seen[digest] - 1
-        suffixes.append(f".{k}" if k else "")
-    frame = run.with_columns(
-        id=pl.lit(f"{source.name}/") + pl.col("_digest") + pl.Series(suffixes, dtype=pl.String),
-        source=pl.lit(source.name), n_tokens=pl.lit(0, pl.UInt32),
-    )
-    return schema.check(frame.select(schema.COLUMNS), f"reading source {source.name!r}")
+    return run
 
 
-def _one(source: Source, report: ReadReport, fmt: str, item: Located, seen: Counter[str], out: _Chunks) -> None:
+def _one(source: Source, report: ReadReport, fmt: str, item: Located, out: _Chunks) -> None:
     """One record through its format's adapter: a row, or a counted rejection."""
     report.rows_read += 1
     try:
@@ -581,23 +586,21 @@ def _one(source: Source, report: ReadReport, fmt: str, item: Located, seen: Coun
         return
     for repair in meta.get("repairs", ()):
         report.repairs[repair] += 1
-    seen[digest] += 1
-    occurrence = seen[digest] - 1
-    out.add_row(row, f"{source.name}/{digest}" + (f".{occurrence}" if occurrence else ""), meta_json)
+    out.add_row(row, digest, meta_json)
 
 
 def _empty_columns() -> dict[str, list[Any]]:
-    return {name: [] for name in ("id", "kind", "system", "messages", "tools", "text", "meta")}
+    return {name: [] for name in ("_digest", "kind", "system", "messages", "tools", "text", "meta")}
 
 
-def _frame(cols: dict[str, list[Any]], source: Source) -> pl.DataFrame:
-    """Columns of adapted rows as a canonical frame, converted by Arrow (typed, in C++), not
-    row by row."""
+def _frame(cols: dict[str, list[Any]]) -> pl.DataFrame:
+    """Columns of adapted rows as a frame of canonical columns (but ``id``) and ``_digest``,
+    converted by Arrow (typed, in C++), not row by row."""
     import pyarrow as pa
 
-    table = pa.table({name: pa.array(values, type=_ARROW.field(name).type) for name, values in cols.items()})
-    frame = pl.from_arrow(table).with_columns(source=pl.lit(source.name), n_tokens=pl.lit(0, pl.UInt32))
-    return schema.check(frame.select(schema.COLUMNS), f"reading source {source.name!r}")
+    table = pa.table({name: pa.array(values, type=pa.string() if name == "_digest" else _ARROW.field(name).type)
+                      for name, values in cols.items()})
+    return pl.from_arrow(table)
 
 
 _ARROW = schema.empty().to_arrow().schema
