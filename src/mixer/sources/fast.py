@@ -285,6 +285,18 @@ _HH_SEPARATOR = r"\n\n(Human|Assistant): "
 MERGED, REMOVED_EMPTY = "merged consecutive turns", "removed empty final turn"
 
 
+def _runs(key: str) -> tuple[pl.Expr, pl.Expr]:
+    """For a frame sorted by ``key``: each row's position in its run of equal keys, and the
+    run's length. What ``int_range(len()).over(key)`` and ``len().over(key)`` give, without
+    hashing the key (a window over 400k turns cost more than the rest of the transcript split)."""
+    at = pl.int_range(pl.len(), dtype=pl.Int64)
+    first = pl.col(key) != pl.col(key).shift(1)
+    last = pl.col(key) != pl.col(key).shift(-1)
+    start = pl.when(first.fill_null(True)).then(at).forward_fill()
+    end = pl.when(last.fill_null(True)).then(at).backward_fill()
+    return at - start, end - start + 1
+
+
 def _hh(frame: pl.DataFrame, side: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The hh-rlhf adapter on whole batches: split the transcript at ``\\n\\nHuman: `` /
     ``\\n\\nAssistant: ``, merge consecutive turns of one speaker (joined by a blank line),
@@ -295,18 +307,26 @@ def _hh(frame: pl.DataFrame, side: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.
         "_row", _nul=text.str.contains("\x00", literal=True).fill_null(True),
         _parts=text.str.replace_all(_HH_SEPARATOR, "\x00$1\x00").str.split("\x00"),
     )
-    pieces = (parts.select("_row", "_parts").explode("_parts").with_columns(_i=pl.int_range(pl.len()).over("_row")))
+    position, _ = _runs("_row")
+    pieces = parts.select("_row", "_parts").explode("_parts").with_columns(_i=position)  # sorted by _row, _i
     head = pieces.filter(pl.col("_i") == 0).select("_row", _lead_blank=blank(pl.col("_parts")))
-    speakers = pieces.filter((pl.col("_i") % 2 == 1)).select("_row", "_i", speaker="_parts")
-    contents = pieces.filter((pl.col("_i") % 2 == 0) & (pl.col("_i") > 0)).select(
-        "_row", _i=pl.col("_i") - 1, content="_parts")
-    turns = speakers.join(contents, on=["_row", "_i"], how="left").sort("_row", "_i").with_columns(
-        role=pl.when(pl.col("speaker") == "Human").then(pl.lit("user")).otherwise(pl.lit("assistant")))
-    turns = turns.with_columns(_group=(pl.col("role") != pl.col("role").shift(1).over("_row"))
-                               .fill_null(True).cum_sum().over("_row"))
-    merged = (turns.group_by("_row", "_group", maintain_order=True)
-              .agg(role=pl.col("role").first(), content=pl.col("content").str.join("\n\n"), _n=pl.len())
-              .with_columns(_k=pl.int_range(pl.len()).over("_row"), _count=pl.len().over("_row")))
+    # a speaker piece is followed by its content piece (the split always gives both)
+    turns = (pieces.with_columns(content=pl.col("_parts").shift(-1)).filter(pl.col("_i") % 2 == 1)
+             .select("_row", role=pl.when(pl.col("_parts") == "Human").then(pl.lit("user"))
+                     .otherwise(pl.lit("assistant")), content="content"))
+    # runs of one speaker in one row are merged; the turns are in row order, so a run is a
+    # stretch of equal (row, role): numbered globally, and only runs of two or more aggregated
+    same = (pl.col("_row") == pl.col("_row").shift(1)) & (pl.col("role") == pl.col("role").shift(1))
+    turns = turns.with_columns(_group=(~same.fill_null(False)).cum_sum())
+    _, size = _runs("_group")
+    turns = turns.with_columns(_n=size.cast(pl.UInt32))
+    alone = turns.filter(pl.col("_n") == 1)
+    joined = (turns.filter(pl.col("_n") > 1).group_by("_group", maintain_order=True)
+              .agg(pl.col("_row").first(), pl.col("role").first(), pl.col("content").str.join("\n\n"),
+                   pl.col("_n").first()))
+    merged = pl.concat([alone, joined.select(alone.columns)]).sort("_group") if joined.height else alone
+    k, count = _runs("_row")
+    merged = merged.with_columns(_k=k, _count=count)
     last = pl.col("_k") == pl.col("_count") - 1
     drop_last = last & (pl.col("_count") > 1) & (pl.col("role") == "assistant") & blank(pl.col("content"))
     per_row = merged.group_by("_row").agg(
