@@ -279,6 +279,29 @@ def jsonl_workload(path: Path, cache: Path) -> Path:
     return out
 
 
+def hh_workload(path: Path, cache: Path) -> Path:
+    """The workload as HH-RLHF JSON Lines (``chosen`` and ``rejected`` transcripts, ``\\n\\nHuman: ``
+    / ``\\n\\nAssistant: ``): the shape of the harmlessness data itself. The rows of the OpenAI
+    workload without a system prompt (HH has none); ``rejected`` ends in another answer."""
+    out = cache / (path.stem + ".hh.jsonl")
+    if out.exists():
+        return out
+    tmp = out.with_suffix(".tmp")
+    speaker = {"user": "Human", "assistant": "Assistant"}
+    with tmp.open("w", encoding="utf-8") as fh:
+        for batch in pl.read_parquet(path, columns=["system", "messages"]).iter_slices(100_000):
+            for row in batch.iter_rows(named=True):
+                turns = row["messages"]
+                if row["system"] or any(m["role"] not in speaker or not (m["content"] or "").strip() for m in turns):
+                    continue
+                chosen = "".join(f"\n\n{speaker[m['role']]}: {m['content']}" for m in turns)
+                head = "".join(f"\n\n{speaker[m['role']]}: {m['content']}" for m in turns[:-1])
+                rejected = head + "\n\nAssistant: Sure, here is how to do that."
+                fh.write(json.dumps({"chosen": chosen, "rejected": rejected}, ensure_ascii=False) + "\n")
+    tmp.rename(out)
+    return out
+
+
 def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
     """A build from JSON Lines (augmentation on, dedup on, canonical Parquet out), or its floor:
     Polars' ``read_ndjson`` + tiktoken over the distinct texts on every core + a Parquet write."""

@@ -237,7 +237,7 @@ def _openai(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFra
     """The openai adapter's checks and turns: (rows with ``_refused``/``_repairs``, turns, system)."""
     role = pl.col("role")
     turns = (frame.select("_row", "messages").explode("messages").unnest("messages")
-             .with_columns(_pos=pl.int_range(pl.len()).over("_row"),
+             .with_columns(_pos=_runs("_row")[0],
                            role=pl.when(role.is_in(_SYSTEM)).then(pl.lit("system"))
                            .otherwise(role.replace_strict(_ROLES, default=None))))
     is_system = pl.col("role") == "system"
@@ -250,7 +250,7 @@ def _sharegpt(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataF
     """The sharegpt adapter's checks and turns for plain ``{from, value}`` turns: speakers mapped
     case-blind, the record's ``system`` first, then system turns (only before the conversation)."""
     turns = (frame.select("_row", "conversations").explode("conversations").unnest("conversations")
-             .select("_row", _pos=pl.int_range(pl.len()).over("_row"), content="value",
+             .select("_row", _pos=_runs("_row")[0], content="value",
                      role=pl.col("from").str.to_lowercase().replace_strict(_PLAIN_SPEAKERS, default=None)))
     is_system = pl.col("role") == "system"
     own = frame.filter(pl.col("system").is_not_null() & (pl.col("system") != "")).select(
