@@ -38,6 +38,10 @@ LEGEND = """Methods:
   `interleave_datasets` + `to_parquet` (no dedup, no accounting).
 - build-hub: the same rows as a `datasets` `save_to_disk` folder (made by `datasets` itself), read
   by mixer as a source path.
+- build-hh: the rows without a system prompt as HH-RLHF JSON Lines (`chosen` and `rejected`
+  transcripts, the shape of the harmlessness data itself), the same methods as build-jsonl but the
+  trainer formats; the floor splits the transcripts into turns with one Polars regex, and the
+  `datasets` pipeline with `re.split`.
 """
 
 

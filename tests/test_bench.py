@@ -52,3 +52,28 @@ def test_trainer_format_build_methods_write_that_format_and_time_its_stages(tmp_
     assert got["rows"] > 0 and got["phases"]["export"] >= 0
     recipe = bench.jsonl_recipe(path, 40, tmp_path, bench.TRAINER_METHODS[method])
     assert f'format = "{bench.TRAINER_METHODS[method]}"' in recipe.read_text()
+
+
+def test_hh_workload_reads_back_as_the_workloads_chats_and_every_build_hh_method_runs(tmp_path: Path) -> None:
+    import polars as pl
+
+    from mixer.sources.read import read_source
+    from mixer.specs import Source
+
+    parquet = bench.workload(300, tmp_path, None)
+    lines = bench.hh_workload(parquet, tmp_path)
+    rows, report = read_source(Source(name="hh", path=str(lines)))
+    assert report.format == "hh-rlhf" and report.read_paths["batch"] == rows.height
+    turn = pl.element().struct
+    plain = pl.read_parquet(parquet).filter(  # the rows an HH transcript can hold: no system prompt, plain turns
+        pl.col("system").is_null()
+        & pl.col("messages").list.eval(turn.field("role").is_in(["user", "assistant"])
+                                       & (turn.field("content").str.strip_chars() != "")).list.all())
+    turns = lambda frame: frame.select(pl.col("messages").list.eval(  # noqa: E731
+        pl.element().struct.field("role") + ": " + pl.element().struct.field("content"))).to_series().to_list()
+    assert rows.height == plain.height and turns(rows) == turns(plain)
+    assert bench._hh_messages("\n\nHuman: hi\n\nAssistant: hello") == [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    for method in ("mixer", "mixer-stream", "mixer-per-record", "floor", "datasets"):
+        got = bench._jsonl(method, lines, {"rows": rows.height})
+        assert got["rows"] > 0, method

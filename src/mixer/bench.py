@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -309,7 +310,11 @@ def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
         from mixer import tokens
 
         frame = pl.read_ndjson(path)
-        texts = frame.select(pl.col("messages").explode().struct.field("content")).to_series().unique().to_list()
+        if "chosen" in frame.columns:  # HH-RLHF: the turns of the transcripts, split as a user would
+            turns = pl.col("chosen").str.replace_all(r"\n\n(?:Human|Assistant): ", "\x00").str.split("\x00")
+            texts = frame.select(turns.explode()).to_series().unique().to_list()
+        else:
+            texts = frame.select(pl.col("messages").explode().struct.field("content")).to_series().unique().to_list()
         counted = int(tokens.encoded_lengths(texts, tokens.encoding("cl100k_base")).sum())
         with tempfile.TemporaryDirectory() as tmp:
             frame.write_parquet(Path(tmp) / "out.parquet", compression="zstd")
@@ -400,7 +405,8 @@ def _datasets_pipeline(path: Path, extra: dict[str, Any]) -> dict[str, Any]:
 
     def batch(b: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"system": [], "messages": [], "tools": [], "n_tokens": []}
-        for i, messages in enumerate(b["messages"]):
+        chats = b["messages"] if "messages" in b else [_hh_messages(text) for text in b["chosen"]]
+        for i, messages in enumerate(chats):
             row = augment_row({"id": json.dumps(messages), "system": None, "messages": messages, "tools": []},
                               prompts, tools, words)
             texts = [m["content"] for m in messages] + ([row["system"]] if row["system"] else []) + row["tools"]
@@ -416,6 +422,13 @@ def _datasets_pipeline(path: Path, extra: dict[str, Any]) -> dict[str, Any]:
         mixed = datasets.interleave_datasets([ds], probabilities=[1.0], seed=0, stopping_strategy="all_exhausted")
         mixed.to_parquet(str(Path(tmp) / "out.parquet"))
         return {"rows": len(mixed), "tokens": int(sum(mixed["n_tokens"]))}
+
+
+def _hh_messages(transcript: str) -> list[dict[str, str]]:
+    """An HH-RLHF transcript as chat turns, the way a user splits it (a regex, no repairs)."""
+    parts = re.split(r"\n\n(Human|Assistant): ", transcript)
+    return [{"role": "user" if speaker == "Human" else "assistant", "content": content}
+            for speaker, content in zip(parts[1::2], parts[2::2])]
 
 
 def _build_recipe(path: Path, folder: Path) -> Path:
@@ -449,7 +462,7 @@ examples = {third}
     return recipe
 
 
-WORKLOADS = ("augment", "tokens", "io-floor", "build", "build-jsonl", "build-hub")
+WORKLOADS = ("augment", "tokens", "io-floor", "build", "build-jsonl", "build-hub", "build-hh")
 
 
 def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = True,
@@ -504,6 +517,12 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
             for method in ("mixer", "mixer-stream") + (("mixer-per-record",) if baselines else ()):
                 results.append({"workload": "build-hub", "size": lines, "method": method,
                                 **run_one("jsonl", method, hub, {"rows": lines})})
+        if "build-hh" in workloads:
+            hh_lines = hh_workload(path, cache)
+            rows = sum(1 for _ in hh_lines.open("rb"))
+            for method in ("mixer", "mixer-stream") + (("mixer-per-record", "floor", "datasets") if baselines else ()):
+                results.append({"workload": "build-hh", "size": rows, "method": method,
+                                **run_one("jsonl", method, hh_lines, {"rows": rows})})
         _log_last(results, len(results) - first, log)
     return results
 
