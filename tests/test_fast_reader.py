@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import assert_same_read, EXAMPLES, HH, SHARED, needs_shared, write_jsonl
 from mixer import pipeline
@@ -342,3 +344,14 @@ def test_identical_copies_across_batches_and_adapter_rows_get_the_same_k_ids(tmp
     assert_same(batch, one_by_one)
     ids = batch[0].get_column("id")
     assert batch[1].read_paths["per record"] == 12 and ids.str.extract(r"\.(\d+)$").cast(pl.Int64).max() >= 15  # one text seen 16+ times across batches
+
+
+_PIECES = ["\n", "\n\n", "Human", "Assistant", ": ", ":", " ", "x", "\n\nHuman: ", "\n\nAssistant: ", "Hu", "é"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), min_size=1, max_size=20))
+def test_hh_separators_are_marked_exactly_where_the_regex_finds_them(texts: list[str]) -> None:
+    frame = pl.DataFrame({"t": texts})
+    regex = frame.select(pl.col("t").str.replace_all(fast._HH_SEPARATOR, "\x00$1\x00")).to_series()
+    assert frame.select(fast._marked(pl.col("t"))).to_series().to_list() == regex.to_list()

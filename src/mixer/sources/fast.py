@@ -282,6 +282,13 @@ def _alpaca(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFra
 
 
 _HH_SEPARATOR = r"\n\n(Human|Assistant): "
+_HH_SPEAKERS = ("Human", "Assistant")
+
+
+def _marked(text: pl.Expr) -> pl.Expr:
+    """Each ``_HH_SEPARATOR`` as NUL, speaker, NUL: a literal multi-pattern pass (three times
+    faster than the regex; the same text, tests/test_fast_reader.py)."""
+    return text.str.replace_many([f"\n\n{who}: " for who in _HH_SPEAKERS], [f"\x00{who}\x00" for who in _HH_SPEAKERS])
 MERGED, REMOVED_EMPTY = "merged consecutive turns", "removed empty final turn"
 
 
@@ -305,7 +312,7 @@ def _hh(frame: pl.DataFrame, side: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.
     # split at the separators: mark them with NUL (refused where the text has one), then split
     parts = frame.select(
         "_row", _nul=text.str.contains("\x00", literal=True).fill_null(True),
-        _parts=text.str.replace_all(_HH_SEPARATOR, "\x00$1\x00").str.split("\x00"),
+        _parts=_marked(text).str.split("\x00"),
     )
     position, _ = _runs("_row")
     pieces = parts.select("_row", "_parts").explode("_parts").with_columns(_i=position)  # sorted by _row, _i
