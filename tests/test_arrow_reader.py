@@ -200,3 +200,18 @@ def test_columns_of_types_polars_cannot_take_do_not_stop_the_batch_path(tmp_path
     batch, one_by_one = read_both(tmp_path / "b.parquet", monkeypatch)
     assert_same(batch, one_by_one)
     assert batch[1].read_paths["per record"] == n
+
+
+def test_a_folder_of_small_record_batches_is_read_in_full_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``datasets`` writes 1,000-row record batches; the batch reader takes ARROW_BATCH rows at a
+    time across them (a batch costs the same whatever its size), with the same rows."""
+    from mixer.sources import fast
+
+    original = files._hf_disk_table
+    monkeypatch.setattr(files, "_hf_disk_table", lambda source, root: pa.Table.from_batches(
+        original(source, root).to_batches(max_chunksize=7)))
+    sizes: list[int] = []
+    arrow_batch = fast.arrow_batch
+    monkeypatch.setattr(fast, "arrow_batch", lambda frame, *a, **k: sizes.append(frame.height) or arrow_batch(frame, *a, **k))
+    report = check(openai_table(5, "string"), tmp_path, monkeypatch, "save_to_disk")
+    assert sizes[:-1] == [128] * (len(sizes) - 1) and sum(sizes) == report.rows_read == 700
