@@ -77,3 +77,5 @@ def test_hh_workload_reads_back_as_the_workloads_chats_and_every_build_hh_method
     for method in ("mixer", "mixer-stream", "mixer-per-record", "floor", "datasets"):
         got = bench._jsonl(method, lines, {"rows": rows.height})
         assert got["rows"] > 0, method
+    again, report = read_source(Source(name="hh", path=str(lines)))  # the per-record method undid its patch
+    assert report.read_paths["batch"] == again.height

@@ -322,17 +322,20 @@ def _jsonl(method: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
     if method == "datasets":
         return _datasets_pipeline(path, extra)
     from mixer import pipeline
+    from mixer.sources import fast, files
 
-    if method == "mixer-per-record":  # the reader without its batch path, for the ratio
-        from mixer.sources import fast, files
-
+    kept = fast.plain_mask, files._table_batches
+    if method == "mixer-per-record":  # the reader without its batch path, for the ratio (undone below)
         fast.plain_mask = lambda lines, *_: pl.Series([False] * len(lines))  # type: ignore[assignment]
         files._table_batches = lambda table: None  # type: ignore[assignment]  # Arrow rows as dicts
-    with tempfile.TemporaryDirectory() as tmp:
-        recipe = jsonl_recipe(path, extra["rows"], Path(tmp), TRAINER_METHODS.get(method, "canonical"))
-        built = pipeline.build_all(recipe, out=Path(tmp) / "out", cache=False,
-                                   executor="stream" if method.endswith("stream") else "memory")
-        manifest = next(iter(built.mixtures.values())).manifest
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            recipe = jsonl_recipe(path, extra["rows"], Path(tmp), TRAINER_METHODS.get(method, "canonical"))
+            built = pipeline.build_all(recipe, out=Path(tmp) / "out", cache=False,
+                                       executor="stream" if method.endswith("stream") else "memory")
+            manifest = next(iter(built.mixtures.values())).manifest
+    finally:
+        fast.plain_mask, files._table_batches = kept
     return {"rows": manifest["totals"]["train"]["rows"], "phases": phases(manifest)}
 
 
