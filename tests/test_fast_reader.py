@@ -18,6 +18,7 @@ from mixer import pipeline
 from mixer.errors import DataError
 from mixer.recipe import from_dict
 from mixer.sources import fast
+from mixer.sources.formats import hh_rlhf
 from mixer.sources.read import read_source
 
 
@@ -353,5 +354,5 @@ _PIECES = ["\n", "\n\n", "Human", "Assistant", ": ", ":", " ", "x", "\n\nHuman: 
 @given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), min_size=1, max_size=20))
 def test_hh_separators_are_marked_exactly_where_the_regex_finds_them(texts: list[str]) -> None:
     frame = pl.DataFrame({"t": texts})
-    regex = frame.select(pl.col("t").str.replace_all(fast._HH_SEPARATOR, "\x00$1\x00")).to_series()
+    regex = frame.select(pl.col("t").str.replace_all(hh_rlhf._HH_SPLIT.pattern, "\x00$1\x00")).to_series()
     assert frame.select(fast._marked(pl.col("t"))).to_series().to_list() == regex.to_list()
