@@ -12,7 +12,7 @@ import pytest
 
 from conftest import EXAMPLES, assert_same_read
 from mixer.recipe import from_dict
-from mixer.sources import files, read
+from mixer.sources import files
 from mixer.sources.read import read_source
 from test_fast_reader import alpaca_junk, hh_junk, junk_lines, sharegpt_junk
 
@@ -22,8 +22,8 @@ JUNK = {"openai": junk_lines, "sharegpt": sharegpt_junk, "alpaca": alpaca_junk, 
 def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, **extra: object):
     src = from_dict({"sources": {"s": {"path": str(path), "examples": 1, "on_error": "skip", **extra}}}).sources[0]
     batch = read_source(src)
-    with monkeypatch.context() as m:  # the file's items not offered to the batch path: json.loads, then one by one
-        m.setattr(read, "array_items", lambda path: None)
+    with monkeypatch.context() as m:  # no array scan: the whole file through json.loads, then one by one
+        m.setattr(files.ArrayScan, "items", lambda self: None)
         one_by_one = read_source(src)
     return batch, one_by_one
 
@@ -91,3 +91,25 @@ def test_the_example_json_array_reads_the_same_on_both_paths(monkeypatch: pytest
     path = EXAMPLES / "principled_advice.json"
     batch, one_by_one = read_both(path, monkeypatch)
     assert_same_read(batch, one_by_one)
+
+
+def test_a_json_array_file_is_decoded_once_for_detection_and_the_batch_path(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detecting the format takes the first records without decoding the whole file, and the
+    batch reader is handed the same scan (it was: json.loads of the whole file, then a scan)."""
+    import json
+
+    path = tmp_path / "chats.json"
+    path.write_text(json.dumps([{"messages": [{"role": "user", "content": f"q{i}"},
+                                              {"role": "assistant", "content": "a"}]} for i in range(50)]),
+                    encoding="utf-8")
+    scans, loads = [], []
+    spans = files._array_spans
+    monkeypatch.setattr(files, "_array_spans", lambda p: scans.append(p) or spans(p))
+    real_loads = json.loads
+    monkeypatch.setattr(files.json, "loads", lambda text, *a, **k: loads.append(len(text)) or real_loads(text, *a, **k))
+    rows, report = read_source(from_dict({"sources": {"s": {"path": str(path), "examples": 1}}}).sources[0])
+    assert rows.height == 50 and report.read_paths["batch"] == 50
+    assert scans == [path] and max(loads) < 200  # one scan; only single items through json.loads
+    scan = files.ArrayScan(path)
+    assert scan.items() is not None and scan.take() is not None and scan._spans is None  # the last reader frees it

@@ -171,6 +171,9 @@ class Part:
     # Arrow-backed inputs (Hub, save_to_disk, Parquet): its record batches from the first row
     # again, for the batch reader; row k of them is record k + 1 of ``records``.
     batches: Callable[[], Iterator[Any]] | None = None
+    # a JSON (.json) file: its check as one top-level array, which ``records`` made; the batch
+    # reader takes the items' text from it rather than decoding every item again
+    scan: ArrayScan | None = None
 
 
 def read(source: Source) -> tuple[list[InputFile], Iterator[Located]]:
@@ -200,7 +203,8 @@ def read_parts(source: Source) -> tuple[list[InputFile], list[Part], list[Path]]
     for path in files:
         label = _label(path, base) if path != base else path.name
         batches = _parquet_batches(path) if _suffix(path) == ".parquet" else None
-        parts.append(Part(label, path, records_of(path, label, source.max_record_mb), batches))
+        scan = ArrayScan(path) if _suffix(path) in (".json", ".json.gz") else None
+        parts.append(Part(label, path, records_of(path, label, source.max_record_mb, scan), batches, scan))
     return inputs, parts, skipped
 
 
@@ -220,13 +224,14 @@ def iter_records(files: list[Path], base: Path, limit_mb: float = 16.0) -> Itera
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 
-def records_of(path: Path, label: str, limit_mb: float = 16.0) -> Iterator[Located]:
-    """Records of one local file, chosen by its suffix; lazy (nothing is read before the first)."""
+def records_of(path: Path, label: str, limit_mb: float = 16.0, scan: ArrayScan | None = None) -> Iterator[Located]:
+    """Records of one local file, chosen by its suffix; lazy (nothing is read before the first).
+    ``scan``: a JSON array file's scan, to share with the batch reader."""
     suffix = _suffix(path)
     if suffix in JSONL_SUFFIXES:
         yield from _read_jsonl(path, label, limit_mb=limit_mb)
     elif suffix in (".json", ".json.gz"):
-        yield from _read_json(path, label)
+        yield from _read_json(path, label, scan or ArrayScan(path))
     elif suffix == ".parquet":
         yield from _read_parquet(path, label)
     elif suffix in (".csv", ".csv.gz"):
@@ -402,7 +407,12 @@ def raw_lines(path: Path, *, array_ok: bool = False, limit_mb: float = 16.0) -> 
             yield number, block.too_large.get(number) or block.data[a:b]
 
 
-def _read_json(path: Path, label: str) -> Iterator[Located]:
+def _read_json(path: Path, label: str, scan: ArrayScan) -> Iterator[Located]:
+    items = scan.items()  # a top-level array: each item decoded as it is asked for, so taking the
+    if items is not None:  # first records to detect the format does not decode the whole file
+        for i, item in items:
+            yield Located(label, i, item if isinstance(item, Unreadable) else json.loads(item))
+        return
     try:
         with _open_bytes(path) as fh:
             data = fh.read()
@@ -446,25 +456,68 @@ def _array_item(i: int, item: Any, check_surrogates: bool) -> dict[str, Any] | U
 _BLANK = re.compile(r"[ \t\n\r]*")  # what JSON allows between tokens
 
 
+class ArrayScan:
+    """One check of a file that is one top-level JSON array, shared by the records read to detect
+    its format and by the batch reader (each would otherwise decode every item to find them).
+    It holds the file's text until the batch reader takes it (:meth:`take`) or the reader is done
+    with the file (:meth:`forget`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._scanned = False
+        self._text = ""
+        self._spans: list[tuple[int, int, Unreadable | None]] | None = None
+
+    def items(self) -> Iterator[tuple[int, str | Unreadable]] | None:
+        """:func:`array_items` of the file, scanned on the first call only."""
+        if not self._scanned:
+            self._text, self._spans = _array_spans(self.path)
+            self._scanned = True
+        if self._spans is None:
+            return None
+        text, spans = self._text, self._spans
+
+        def items() -> Iterator[tuple[int, str | Unreadable]]:
+            for i, (start, end, problem) in enumerate(spans, start=1):
+                yield i, text[start:end] if problem is None else problem
+
+        return items()
+
+    def take(self) -> Iterator[tuple[int, str | Unreadable]] | None:
+        """:meth:`items` for the last reader: the scan lets go of the text (its items keep it)."""
+        items = self.items()
+        self.forget()
+        return items
+
+    def forget(self) -> None:
+        self._scanned, self._text, self._spans = False, "", None
+
+
 def array_items(path: Path) -> Iterator[tuple[int, str | Unreadable]] | None:
     """The items of a file that is one top-level JSON array, each with its number (1-based) and
     its own JSON text, undecoded again, for the batch reader; an item that is no record comes as
     the :class:`Unreadable` the per-record reader gives. None for any other file (an object
     wrapping the array, JSON Lines named .json, invalid JSON): the per-record reader then reads
     it or says why not. The file is checked whole before the first item is handed out."""
+    return ArrayScan(path).items()
+
+
+def _array_spans(path: Path) -> tuple[str, list[tuple[int, int, Unreadable | None]] | None]:
+    """The file's text and each item's span (or why it is no record); None spans when the file
+    is not one plain array."""
     try:
         with _open_bytes(path) as fh:
             data = fh.read()
         text = data.decode("utf-8-sig")
     except (OSError, EOFError, UnicodeDecodeError):
-        return None
+        return "", None
 
     def skip(at: int) -> int:  # past the blanks from ``at``
         return _BLANK.match(text, at).end()  # type: ignore[union-attr]
 
     pos = skip(0)
     if not text.startswith("[", pos):
-        return None
+        return "", None
     decoder = json.JSONDecoder()  # what json.loads uses: the same values, errors and NaN handling
     check_surrogates = bool(_SURROGATE_ESCAPE.search(data))
     spans: list[tuple[int, int, Unreadable | None]] = []  # each item's text, or why it is no record
@@ -474,7 +527,7 @@ def array_items(path: Path) -> Iterator[tuple[int, str | Unreadable]] | None:
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError:
-            return None
+            return "", None
         record = _array_item(len(spans) + 1, value, check_surrogates)
         spans.append((pos, end, record if isinstance(record, Unreadable) else None))
         pos = skip(end)
@@ -483,15 +536,10 @@ def array_items(path: Path) -> Iterator[tuple[int, str | Unreadable]] | None:
         elif text.startswith("]", pos):
             closed = True
         else:
-            return None
+            return "", None
     if skip(pos + 1) != len(text):
-        return None  # something after the array
-
-    def items() -> Iterator[tuple[int, str | Unreadable]]:
-        for i, (start, end, problem) in enumerate(spans, start=1):
-            yield i, text[start:end] if problem is None else problem
-
-    return items()
+        return "", None  # something after the array
+    return text, spans
 
 
 def _from_arrow(table: Any, label: str) -> Iterator[Located]:

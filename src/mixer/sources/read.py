@@ -29,7 +29,7 @@ from mixer.sources.adapters import RowError, rename
 from mixer.sources.occurrences import Occurrences
 from mixer.sources.files import (
     JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, parse_object, fingerprint, locate,
-    array_items, line_blocks, read_parts,
+    line_blocks, read_parts,
 )
 
 _DETECT_SAMPLE = 64
@@ -214,19 +214,21 @@ class _Arrow:
 def _records(source: Source, fmt: str, part: Part,
              head: list[Located]) -> Iterator[tuple[str, Located | _Lines | _Arrow]]:
     if formats.FORMATS[fmt].batch and not source.fields:  # read again from the start, by the batch reader
+        batch: _Lines | _Arrow | None = None
         if part.path is not None and part.path.name.lower().endswith(JSONL_SUFFIXES):
-            yield fmt, _Lines(part.path, part.label, fmt)
-            return
-        items = array_items(part.path) if part.path is not None and part.path.name.lower().endswith(
-            (".json", ".json.gz")) else None
-        if items is not None:
-            yield fmt, _Lines(part.path, part.label, fmt, items)  # type: ignore[arg-type]
-            return
-        if part.batches is not None:
-            yield fmt, _Arrow(part, fmt)
+            batch = _Lines(part.path, part.label, fmt)
+        elif (items := part.scan.take() if part.scan is not None else None) is not None:  # a JSON array's
+            batch = _Lines(part.path, part.label, fmt, items)  # type: ignore[arg-type]
+        elif part.batches is not None:
+            batch = _Arrow(part, fmt)
+        if batch is not None:
+            getattr(part.records, "close", lambda: None)()  # what detection read holds (a block, a file's text)
+            yield fmt, batch
             return
     for item in _chain(head, part.records):
         yield fmt, item
+    if part.scan is not None:
+        part.scan.forget()  # its records are read: the file's text can go
 
 
 # json.dumps(..., ensure_ascii=False, sort_keys=True) with one encoder built once, not per call.
