@@ -80,7 +80,7 @@ def test_files_that_are_not_one_plain_array_go_to_the_per_record_reader(tmp_path
     per-record reader reads them or says what is wrong, as before."""
     path = tmp_path / "f.json"
     path.write_text(text, encoding="utf-8")
-    items = files.array_items(path)
+    items = files.ArrayScan(path).items()
     if text.strip() in ("[]", "[\n]"):
         assert items is not None and list(items) == []
     else:

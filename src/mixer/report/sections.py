@@ -17,7 +17,8 @@ from mixer.report.blocks import Cell, Chart, Examples, Note, Section, Table, dec
 FLOW_BUCKETS = {  # chart label -> row_flow key, in the order rows leave
     "rejected": "rows_rejected", "deduplicated": "rows_deduplicated", "decontaminated": "rows_decontaminated",
     "filtered": "rows_filtered", "validation written": "validation_written",
-    "validation export-rejected": "validation_export_rejected", "validation not written": "validation_not_written", "train not selected": "train_not_selected",
+    "validation export-rejected": "validation_export_rejected", "validation not written": "validation_not_written",
+    "train not selected": "train_not_selected",
     "train selected": "train_selected_distinct",
 }
 

@@ -469,7 +469,12 @@ class ArrayScan:
         self._spans: list[tuple[int, int, Unreadable | None]] | None = None
 
     def items(self) -> Iterator[tuple[int, str | Unreadable]] | None:
-        """:func:`array_items` of the file, scanned on the first call only."""
+        """The items of the file, if it is one top-level JSON array, each with its number (1-based)
+        and its own JSON text, undecoded again, for the batch reader; an item that is no record
+        comes as the :class:`Unreadable` the per-record reader gives. None for any other file (an
+        object wrapping the array, JSON Lines named .json, invalid JSON): the per-record reader
+        then reads it or says why not. The file is checked whole, on the first call only, before
+        the first item is handed out."""
         if not self._scanned:
             self._text, self._spans = _array_spans(self.path)
             self._scanned = True
@@ -491,15 +496,6 @@ class ArrayScan:
 
     def forget(self) -> None:
         self._scanned, self._text, self._spans = False, "", None
-
-
-def array_items(path: Path) -> Iterator[tuple[int, str | Unreadable]] | None:
-    """The items of a file that is one top-level JSON array, each with its number (1-based) and
-    its own JSON text, undecoded again, for the batch reader; an item that is no record comes as
-    the :class:`Unreadable` the per-record reader gives. None for any other file (an object
-    wrapping the array, JSON Lines named .json, invalid JSON): the per-record reader then reads
-    it or says why not. The file is checked whole before the first item is handed out."""
-    return ArrayScan(path).items()
 
 
 def _array_spans(path: Path) -> tuple[str, list[tuple[int, int, Unreadable | None]] | None]:
