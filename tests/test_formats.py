@@ -244,6 +244,60 @@ def test_llama_factory_alternation_violations_are_counted_and_written_to_rejects
     assert [p.name for p in (out / "data" / "train").iterdir()] == ["train-00000-of-00001.jsonl"]
 
 
+NUMERIC_ENUM = {"type": "function", "function": {"name": "set_level", "parameters": {
+    "type": "object", "properties": {"level": {"type": "integer", "enum": [1, 2, 3]}}}}}
+NO_PARAMETERS = {"type": "function", "function": {"name": "ping", "description": "No arguments."}}
+PLAIN = {"type": "function", "function": {"name": "lookup", "parameters": {
+    "type": "object", "properties": {"unit": {"type": "string", "enum": ["metric", "imperial"]}}}}}
+
+
+def test_llama_factory_build_writes_and_counts_rows_whose_tools_its_default_tool_format_cannot_render(
+        tmp_path: Path) -> None:
+    from mixer.formats.llama_factory import DEFAULT_TOOL_FORMAT
+
+    unalternating = {"messages": [{"role": "user", "content": "one"}, {"role": "user", "content": "two"},
+                                  {"role": "assistant", "content": "answer"}], "tools": [NUMERIC_ENUM]}
+    rows = ([dict(c, tools=[PLAIN, NUMERIC_ENUM]) for c in chats(5)] + [dict(c, tools=[NO_PARAMETERS]) for c in chats(2, "p")]
+            + [dict(c, tools=[PLAIN]) for c in chats(3, "ok")] + chats(2, "none") + [unalternating])
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    write_jsonl(tmp_path / "b.jsonl", [dict(c, tools=[NO_PARAMETERS]) for c in chats(4, "b")])
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('unit = "examples"\n[output]\nformat = "llama-factory"\n'
+                      '[sources.a]\npath = "a.jsonl"\nexamples = 13\n[sources.b]\npath = "b.jsonl"\nexamples = 4\n')
+    m = pipeline.build(recipe)
+    enum = DEFAULT_TOOL_FORMAT + "an enum of values that are not all strings"
+    bare = DEFAULT_TOOL_FORMAT + "no parameters.properties object"
+    export = m.manifest["export"]
+    assert export["rows"]["train"] == 16  # written all the same: other templates render them
+    assert export["rejected"]["train"] == {"turns do not alternate: human at position 1, expected gpt or function_call": 1}
+    assert export["tools_unrendered"] == {"rows": {"train": {bare: 6, enum: 5}},  # the rejected row not counted
+                                          "tools": {bare: ["ping"], enum: ["set_level"]}}
+    assert export["sources"]["a"]["tools_unrendered"] == {"train": {bare: 2, enum: 5}}
+    assert export["sources"]["b"]["tools_unrendered"] == {"train": {bare: 4}}
+    out = m.write(tmp_path / "out")
+    written = [json.loads(line) for f in (out / "data" / "train").iterdir() for line in f.read_text().splitlines()]
+    assert sum('"set_level"' in r["tools"] for r in written) == 5 and sum('"ping"' in r["tools"] for r in written) == 6
+    table = manifest_mod.table(m.manifest)
+    assert (f"warning: 5 train rows written as llama-factory have {enum} (tools: set_level; "
+            "manifest.json export.tools_unrendered)") in table
+    assert f"warning: 6 train rows written as llama-factory have {bare} (tools: ping;" in table
+
+
+def test_formats_whose_trainers_render_every_spec_count_no_unrendered_tools(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "a.jsonl", [dict(c, tools=[NUMERIC_ENUM, NO_PARAMETERS]) for c in chats(3)])
+    for fmt in ("trl", "openai"):
+        _, manifest = pipeline.convert(source, tmp_path / fmt, fmt)
+        assert "tools_unrendered" not in manifest["export"]
+
+
+def test_convert_to_llama_factory_warns_of_tools_its_default_tool_format_cannot_render(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "a.jsonl", [dict(c, tools=[NUMERIC_ENUM]) for c in chats(3)] + chats(2, "ok"))
+    result = CliRunner().invoke(main, ["convert", str(source), str(tmp_path / "o"), "--to", "llama-factory"])
+    assert result.exit_code == 0, result.output
+    assert "warning: 3 train rows written as llama-factory have tools LLaMA-Factory's default" in result.output
+    assert "(tools: set_level; manifest.json export.tools_unrendered)" in result.output
+
+
 def test_strict_turns_any_rejection_into_a_failed_build(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "a.jsonl", chats(3) + [{"messages": [{"role": "user", "content": "q"}]}])
     result = CliRunner().invoke(main, ["convert", str(source), str(tmp_path / "o"), "--to", "llama-factory", "--strict"])

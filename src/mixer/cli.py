@@ -21,6 +21,7 @@ from mixer import pipeline
 from mixer.cache import ENV as CACHE_ENV
 from mixer.cache import Cache, default_root
 from mixer.manifest import table as manifest_table
+from mixer.manifest import unrendered_warnings
 from mixer import recipe as recipe_mod
 from mixer.executors import CHUNK_ROWS
 from mixer.errors import MixerError, RecipeError
@@ -216,6 +217,8 @@ def convert(source: str, out: Path, to: str, from_format: str, kind: str | None,
         if export.get("tools_renamed", {}).get(split):
             click.echo(f"{split}: {export['tools_renamed'][split]:,} rows had tool names renamed to fit {to}'s rule")
     click.echo(f"wrote {written}")
+    for line in unrendered_warnings(export):
+        click.echo(line, err=True)
     _warn_notes(manifest)
 
 

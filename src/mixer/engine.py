@@ -519,18 +519,21 @@ def _export(b: _Build, heights: dict[str, int], manifest: dict[str, Any]) -> Any
     rows: dict[str, int] = {}
     rejects: dict[str, list[dict[str, Any]]] = {}
     renamed: dict[str, list[dict[str, Any]]] = {}
+    unrendered: dict[str, list[dict[str, Any]]] = {}
     written: list[pl.DataFrame] = []  # which rows the trainer-format files hold, in their order
     for name in names:
-        rows[name], rejects[name], renamed[name] = 0, [], []
+        rows[name], rejects[name], renamed[name], unrendered[name] = 0, [], [], []
         shard = _Shard(recipe, b.base_dir, name, convert)
         for done in b.executor.export(name, heights[name], recipe.output, shard):
             rows[name] += done.rows
             rejects[name] += done.rejects
             renamed[name] += done.renamed
+            unrendered[name] += done.unrendered
             if done.provenance is not None:
                 written.append(done.provenance)
     if convert is not None:
-        manifest["export"] = manifest_mod.export_summary(rows, rejects, recipe, manifest["sources"], renamed)
+        manifest["export"] = manifest_mod.export_summary(rows, rejects, recipe, manifest["sources"], renamed,
+                                                         unrendered)
     output = b.executor.output(convert)
     output.rejects = rejects if convert is not None else {}
     output.provenance = pl.concat(written) if written else None
@@ -553,11 +556,13 @@ def _converter(recipe: Recipe, base_dir: Path) -> Callable[[pl.DataFrame], forma
 
 @dataclass
 class ShardSummary:
-    """What one output shard's conversion wrote: rows, rejects, renamed tools, provenance."""
+    """What one output shard's conversion wrote: rows, rejects, renamed tools, tools the trainer
+    may not render, provenance."""
 
     rows: int
     rejects: list[dict[str, Any]] = field(default_factory=list)
     renamed: list[dict[str, Any]] = field(default_factory=list)
+    unrendered: list[dict[str, Any]] = field(default_factory=list)
     provenance: pl.DataFrame | None = None
 
 
@@ -584,8 +589,8 @@ class _Shard:
         if self.convert is None:
             return frame, ShardSummary(frame.height)
         exported = self.convert(frame)
-        return exported.part, ShardSummary(len(exported), exported.rejects, exported.renamed,
-                                       provenance(self.split, frame, exported.rejects))
+        return exported.part, ShardSummary(len(exported), exported.rejects, exported.renamed, exported.unrendered,
+                                           provenance(self.split, frame, exported.rejects))
 
 
 def provenance(split: str, frame: pl.DataFrame, rejects: list[dict[str, Any]]) -> pl.DataFrame:

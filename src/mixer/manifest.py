@@ -147,15 +147,18 @@ SHARE_TOLERANCE = 0.005  # a source's share moved more than this by export rejec
 
 def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]],
                  sources: dict[str, dict[str, Any]], unit: str,
-                 renamed: dict[str, list[dict[str, Any]]] | None = None) -> Export:
+                 renamed: dict[str, list[dict[str, Any]]] | None = None,
+                 unrendered: dict[str, list[dict[str, Any]]] | None = None) -> Export:
     """What export wrote, per split and per source: rows written, rejects by reason, and each
     source's share of the mixture as written (in the recipe unit).
 
     ``rejects`` are the format's reject records (``source``, ``reason``, ``n_tokens``);
     ``sources`` the manifest's per-source entries (what selection took); ``renamed`` the rows
-    whose tool names export renamed to the format's rule (``source``, ``id``, ``names``).
+    whose tool names export renamed to the format's rule (``source``, ``id``, ``names``);
+    ``unrendered`` the rows written with a tool spec a configuration of the trainer cannot
+    render (``source``, ``id``, ``reason``, ``tools``).
     """
-    renamed = renamed or {}
+    renamed, unrendered = renamed or {}, unrendered or {}
     by_source: dict[str, dict[str, Any]] = {}
     lost = {name: 0.0 for name in sources}
     for split, records in rejects.items():
@@ -181,6 +184,8 @@ def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[st
                          if (n := sum(r["source"] == name for r in records))}
         if tools_renamed:
             out_sources[name]["tools_renamed"] = tools_renamed
+        if own := _by_reason({split: [r for r in records if r["source"] == name] for split, records in unrendered.items()}):
+            out_sources[name]["tools_unrendered"] = own
     return {
         "format": fmt,
         "rows": dict(rows),
@@ -189,15 +194,27 @@ def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[st
         "sources": out_sources,
         **({"tools_renamed": {split: len(records) for split, records in renamed.items() if records}}
            if any(renamed.values()) else {}),
+        **({"tools_unrendered": {"rows": _by_reason(unrendered), "tools": {
+            reason: sorted({name for records in unrendered.values() for r in records if r["reason"] == reason
+                            for name in r["tools"]})
+            for reason in sorted({r["reason"] for records in unrendered.values() for r in records})}}}
+           if any(unrendered.values()) else {}),
     }
+
+
+def _by_reason(records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, int]]:
+    """``{split: {reason: rows}}`` of per-row records, splits without any left out."""
+    return {split: dict(sorted(Counter(r["reason"] for r in rows).items())) for split, rows in records.items() if rows}
 
 
 def warnings(manifest: dict[str, Any]) -> list[str]:
     """Lines a person must see: rows export could not write, and shares export moved."""
     export = manifest.get("export")
-    if not export or "sources" not in export:
+    if not export:
         return []
-    lines = []
+    lines = unrendered_warnings(export)
+    if "sources" not in export:
+        return lines
     for split, reasons in export["rejected"].items():
         for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]:
             who = [f"{name}: {e['rejected'][split][reason]:,}" for name, e in export["sources"].items()
@@ -219,6 +236,20 @@ def warnings(manifest: dict[str, Any]) -> list[str]:
             why = f"export rejected {own:,} of its rows" if own else "export rejected other sources' rows"
             lines.append(f"warning: source {name!r} is {after:.1%} of the mixture as written, {before:.1%} as "
                          f"selected (target {target:.1%}): {why}")
+    return lines
+
+
+def unrendered_warnings(export: dict[str, Any]) -> list[str]:
+    """One line per split and reason: rows written with tools a configuration of the trainer
+    cannot render, and which tools (a build writes them: other configurations render them)."""
+    found = export.get("tools_unrendered") or {}
+    lines = []
+    for split, reasons in (found.get("rows") or {}).items():
+        for reason, n in reasons.items():
+            names = found["tools"][reason]
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5:,} more" if len(names) > 5 else "")
+            lines.append(f"warning: {n:,} {split} rows written as {export['format']} have {reason} (tools: {shown}; "
+                         "manifest.json export.tools_unrendered)")
     return lines
 
 
@@ -413,14 +444,15 @@ def decontamination_summary(index: Any) -> Decontamination:
 
 def export_summary(rows: dict[str, int], rejects: dict[str, list[dict[str, Any]]], recipe: Recipe,
                    sources: dict[str, dict[str, Any]] | None = None,
-                   renamed: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+                   renamed: dict[str, list[dict[str, Any]]] | None = None,
+                   unrendered: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Rows written and rejected per split (and per source, given the manifest's source entries);
     under ``strict`` any rejection fails the build."""
     reasons = Counter(r["reason"] for split in rejects.values() for r in split)
     if reasons and recipe.output.strict:
         raise DataError(f"--strict: {reasons.total()} rows cannot be written as {recipe.output.format}: "
                         + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5)))
-    summary = export_entry(recipe.output.format, rows, rejects, sources or {}, recipe.unit, renamed)
+    summary = export_entry(recipe.output.format, rows, rejects, sources or {}, recipe.unit, renamed, unrendered)
     if sources is None:
         del summary["sources"]
     return summary

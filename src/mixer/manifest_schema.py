@@ -102,6 +102,14 @@ class ExportSource(TypedDict):
     rejected: dict[str, dict[str, int]]  # split -> reason -> rows
     realized_share_written: float
     tools_renamed: NotRequired[dict[str, int]]
+    tools_unrendered: NotRequired[dict[str, dict[str, int]]]  # split -> reason -> rows
+
+
+class UnrenderedTools(TypedDict):
+    """Rows written with a tool spec a configuration of the trainer cannot render."""
+
+    rows: dict[str, dict[str, int]]  # split -> reason -> rows
+    tools: dict[str, list[str]]  # reason -> the tools' names
 
 
 class Export(TypedDict):
@@ -112,6 +120,7 @@ class Export(TypedDict):
     rejected: dict[str, dict[str, int]]
     sources: NotRequired[dict[str, ExportSource]]  # builds (a conversion has one source)
     tools_renamed: NotRequired[dict[str, int]]
+    tools_unrendered: NotRequired[UnrenderedTools]
 
 
 class Phase(TypedDict):

@@ -249,13 +249,14 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
     output = MemoryOutput(frames, {}, {}, recipe.output)
     fmt = formats.FORMATS[recipe.output.format]
     renamed: dict[str, list[dict[str, Any]]] = {}
+    unrendered: dict[str, list[dict[str, Any]]] = {}
     written: list[pl.DataFrame] = []
     if fmt.converts:
         options = formats.options(fmt, recipe.output, Path.cwd())
         for name, frame in frames.items():
             exported = formats.export(frame, fmt, **options)
             output.rows[name], output.rejects[name] = exported.part, exported.rejects
-            renamed[name] = exported.renamed
+            renamed[name], unrendered[name] = exported.renamed, exported.unrendered
             written.append(engine.provenance(name, frame, exported.rejects))
     rejected: Counter[str] = Counter()
     repairs: Counter[str] = Counter()
@@ -277,7 +278,7 @@ def convert(source: str | Path, out: str | Path, to: str, *, from_format: str = 
     }
     if fmt.converts:
         manifest["export"] = export_summary({k: len(v) for k, v in output.rows.items()}, dict(output.rejects), recipe,
-                                            renamed=renamed)
+                                            renamed=renamed, unrendered=unrendered)
     output.provenance = pl.concat(written) if written else None
     rejects = [r for report in reports.values() for r in report.rejects]
     mixture = Mixture(recipe=recipe, manifest=manifest, output=output, rejects=rejects)

@@ -1,6 +1,7 @@
 """Run inside a LLaMA-Factory environment: load a mixer output through LLaMA-Factory's own data code.
 
 Usage: python llamafactory_load.py DATASET_DIR DATASET_NAME
+       python llamafactory_load.py --tools FILE   (each line a ``tools`` string: the default format's error or null)
 
 Reads ``DATASET_DIR/dataset_info.json`` with LLaMA-Factory's parser, loads and aligns the named
 dataset with its loader and sharegpt converter (``_get_merged_dataset``, the step of ``get_dataset``
@@ -24,12 +25,7 @@ from pathlib import Path
 
 
 def main(dataset_dir: str, name: str) -> None:
-    import llamafactory
-
-    data = types.ModuleType("llamafactory.data")
-    data.__path__ = [str(Path(llamafactory.__file__).parent / "data")]
-    sys.modules["llamafactory.data"] = data
-
+    _register_data_package()
     from transformers import Seq2SeqTrainingArguments
 
     from llamafactory.data.formatter import ToolFormatter
@@ -48,6 +44,27 @@ def main(dataset_dir: str, name: str) -> None:
                          ensure_ascii=False))
 
 
+def render_tools(specs_file: str) -> None:
+    """``--tools FILE``: each line of FILE (a written row's ``tools`` string) rendered by the default
+    tool format; prints one JSON value a line: null where it renders, else the error."""
+    _register_data_package()
+    from llamafactory.data.formatter import ToolFormatter
+
+    formatter = ToolFormatter(tool_format="default")
+    for line in Path(specs_file).read_text(encoding="utf-8").splitlines():
+        got = _render(formatter, json.loads(line))
+        print(json.dumps(got if isinstance(got, dict) else None))
+
+
+def _register_data_package() -> None:
+    """``llamafactory.data`` without its ``__init__`` (see the module docstring)."""
+    import llamafactory
+
+    data = types.ModuleType("llamafactory.data")
+    data.__path__ = [str(Path(llamafactory.__file__).parent / "data")]
+    sys.modules["llamafactory.data"] = data
+
+
 def _render(formatter: object, tools: str) -> str | dict[str, str]:
     """The tools text LLaMA-Factory's template puts in the system turn, or the error it raises."""
     if not tools:
@@ -59,4 +76,4 @@ def _render(formatter: object, tools: str) -> str | dict[str, str]:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    render_tools(sys.argv[2]) if sys.argv[1] == "--tools" else main(*sys.argv[1:])

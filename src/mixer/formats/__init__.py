@@ -71,6 +71,8 @@ class Exported:
         self._rows = rows if rows is not None or table is not None or lines is not None else []
         self.rejects = rejects if rejects is not None else []
         self.renamed = renamed if renamed is not None else []  # rows whose tools were renamed: source, id, names
+        # written rows with a tool spec a configuration of the trainer cannot render: source, id, reason, tools
+        self.unrendered: list[dict[str, Any]] = []
         self.table = table
         self.lines = lines
 
@@ -103,7 +105,14 @@ def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **optio
     A format with a batch converter converts the whole frame at once when it can; the rows it
     leaves are the ones its checks refuse, which go through the row converter for their reasons.
     With ``rename_tools``, tool names that break the format's rule are renamed to fit it first
-    (:func:`common.rename_tools`), and each renamed row is recorded."""
+    (:func:`common.rename_tools`), and each renamed row is recorded. Written rows whose tools the
+    trainer cannot render in one of its configurations (:attr:`Format.tool_problem`) are recorded."""
+    done = _converted(frame, fmt, rename_tools, **options)
+    done.unrendered = unrendered(frame, fmt, done.rejects)
+    return done
+
+
+def _converted(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **options: Any) -> Exported:
     if fmt.convert_frame is not None:
         batch = fmt.convert_frame(frame, **options)
         if batch is not None:
@@ -114,6 +123,30 @@ def export(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **optio
                 done.renamed = left.renamed
                 return done
     return _each_row(frame, fmt, rename_tools, **options)
+
+
+def unrendered(frame: pl.DataFrame, fmt: Format, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``frame`` written (not in ``rejects``) with a tool spec that ``fmt``'s
+    :attr:`~Format.tool_problem` finds a reason against: ``source``, ``id``, the first such
+    spec's ``reason`` and the names of the row's specs that have one (``tools``). Each distinct
+    spec is checked once."""
+    if fmt.tool_problem is None or frame.is_empty():
+        return []
+    texts = frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series().to_list()
+    problems = {text: reason for text in texts if (reason := fmt.tool_problem(text))}
+    if not problems:
+        return []
+    bad = pl.Series(list(problems), dtype=pl.String)
+    gone = pl.Series([r["id"] for r in rejects], dtype=pl.String)
+
+    def of_bad(values: list[str]) -> pl.Expr:  # each of a row's specs with a problem, as ``values`` says
+        return pl.col("tools").list.eval(pl.element().replace_strict(bad, pl.Series(values, dtype=pl.String),
+                                                                     default=None)).list.drop_nulls()
+
+    flagged = frame.select("source", "id", "tools").filter(
+        pl.col("tools").list.eval(pl.element().is_in(bad.implode())).list.any(), ~pl.col("id").is_in(gone.implode()))
+    return flagged.select("source", "id", of_bad(list(problems.values())).list.first().alias("reason"),
+                          of_bad([common.spec(text)["function"]["name"] for text in problems]).alias("tools")).to_dicts()
 
 
 def _each_row(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **options: Any) -> Exported:

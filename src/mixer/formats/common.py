@@ -51,6 +51,9 @@ class Format:
     # the trainer takes one file a split (an OpenAI fine-tuning job: one training_file, one
     # validation_file): a split's JSON Lines shards are joined into one file once written
     one_file_per_split: bool = False
+    # why a configuration of the trainer cannot render a tool spec (its JSON text), or None: rows
+    # carrying one are still written (other configurations render them), and counted and warned about
+    tool_problem: Callable[[str], str | None] | None = None
 
     @property
     def converts(self) -> bool:

@@ -87,6 +87,37 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     return lines, converted
 
 
+DEFAULT_TOOL_FORMAT = ("tools LLaMA-Factory's default tool format cannot render, though templates with a tool format of "
+                       "their own (qwen, llama3, ...) do: ")
+
+
+def tool_problem(text: str) -> str | None:
+    """Why LLaMA-Factory's ``default`` tool format cannot render this spec, or None.
+
+    ``DefaultToolUtils.tool_formatter`` (0.9.5) lists each property of ``parameters.properties``
+    with ``param.get``, joins a truthy ``enum`` with ``", ".join`` and reads ``items.get("type")``;
+    anything else there raises while LLaMA-Factory encodes the row. Templates with a tool format of
+    their own (qwen, llama3, glm4, mistral, ...) dump the spec as JSON and render every spec.
+    The test runs LLaMA-Factory's own formatter on every BFCL spec and on each of these cases."""
+    function = parse_spec(text)["function"]
+    if function.get("type") == "function":  # it would take the spec's own "function" key
+        function = function.get("function")
+    params = function.get("parameters") if isinstance(function, dict) else None
+    if not isinstance(params, dict) or not isinstance(params.get("properties"), dict):
+        return DEFAULT_TOOL_FORMAT + "no parameters.properties object"
+    if not isinstance(params.get("required", []), (list, str, dict)):
+        return DEFAULT_TOOL_FORMAT + "parameters.required is not a list"
+    for param in params["properties"].values():
+        if not isinstance(param, dict):
+            return DEFAULT_TOOL_FORMAT + "a property that is not an object"
+        enum, items = param.get("enum"), param.get("items")
+        if enum and not (isinstance(enum, (list, str, dict)) and all(isinstance(v, str) for v in enum)):
+            return DEFAULT_TOOL_FORMAT + "an enum of values that are not all strings"
+        if items and not isinstance(items, dict):
+            return DEFAULT_TOOL_FORMAT + "an items that is not an object"
+    return None
+
+
 def _arguments(raw: str) -> Any:
     try:
         return json.loads(raw)
@@ -139,4 +170,4 @@ def _dataset_info_json(name: str, files: dict[str, str]) -> str:
 
 FORMAT = Format("llama-factory", "jsonl", convert, "LLaMA-Factory sharegpt (+ ``dataset_info.json``)", features,
                 side_files={"dataset_info.json": _dataset_info_json}, read_back=read_back, order=20,
-                convert_frame=convert_frame, split_folders=True)
+                convert_frame=convert_frame, split_folders=True, tool_problem=tool_problem)
