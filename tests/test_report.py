@@ -567,3 +567,31 @@ def test_validation_rows_a_trainer_format_could_not_write_are_shown_apart_from_t
     assert derived["flow/a/validation_export_rejected"] == refused
     assert lines + refused == manifest["sources"]["a"]["validation_rows_selected"]
     assert f"{lines:,} written as openai, {refused:,} not" in manifest_mod.table(manifest)
+
+
+def test_rows_written_with_tools_the_trainer_cannot_render_are_shown_with_the_tools_named(tmp_path: Path) -> None:
+    """A catalog spec with an enum of numbers: LLaMA-Factory's default tool format cannot render it.
+    The report shows the rows per source and split, as the manifest counts them, and the tool."""
+    write_jsonl(tmp_path / "a.jsonl", chats(60))
+    spec = {"id": "x.level", "domain": "x", "type": "function", "function": {
+        "name": "set_level", "description": "Sets a level.",
+        "parameters": {"type": "object", "properties": {"level": {"type": "integer", "enum": [1, 2, 3]}}}}}
+    (tmp_path / "tools.jsonl").write_text(json.dumps(spec) + "\n")
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 40\nvalidation = 0.25\n[sources.a]\n'
+                                               'path = "a.jsonl"\nweight = 1\n[[sources.a.transforms]]\ntype = "tools"\n'
+                                               'catalog = ["tools.jsonl"]\np = 0.5\nguard = false\n'
+                                               '[output]\nformat = "llama-factory"\n')
+    out = tmp_path / "out"
+    build(str(recipe), "--out", str(out))
+    manifest = json.loads((out / "manifest.json").read_text())
+    counted = manifest["export"]["sources"]["a"]["tools_unrendered"]
+    assert set(counted) == {"train", "validation"} and all(counted.values())
+    html = (out / "report.html").read_text()
+    check_against_manifests(html, out)
+    keys = {c["key"]: c["value"] for c in cells(html)}
+    for split, by_reason in counted.items():
+        [(reason, n)] = by_reason.items()
+        assert keys[f"export/sources/a/tools_unrendered/{split}/{reason}"] == n
+    written = [json.loads(line) for f in sorted((out / "data").rglob("*.jsonl")) for line in f.read_text().splitlines()]
+    assert sum('"set_level"' in r["tools"] for r in written) == sum(sum(c.values()) for c in counted.values())
+    assert "set_level" in html and "with tools a configuration of the trainer cannot render" in html
