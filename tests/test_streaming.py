@@ -440,3 +440,50 @@ def test_each_row_local_call_gets_only_its_chunks_key_rows_and_no_key_tables(tmp
     assert mixture.manifest["sources"]["a"]["rows_deduplicated"] == 40
     small = executor.sizes[0]  # prepare's function, before any key table exists
     assert len(executor.sizes) == 2 and executor.sizes[1] < small + 2_000, executor.sizes  # gather's: no keys
+
+
+def test_gathering_chunks_in_groups_of_shards_changes_no_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A streaming gather hands a chunk's selected rows on a few shards at a time (its working set
+    is a group's): repeats drawn afresh (a source with transforms) and repeats taken as they are
+    (one without), in both splits, land in the same files as in memory."""
+    from mixer import engine
+    from mixer.executors import LocalStreaming
+
+    groups: list[int] = []
+    real = engine._shard_groups
+
+    def counted(rows: pl.DataFrame, limit: int | None) -> list[pl.DataFrame]:
+        found = real(rows, limit)
+        groups.append(len(found))
+        return found
+
+    monkeypatch.setattr(LocalStreaming, "gather_rows", 3)
+    monkeypatch.setattr(engine, "_shard_groups", counted)
+    write_jsonl(tmp_path / "a.jsonl", chats(30, "a"))
+    write_jsonl(tmp_path / "b.jsonl", chats(12, "b"))
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 140
+validation = 0.2
+[sources.a]
+path = "a.jsonl"
+weight = 0.6
+max_epochs = 4
+[[sources.a.transforms]]
+type = "system_prompt"
+p = 0.5
+[[sources.a.transforms]]
+type = "tools"
+p = 0.7
+count = [1, 3]
+[sources.b]
+path = "b.jsonl"
+weight = 0.4
+max_epochs = 6
+[output]
+shard_rows = 9
+""")
+    m = assert_same_output(recipe, tmp_path, chunk_rows=8)
+    assert m["sources"]["a"]["repeat_factor"] > 1 and m["sources"]["b"]["repeat_factor"] > 1
+    assert m["totals"]["validation"]["rows"] > 0
+    assert max(groups) > 2  # chunks were gathered in several groups

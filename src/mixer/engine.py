@@ -470,43 +470,74 @@ class _Gathered:
 
 
 def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFrame]) -> _Gathered:
-    ready = None
+    """One chunk's selected rows of each split, handed on in groups of whole output shards
+    (``Executor.gather_rows`` rows or so): beside the chunk's rows only a group's copies are held."""
     out = _Gathered()
+    stored: dict[str, pl.DataFrame] = {}
+
+    def chunk(kind: str) -> pl.DataFrame:  # the chunk's prepared ("ready") or cleaned rows, read once
+        if kind not in stored:
+            stored[kind] = io.get(kind)
+        return stored[kind]
+
     for split_name, plan in plans.items():
         mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard", *MEASURED)
         if not mine.height:
             continue
-        if ready is None:
-            ready = io.get("ready")
-        mine = mine.with_columns(_base=pl.col("id").str.replace(r"#\d+$", ""))
-        is_repeat = pl.col("id") != pl.col("_base")
-        first = mine.filter(~is_repeat).join(ready, on="id", how="inner").drop("_base")
-        repeats = mine.filter(is_repeat).drop(*MEASURED)
-        first = first.drop(*MEASURED)
-        if repeats.height and s.src.transforms:
-            # a repeat starts again from the untransformed row under its own id: fresh draws
-            fresh = (repeats.select("id", "_base").join(io.get("clean").rename({"id": "_base"}), on="_base",
-                                                        how="inner", maintain_order="left").drop("_base"))
-            fresh, _, measured = b.augment(fresh.select(schema.COLUMNS), s.src)
-            fresh = fresh.with_columns(_rendered=measured.get_column("n_rendered"))
-            again = repeats.select("id", "_pos", "_shard").join(fresh, on="id", how="inner")
-        else:
-            again = repeats.join(ready.rename({"id": "_base"}), on="_base", how="inner").drop("_base")
-            again = again.with_columns(_rendered=pl.lit(None, pl.UInt32))
-        first = first.with_columns(_rendered=pl.lit(None, pl.UInt32))
-        rows = pl.concat([first, again.select(first.columns)]) if repeats.height else first
-        assert rows.height == mine.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
-        io.put_rows(split_name, rows.drop("_rendered"))
-        # a repeat's content and assistant tokens are its original's (the plan carries them); its
-        # rendered count is its own
-        out.sizes[split_name] = manifest_mod.Selected.of(
-            rows.select("id", "n_tokens", "_rendered").join(mine.select("id", *MEASURED), on="id", how="left")
-            .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
-                    "n_assistant"))
-        if split_name == "train":
-            out.augmented = manifest_mod.augmented_counts(rows, s.steps)
-            out.behaviours = manifest_mod.behaviour_counts(rows, s.steps)
+        for group in _shard_groups(mine.with_columns(_base=pl.col("id").str.replace(r"#\d+$", "")),
+                                   b.executor.gather_rows):
+            rows = _selected_rows(b, s, group, chunk)
+            assert rows.height == group.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
+            io.put_rows(split_name, rows.drop("_rendered"))
+            # a repeat's content and assistant tokens are its original's (the plan carries them); its
+            # rendered count is its own
+            sizes = manifest_mod.Selected.of(
+                rows.select("id", "n_tokens", "_rendered").join(group.select("id", *MEASURED), on="id", how="left")
+                .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
+                        "n_assistant"))
+            out.sizes[split_name] = out.sizes.get(split_name, manifest_mod.Selected()) + sizes
+            if split_name == "train":
+                for label, n in manifest_mod.augmented_counts(rows, s.steps).items():
+                    out.augmented[label] = out.augmented.get(label, 0) + n
+                for label, counts in manifest_mod.behaviour_counts(rows, s.steps).items():
+                    total = out.behaviours.setdefault(label, {})
+                    for kind, n in counts.items():
+                        total[kind] = total.get(kind, 0) + n
     return out
+
+
+def _selected_rows(b: _Build, s: _Source, group: pl.DataFrame, chunk: Callable[[str], pl.DataFrame]) -> pl.DataFrame:
+    """The rows of ``group`` (plan rows: ``id``, ``_base``, ``_pos``, ``_shard``, measures) from the
+    chunk's prepared rows, repeats under their own ids; ``_rendered``: a fresh repeat's rendered size."""
+    ready = chunk("ready")
+    is_repeat = pl.col("id") != pl.col("_base")
+    first = group.filter(~is_repeat).join(ready, on="id", how="inner").drop("_base", *MEASURED)
+    first = first.with_columns(_rendered=pl.lit(None, pl.UInt32))
+    repeats = group.filter(is_repeat).drop(*MEASURED)
+    if not repeats.height:
+        return first
+    if s.src.transforms:
+        # a repeat starts again from the untransformed row under its own id: fresh draws
+        fresh = (repeats.select("id", "_base").join(chunk("clean").rename({"id": "_base"}), on="_base",
+                                                    how="inner", maintain_order="left").drop("_base"))
+        fresh, _, measured = b.augment(fresh.select(schema.COLUMNS), s.src)
+        fresh = fresh.with_columns(_rendered=measured.get_column("n_rendered"))
+        again = repeats.select("id", "_pos", "_shard").join(fresh, on="id", how="inner")
+    else:
+        again = repeats.join(ready.rename({"id": "_base"}), on="_base", how="inner").drop("_base")
+        again = again.with_columns(_rendered=pl.lit(None, pl.UInt32))
+    return pl.concat([first, again.select(first.columns)])
+
+
+def _shard_groups(rows: pl.DataFrame, limit: int | None) -> list[pl.DataFrame]:
+    """``rows`` in groups of whole output shards (``_shard``) of about ``limit`` rows; one group
+    with None. A shard's rows of a chunk stay together: they are one piece of that shard."""
+    if limit is None or rows.height <= limit:
+        return [rows]
+    counts = rows.group_by("_shard").len().sort("_shard")
+    before = counts.get_column("len").cum_sum() - counts.get_column("len")
+    groups = counts.select("_shard", (before // limit).alias("_group"))
+    return rows.join(groups, on="_shard").partition_by("_group", include_key=False)
 
 
 def _export(b: _Build, heights: dict[str, int], manifest: dict[str, Any]) -> Any:

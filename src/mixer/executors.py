@@ -104,6 +104,9 @@ class Executor(ABC):
     chunking = "base"
     #: row-local work runs in this process (so token counts use this process's workers)
     in_process = True
+    #: gather hands a chunk's selected rows on in groups of whole shards of about this many rows
+    #: (None: all at once), so its working set is a group's, not a second copy of the chunk
+    gather_rows: int | None = None
 
     def __init__(self) -> None:
         self.chunks: dict[int, int] = {}  # source priority -> chunk count
@@ -322,6 +325,7 @@ class LocalStreaming(Executor):
 
     name = "stream"
     chunking = "stream"
+    gather_rows = 20_000
 
     def __init__(self, chunk_rows: int = CHUNK_ROWS, spill: Path | None = None) -> None:
         super().__init__()
