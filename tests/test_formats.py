@@ -257,7 +257,8 @@ def test_llama_factory_build_writes_and_counts_rows_whose_tools_its_default_tool
 
     unalternating = {"messages": [{"role": "user", "content": "one"}, {"role": "user", "content": "two"},
                                   {"role": "assistant", "content": "answer"}], "tools": [NUMERIC_ENUM]}
-    rows = ([dict(c, tools=[PLAIN, NUMERIC_ENUM]) for c in chats(5)] + [dict(c, tools=[NO_PARAMETERS]) for c in chats(2, "p")]
+    rows = ([dict(c, tools=[PLAIN, NUMERIC_ENUM]) for c in chats(5)]
+            + [dict(c, tools=[NO_PARAMETERS]) for c in chats(2, "p")]
             + [dict(c, tools=[PLAIN]) for c in chats(3, "ok")] + chats(2, "none") + [unalternating])
     write_jsonl(tmp_path / "a.jsonl", rows)
     write_jsonl(tmp_path / "b.jsonl", [dict(c, tools=[NO_PARAMETERS]) for c in chats(4, "b")])
@@ -269,7 +270,8 @@ def test_llama_factory_build_writes_and_counts_rows_whose_tools_its_default_tool
     bare = DEFAULT_TOOL_FORMAT + "no parameters.properties object"
     export = m.manifest["export"]
     assert export["rows"]["train"] == 16  # written all the same: other templates render them
-    assert export["rejected"]["train"] == {"turns do not alternate: human at position 1, expected gpt or function_call": 1}
+    assert export["rejected"]["train"] == {
+        "turns do not alternate: human at position 1, expected gpt or function_call": 1}
     assert export["tools_unrendered"] == {"rows": {"train": {bare: 6, enum: 5}},  # the rejected row not counted
                                           "tools": {bare: ["ping"], enum: ["set_level"]}}
     assert export["sources"]["a"]["tools_unrendered"] == {"train": {bare: 2, enum: 5}}

@@ -184,7 +184,8 @@ def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[st
                          if (n := sum(r["source"] == name for r in records))}
         if tools_renamed:
             out_sources[name]["tools_renamed"] = tools_renamed
-        if own := _by_reason({split: [r for r in records if r["source"] == name] for split, records in unrendered.items()}):
+        own = _by_reason({split: [r for r in records if r["source"] == name] for split, records in unrendered.items()})
+        if own:
             out_sources[name]["tools_unrendered"] = own
     return {
         "format": fmt,

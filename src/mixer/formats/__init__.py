@@ -132,8 +132,7 @@ def unrendered(frame: pl.DataFrame, fmt: Format, rejects: list[dict[str, Any]]) 
     spec is checked once."""
     if fmt.tool_problem is None or frame.is_empty():
         return []
-    texts = frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series().to_list()
-    problems = {text: reason for text in texts if (reason := fmt.tool_problem(text))}
+    problems = {text: reason for text in common.distinct_specs(frame).to_list() if (reason := fmt.tool_problem(text))}
     if not problems:
         return []
     bad = pl.Series(list(problems), dtype=pl.String)
@@ -145,8 +144,9 @@ def unrendered(frame: pl.DataFrame, fmt: Format, rejects: list[dict[str, Any]]) 
 
     flagged = frame.select("source", "id", "tools").filter(
         pl.col("tools").list.eval(pl.element().is_in(bad.implode())).list.any(), ~pl.col("id").is_in(gone.implode()))
+    names = [common.spec(text)["function"]["name"] for text in problems]
     return flagged.select("source", "id", of_bad(list(problems.values())).list.first().alias("reason"),
-                          of_bad([common.spec(text)["function"]["name"] for text in problems]).alias("tools")).to_dicts()
+                          of_bad(names).alias("tools")).to_dicts()
 
 
 def _each_row(frame: pl.DataFrame, fmt: Format, rename_tools: bool = False, **options: Any) -> Exported:

@@ -114,12 +114,19 @@ def spec(text: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+def distinct_specs(frame: Any) -> Any:
+    """Every distinct tool spec text of ``frame``'s rows, as a string Series."""
+    import polars as pl
+
+    return frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series()
+
+
 def per_spec(frame: Any, make: Callable[[str], str | None]) -> Any:
     """An element expression for a ``tools`` list: each spec text as ``make`` turns it (null where
     it gives None), ``make`` called once per distinct spec of ``frame``, not once per row."""
     import polars as pl
 
-    texts = frame.select(pl.col("tools").explode().drop_nulls().unique()).to_series()
+    texts = distinct_specs(frame)
     return pl.element().replace_strict(texts, pl.Series([make(t) for t in texts.to_list()], dtype=pl.String),
                                        default=None, return_dtype=pl.String)
 

@@ -87,8 +87,8 @@ def convert_frame(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     return lines, converted
 
 
-DEFAULT_TOOL_FORMAT = ("tools LLaMA-Factory's default tool format cannot render, though templates with a tool format of "
-                       "their own (qwen, llama3, ...) do: ")
+DEFAULT_TOOL_FORMAT = ("tools LLaMA-Factory's default tool format cannot render, though templates with a tool "
+                       "format of their own (qwen, llama3, ...) do: ")
 
 
 def tool_problem(text: str) -> str | None:
