@@ -273,7 +273,7 @@ def test_llama_factory_build_writes_and_counts_rows_whose_tools_its_default_tool
     assert export["rejected"]["train"] == {
         "turns do not alternate: human at position 1, expected gpt or function_call": 1}
     assert export["tools_unrendered"] == {"rows": {"train": {bare: 6, enum: 5}},  # the rejected row not counted
-                                          "tools": {bare: ["ping"], enum: ["set_level"]}}
+                                          "tools": {"train": {bare: ["ping"], enum: ["set_level"]}}}
     assert export["sources"]["a"]["tools_unrendered"] == {"train": {bare: 2, enum: 5}}
     assert export["sources"]["b"]["tools_unrendered"] == {"train": {bare: 4}}
     out = m.write(tmp_path / "out")

@@ -196,9 +196,9 @@ def export_entry(fmt: str, rows: dict[str, int], rejects: dict[str, list[dict[st
         **({"tools_renamed": {split: len(records) for split, records in renamed.items() if records}}
            if any(renamed.values()) else {}),
         **({"tools_unrendered": {"rows": _by_reason(unrendered), "tools": {
-            reason: sorted({name for records in unrendered.values() for r in records if r["reason"] == reason
-                            for name in r["tools"]})
-            for reason in sorted({r["reason"] for records in unrendered.values() for r in records})}}}
+            split: {reason: sorted({name for r in records if r["reason"] == reason for name in r["tools"]})
+                    for reason in sorted({r["reason"] for r in records})}
+            for split, records in unrendered.items() if records}}}
            if any(unrendered.values()) else {}),
     }
 
@@ -247,7 +247,7 @@ def unrendered_warnings(export: dict[str, Any]) -> list[str]:
     lines = []
     for split, reasons in (found.get("rows") or {}).items():
         for reason, n in reasons.items():
-            names = found["tools"][reason]
+            names = found["tools"][split][reason]
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5:,} more" if len(names) > 5 else "")
             lines.append(f"warning: {n:,} {split} rows written as {export['format']} have {reason} (tools: {shown}; "
                          "manifest.json export.tools_unrendered)")

@@ -109,7 +109,7 @@ class UnrenderedTools(TypedDict):
     """Rows written with a tool spec a configuration of the trainer cannot render."""
 
     rows: dict[str, dict[str, int]]  # split -> reason -> rows
-    tools: dict[str, list[str]]  # reason -> the tools' names
+    tools: dict[str, dict[str, list[str]]]  # split -> reason -> the names of those rows' tools
 
 
 class Export(TypedDict):

@@ -99,7 +99,7 @@ def test_llamafactory_default_tool_format_fails_on_exactly_the_rows_the_manifest
               if not isinstance(got["tools_rendered"]["default"], str)]
     counted = manifest["export"].get("tools_unrendered", {"rows": {}, "tools": {}})
     assert len(failed) == sum(counted["rows"].get("train", {}).values()) > 0
-    named = {name for names in counted["tools"].values() for name in names}
+    named = {name for names in counted["tools"].get("train", {}).values() for name in names}
     for row, error in failed:
         assert error["error"].startswith("TypeError: sequence item"), error  # the enum join
         assert named & {spec["name"] for spec in json.loads(row["tools"])}

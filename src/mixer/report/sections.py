@@ -148,12 +148,12 @@ def flow_section(m: dict[str, Any]) -> Section:
     if reasons:
         blocks.append(Table(["source", "bucket", "reason", "rows"], reasons, "Why rows were removed"))
     export = m.get("export") or {}
-    unrendered = [[text(n), text(split), text(reason), text(", ".join(export["tools_unrendered"]["tools"][reason])),
+    unrendered = [[text(n), text(split), text(reason), text(", ".join(export["tools_unrendered"]["tools"][split][reason])),
                    num(count, f"export/sources/{esc(n)}/tools_unrendered/{esc(split)}/{esc(reason)}")]
                   for n in names for split, by_reason in (data.export_entry(m, n).get("tools_unrendered") or {}).items()
                   for reason, count in by_reason.items()]
     if unrendered:
-        blocks.append(Table(["source", "split", "reason", "tools", "rows"], unrendered,
+        blocks.append(Table(["source", "split", "reason", "tools (of the split)", "rows"], unrendered,
                             f"Rows written as {export['format']} with tools a configuration of the trainer cannot "
                             "render (counted in the rows written above)"))
     if export.get("rejected") and not exported:
