@@ -535,3 +535,19 @@ def test_a_spec_is_parsed_once_and_renaming_one_rows_tools_leaves_the_others_as_
     assert common.rename_tools(row, openai_format_module.NAME) == {"get weather": "get_weather"}
     assert json.loads(row["tools"][0])["function"]["name"] == "get_weather"
     assert common.tools(other)[0]["function"]["name"] == "get weather"  # the shared object is untouched
+
+
+def test_the_manifest_check_refuses_unrendered_tool_counts_that_do_not_add_up(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", [dict(c, tools=[NUMERIC_ENUM]) for c in chats(4)] + chats(2, "ok"))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('unit = "examples"\n[output]\nformat = "llama-factory"\n[sources.a]\npath = "a.jsonl"\nexamples = 6\n')
+    m = pipeline.build(recipe).manifest
+    manifest_mod.check(m)
+    [reason] = m["export"]["tools_unrendered"]["rows"]["train"]
+    m["export"]["tools_unrendered"]["rows"]["train"][reason] = 5
+    with pytest.raises(AssertionError, match="do not add up"):
+        manifest_mod.check(m)
+    m["export"]["tools_unrendered"]["rows"]["train"][reason] = 7
+    m["export"]["sources"]["a"]["tools_unrendered"]["train"][reason] = 7
+    with pytest.raises(AssertionError, match="than written"):
+        manifest_mod.check(m)

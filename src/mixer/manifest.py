@@ -140,6 +140,15 @@ def check(manifest: dict[str, Any]) -> None:
         if entry["target"] > 0 and abs(got - entry["target"]) > max(entry["largest_row_selected"], 1) + 1e-6:
             raise AssertionError(f"manifest: source {name}: {got:,} {entry['unit']} written for a target of "
                                  f"{entry['target']:,.0f}, more than one row away")
+    export = manifest.get("export") or {}
+    unrendered = (export.get("tools_unrendered") or {}).get("rows") or {}
+    sources = export.get("sources") or {}
+    for split in set(unrendered) | {split for e in sources.values() for split in e.get("tools_unrendered", {})}:
+        per_source = {name: sum(e.get("tools_unrendered", {}).get(split, {}).values()) for name, e in sources.items()}
+        if any(n > export["sources"][name]["rows_written"][split] for name, n in per_source.items()):
+            raise AssertionError(f"manifest: more {split} rows with tools the trainer cannot render than written")
+        if sum(per_source.values()) != sum(unrendered.get(split, {}).values()):
+            raise AssertionError(f"manifest: {split} rows with tools the trainer cannot render do not add up")
 
 
 SHARE_TOLERANCE = 0.005  # a source's share moved more than this by export rejects is called out
