@@ -496,6 +496,29 @@ def test_text_format_never_drops_tools_whatever_the_template(tmp_path: Path, tem
     assert with_tools > 20
 
 
+@needs_shared
+@pytest.mark.parametrize("template", sorted(p.name for p in (SHARED / "chat_templates").glob("*.jinja")))
+def test_text_format_renders_every_template_as_transformers_does(tmp_path: Path, template: str) -> None:
+    """The same messages and tools through transformers' own ``apply_chat_template`` give the same
+    text. A template that prints today's date (Llama 3.1's ``strftime_now``) gets its own default
+    date from mixer, so a build does not depend on the day; transformers is given that date."""
+    pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TOOLS_RECIPE.format(template=f'chat_template = "{SHARED / "chat_templates" / template}"', hh=HH))
+    mixture = pipeline.build(recipe)
+    loaded = formats.text.load_template(str(SHARED / "chat_templates" / template), tmp_path)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), chat_template=loaded.source,
+                                        bos_token=loaded.bos_token, eos_token=loaded.eos_token)
+    texts = [r["text"] for r in mixture.exported["train"].rows]
+    for row, ours in zip(mixture.splits["train"].iter_rows(named=True), texts, strict=True):
+        messages, specs = formats.text.template_inputs(row, loaded)
+        theirs = tokenizer.apply_chat_template(messages, tools=specs or None, tokenize=False, date_string="26 Jul 2024")
+        assert ours == theirs, template
+
+
 def test_text_format_reads_a_tokenizer_saved_by_current_transformers(tmp_path: Path) -> None:
     """transformers saves the template as chat_template.jinja beside tokenizer_config.json."""
     pytest.importorskip("transformers")

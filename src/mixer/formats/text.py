@@ -150,16 +150,10 @@ def convert(row: dict[str, Any], template: Template | None = None) -> dict[str, 
     from jinja2.exceptions import TemplateError
 
     template = template or Template(CHATML)
-    messages = _messages(row)
+    messages, rendered = template_inputs(row, template)
     specs = tools(row)
-    if specs and not template.renders_tools:
-        block = render_tools_block(specs)
-        if messages and messages[0]["role"] == "system":
-            messages[0]["content"] = f"{messages[0]['content']}\n\n{block}"
-        else:
-            messages.insert(0, {"role": "system", "content": block})
     try:
-        text = template.render(messages, specs if template.renders_tools else [])
+        text = template.render(messages, rendered)
     except TemplateError as exc:
         raise Unrepresentable(f"chat template refused the row: {exc}") from None
     _check(text, row, specs, messages, template)
@@ -202,6 +196,21 @@ def _name_shown(text: str) -> str | None:
     escaped): :func:`convert` refuses such a row, and says why."""
     name = spec(text)["function"]["name"]
     return name if name in json.dumps(spec(text), ensure_ascii=False) else None
+
+
+def template_inputs(row: dict[str, Any], template: Template) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The messages and the tools a chat is rendered with: the row's tools as the template's
+    ``tools`` argument when it renders them, else folded into the system turn as the tools block
+    (transformers' ``apply_chat_template`` given these renders the same text: tested)."""
+    messages, specs = _messages(row), tools(row)
+    if template.renders_tools or not specs:
+        return messages, specs
+    block = render_tools_block(specs)
+    if messages and messages[0]["role"] == "system":
+        messages[0]["content"] = f"{messages[0]['content']}\n\n{block}"
+    else:
+        messages.insert(0, {"role": "system", "content": block})
+    return messages, []
 
 
 def _messages(row: dict[str, Any]) -> list[dict[str, Any]]:
