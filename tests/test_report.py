@@ -541,21 +541,27 @@ def test_report_names_the_engine_the_manifest_records(quickstart: Path) -> None:
     assert f"Build phases ({executor} engine" in html and "? engine" not in html
 
 
+def build_with_one_tool(tmp_path: Path, function: dict[str, Any], fmt: str) -> Path:
+    """60 chats, 40 selected and a quarter held out, half of them given the one tool of a catalog,
+    built as ``fmt`` into ``tmp_path/out`` (with its report)."""
+    write_jsonl(tmp_path / "a.jsonl", chats(60))
+    spec = {"id": f"x.{function['name']}", "domain": "x", "type": "function", "function": function}
+    (tmp_path / "tools.jsonl").write_text(json.dumps(spec) + "\n")
+    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 40\nvalidation = 0.25\n[sources.a]\n'
+                                               'path = "a.jsonl"\nweight = 1\n[[sources.a.transforms]]\ntype = "tools"\n'
+                                               'catalog = ["tools.jsonl"]\np = 0.5\nguard = false\n'
+                                               f'[output]\nformat = "{fmt}"\n')
+    build(str(recipe), "--out", str(tmp_path / "out"))
+    return tmp_path / "out"
+
+
 def test_validation_rows_a_trainer_format_could_not_write_are_shown_apart_from_those_written(tmp_path: Path) -> None:
     """OpenAI refuses a dotted tool name: the held-out rows written (the file's lines) and those
     refused add up to the rows held out, on screen and in the report, never the selected count alone."""
     from mixer import manifest as manifest_mod
 
-    write_jsonl(tmp_path / "a.jsonl", chats(60))
-    spec = {"id": "x.lookup", "domain": "x", "type": "function",
-            "function": {"name": "x.lookup", "description": "Looks a thing up.", "parameters": {"type": "object"}}}
-    (tmp_path / "tools.jsonl").write_text(json.dumps(spec) + "\n")
-    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 40\nvalidation = 0.25\n[sources.a]\n'
-                                               'path = "a.jsonl"\nweight = 1\n[[sources.a.transforms]]\ntype = "tools"\n'
-                                               'catalog = ["tools.jsonl"]\np = 0.5\nguard = false\n'
-                                               '[output]\nformat = "openai"\n')
-    out = tmp_path / "out"
-    build(str(recipe), "--out", str(out))
+    out = build_with_one_tool(tmp_path, {"name": "x.lookup", "description": "Looks a thing up.",
+                                         "parameters": {"type": "object"}}, "openai")
     manifest = json.loads((out / "manifest.json").read_text())
     lines = len((out / "data" / "validation-00000-of-00001.jsonl").read_text().splitlines())
     refused = sum(manifest["export"]["rejected"]["validation"].values())
@@ -572,17 +578,8 @@ def test_validation_rows_a_trainer_format_could_not_write_are_shown_apart_from_t
 def test_rows_written_with_tools_the_trainer_cannot_render_are_shown_with_the_tools_named(tmp_path: Path) -> None:
     """A catalog spec with an enum of numbers: LLaMA-Factory's default tool format cannot render it.
     The report shows the rows per source and split, as the manifest counts them, and the tool."""
-    write_jsonl(tmp_path / "a.jsonl", chats(60))
-    spec = {"id": "x.level", "domain": "x", "type": "function", "function": {
-        "name": "set_level", "description": "Sets a level.",
-        "parameters": {"type": "object", "properties": {"level": {"type": "integer", "enum": [1, 2, 3]}}}}}
-    (tmp_path / "tools.jsonl").write_text(json.dumps(spec) + "\n")
-    recipe = write_recipe(tmp_path / "r.toml", 'unit = "examples"\ntotal = 40\nvalidation = 0.25\n[sources.a]\n'
-                                               'path = "a.jsonl"\nweight = 1\n[[sources.a.transforms]]\ntype = "tools"\n'
-                                               'catalog = ["tools.jsonl"]\np = 0.5\nguard = false\n'
-                                               '[output]\nformat = "llama-factory"\n')
-    out = tmp_path / "out"
-    build(str(recipe), "--out", str(out))
+    out = build_with_one_tool(tmp_path, {"name": "set_level", "description": "Sets a level.", "parameters": {
+        "type": "object", "properties": {"level": {"type": "integer", "enum": [1, 2, 3]}}}}, "llama-factory")
     manifest = json.loads((out / "manifest.json").read_text())
     counted = manifest["export"]["sources"]["a"]["tools_unrendered"]
     assert set(counted) == {"train", "validation"} and all(counted.values())
