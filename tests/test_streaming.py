@@ -487,3 +487,34 @@ shard_rows = 9
     assert m["sources"]["a"]["repeat_factor"] > 1 and m["sources"]["b"]["repeat_factor"] > 1
     assert m["totals"]["validation"]["rows"] > 0
     assert max(groups) > 2  # chunks were gathered in several groups
+
+
+@pytest.mark.parametrize("kind", ["raw", "clean"])
+def test_a_spill_write_that_fails_while_other_work_runs_fails_the_build(tmp_path: Path, kind: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read chunks and cleaned rows are written in a thread beside their dedup keys and their
+    augmentation: the write's error still stops the build, nothing half-written left behind."""
+    from mixer.executors import LocalStreaming
+
+    real = LocalStreaming.put
+
+    def put(self: LocalStreaming, prio: int, c: int, what: str, frame: pl.DataFrame) -> None:
+        if what == kind and c == 1:
+            raise OSError(28, "No space left on device")
+        real(self, prio, c, what, frame)
+
+    monkeypatch.setattr(LocalStreaming, "put", put)
+    write_jsonl(tmp_path / "a.jsonl", chats(30))
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 30
+[sources.a]
+path = "a.jsonl"
+weight = 1
+[[sources.a.transforms]]
+type = "tools"
+p = 1.0
+""")
+    with pytest.raises(OSError, match="No space left"):
+        pipeline.build(recipe, executor="stream", chunk_rows=8).write(tmp_path / "out")
+    assert not (tmp_path / "out").exists()

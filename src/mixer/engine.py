@@ -20,6 +20,7 @@ import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,9 +302,12 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
                 assert recipe.decontaminate is not None
                 cleaned, out.removed, flagged = decontaminate({s.src.name: chunk}, recipe.decontaminate, index)
                 chunk, out.flagged = cleaned[s.src.name], flagged[s.src.name]
-            if s.src.transforms:
-                io.put("clean", chunk)  # upsampled repeats are re-augmented from the cleaned rows
-            frame, out.steps, measured = b.augment(chunk, s.src)
+            with ThreadPoolExecutor(1) as writer:  # the cleaned rows are stored while they are augmented
+                # upsampled repeats are re-augmented from the cleaned rows
+                stored = writer.submit(io.put, "clean", chunk) if s.src.transforms else None
+                frame, out.steps, measured = b.augment(chunk, s.src)
+                if stored is not None:
+                    stored.result()
             io.put("ready", frame)
             keys = pl.concat([frame.select("id", "n_tokens"), measured], how="horizontal")
             out.train, out.held = split(keys.with_columns(_chunk=pl.lit(io.chunk, pl.UInt32)), recipe.validation,

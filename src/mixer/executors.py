@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -117,15 +118,18 @@ class Executor(ABC):
         raise NotImplementedError
 
     def ingest(self, prio: int, src: Source, fn: Callable[[ChunkIO, pl.DataFrame], T]) -> tuple[ReadReport, list[T]]:
-        """Read ``src`` chunk by chunk; store each as ``raw`` and run ``fn`` on it."""
+        """Read ``src`` chunk by chunk; store each as ``raw`` and run ``fn`` on it, at the same time
+        (a spilled chunk's write, mostly compression, overlaps its dedup keys)."""
         report, chunks = self.read(src)
         results = []
         self.chunks[prio] = 0
-        for c, chunk in enumerate(chunks):
-            io = _IO(self, prio, c)
-            io.put("raw", chunk)
-            self.chunks[prio] = c + 1
-            results.append(fn(io, chunk))
+        with ThreadPoolExecutor(1) as writer:
+            for c, chunk in enumerate(chunks):
+                io = _IO(self, prio, c)
+                stored = writer.submit(io.put, "raw", chunk)
+                self.chunks[prio] = c + 1
+                results.append(fn(io, chunk))
+                stored.result()
         return report, results
 
     def map(self, prio: int, fn: Callable[[ChunkIO, Any], T], parts: Mapping[int, Any]) -> list[T]:
