@@ -472,6 +472,23 @@ class _Gathered:
     augmented: dict[str, int] = field(default_factory=dict)
     behaviours: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    def add(self, s: _Source, split_name: str, rows: pl.DataFrame, group: pl.DataFrame) -> None:
+        """Count a group's selected ``rows`` (``group``: their plan rows)."""
+        # a repeat's content and assistant tokens are its original's (the plan carries them); its
+        # rendered count is its own
+        sizes = manifest_mod.Selected.of(
+            rows.select("id", "n_tokens", "_rendered").join(group.select("id", *MEASURED), on="id", how="left")
+            .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
+                    "n_assistant"))
+        self.sizes[split_name] = self.sizes.get(split_name, manifest_mod.Selected()) + sizes
+        if split_name == "train":
+            for label, n in manifest_mod.augmented_counts(rows, s.steps).items():
+                self.augmented[label] = self.augmented.get(label, 0) + n
+            for label, counts in manifest_mod.behaviour_counts(rows, s.steps).items():
+                total = self.behaviours.setdefault(label, {})
+                for kind, n in counts.items():
+                    total[kind] = total.get(kind, 0) + n
+
 
 def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFrame]) -> _Gathered:
     """One chunk's selected rows of each split, handed on in groups of whole output shards
@@ -484,29 +501,22 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
             stored[kind] = io.get(kind)
         return stored[kind]
 
-    for split_name, plan in plans.items():
-        mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard", *MEASURED)
-        if not mine.height:
-            continue
-        for group in _shard_groups(mine.with_columns(_base=pl.col("id").str.replace(r"#\d+$", "")),
-                                   b.executor.gather_rows):
-            rows = _selected_rows(b, s, group, chunk)
-            assert rows.height == group.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
-            io.put_rows(split_name, rows.drop("_rendered"))
-            # a repeat's content and assistant tokens are its original's (the plan carries them); its
-            # rendered count is its own
-            sizes = manifest_mod.Selected.of(
-                rows.select("id", "n_tokens", "_rendered").join(group.select("id", *MEASURED), on="id", how="left")
-                .select("n_tokens", pl.coalesce("_rendered", "n_rendered").alias("n_rendered"), "n_content",
-                        "n_assistant"))
-            out.sizes[split_name] = out.sizes.get(split_name, manifest_mod.Selected()) + sizes
-            if split_name == "train":
-                for label, n in manifest_mod.augmented_counts(rows, s.steps).items():
-                    out.augmented[label] = out.augmented.get(label, 0) + n
-                for label, counts in manifest_mod.behaviour_counts(rows, s.steps).items():
-                    total = out.behaviours.setdefault(label, {})
-                    for kind, n in counts.items():
-                        total[kind] = total.get(kind, 0) + n
+    with ThreadPoolExecutor(1) as writer:  # a group's rows are written while the next is joined
+        written = None
+        for split_name, plan in plans.items():
+            mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard", *MEASURED)
+            if not mine.height:
+                continue
+            for group in _shard_groups(mine.with_columns(_base=pl.col("id").str.replace(r"#\d+$", "")),
+                                       b.executor.gather_rows):
+                rows = _selected_rows(b, s, group, chunk)
+                assert rows.height == group.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
+                if written is not None:
+                    written.result()
+                written = writer.submit(io.put_rows, split_name, rows.drop("_rendered"))
+                out.add(s, split_name, rows, group)
+        if written is not None:
+            written.result()
     return out
 
 
