@@ -90,3 +90,17 @@ def test_a_file_with_no_usable_specs_fails_with_the_reason(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["pools", "import", str(source), "--from", "openai", "-o", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 1 and "parameters is not an object schema" in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_import_notes_specs_a_trainer_format_cannot_render_and_keeps_them(tmp_path: Path) -> None:
+    level = {"type": "object", "properties": {"level": {"type": "integer", "enum": [1, 2, 3]}}}
+    source = write_jsonl(tmp_path / "tools.jsonl", [
+        {"type": "function", "function": {"name": "set_level", "description": "Sets a level.", "parameters": level}},
+        {"type": "function", "function": {"name": "lookup", "description": "Looks a thing up.",
+                                          "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}])
+    out = tmp_path / "catalog.jsonl"
+    result = CliRunner().invoke(main, ["pools", "import", str(source), "--from", "openai", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "2 specs found, 2 written" in result.output  # kept: templates with their own tool format render it
+    assert ("note: 1 written specs are tools LLaMA-Factory's default tool format cannot render" in result.output
+            and "an enum of values that are not all strings (first: set_level; a llama-factory build" in result.output)

@@ -432,6 +432,7 @@ def pools_show(name: str, count: int, seed: int) -> None:
 def pools_import(source: Path, from_format: str, out: Path, force: bool) -> None:
     """Import tool specs from IN into a catalog file for the tools transform
     (catalog = "OUT"), each checked as JSON Schema; skipped specs are counted by reason."""
+    from mixer import formats
     from mixer.errors import DataError
     from mixer.pools.importers import import_specs, write_catalog
 
@@ -446,6 +447,16 @@ def pools_import(source: Path, from_format: str, out: Path, force: bool) -> None
                f"{sum(result.skipped.values()):,} skipped")
     for reason, n in result.skipped.most_common():
         click.echo(f"  skipped {n:,}: {reason} (first at {result.example[reason]})")
+    for fmt in formats.FORMATS.values():  # kept: other configurations of that trainer render them
+        if fmt.tool_problem is None:
+            continue
+        found: dict[str, list[str]] = {}
+        for spec in result.specs:
+            if reason := fmt.tool_problem(json.dumps(spec, ensure_ascii=False)):
+                found.setdefault(reason, []).append(spec["function"]["name"])
+        for reason, names in found.items():
+            click.echo(f"  note: {len(names):,} written specs are {reason} (first: {names[0]}; a {fmt.name} build "
+                       "counts and names the rows that carry them)")
 
 
 @main.command()
