@@ -7,6 +7,7 @@ printed as one message, never as a traceback.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -50,7 +51,13 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was written", err=True)
-            sys.exit(130)
+            # The build has removed its staging and spill folders as the interrupt unwound. Exit
+            # now, not through the interpreter's shutdown: a signal that lands while this thread
+            # holds a thread pool's lock leaves that pool's workers waiting for it, and the
+            # shutdown would wait for them forever (seen in CI: SIGTERM during the write).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
 
     return wrapper
 
