@@ -20,7 +20,6 @@ import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import polars as pl
 from mixer import dedup, formats, mix, schema, template_tokens, tokens, transforms, writers
 from mixer import manifest as manifest_mod
 from mixer.decontaminate import EvalIndex, build_index, decontaminate
-from mixer.executors import ChunkIO, Executor
+from mixer.executors import Beside, ChunkIO, Executor
 from mixer.mixture import Mixture
 from mixer.recipe import Recipe, Source
 from mixer.cache import Cache, Entry, EntryWriter
@@ -302,12 +301,10 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
                 assert recipe.decontaminate is not None
                 cleaned, out.removed, flagged = decontaminate({s.src.name: chunk}, recipe.decontaminate, index)
                 chunk, out.flagged = cleaned[s.src.name], flagged[s.src.name]
-            with ThreadPoolExecutor(1) as writer:  # the cleaned rows are stored while they are augmented
-                # upsampled repeats are re-augmented from the cleaned rows
-                stored = writer.submit(io.put, "clean", chunk) if s.src.transforms else None
+            with Beside() as writes:  # the cleaned rows are stored while they are augmented
+                if s.src.transforms:  # upsampled repeats are re-augmented from the cleaned rows
+                    writes.start(io.put, "clean", chunk)
                 frame, out.steps, measured = b.augment(chunk, s.src)
-                if stored is not None:
-                    stored.result()
             io.put("ready", frame)
             keys = pl.concat([frame.select("id", "n_tokens"), measured], how="horizontal")
             out.train, out.held = split(keys.with_columns(_chunk=pl.lit(io.chunk, pl.UInt32)), recipe.validation,
@@ -501,8 +498,7 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
             stored[kind] = io.get(kind)
         return stored[kind]
 
-    with ThreadPoolExecutor(1) as writer:  # a group's rows are written while the next is joined
-        written = None
+    with Beside() as writes:  # a group's rows are written while the next is joined
         for split_name, plan in plans.items():
             mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard", *MEASURED)
             if not mine.height:
@@ -511,12 +507,8 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
                                        b.executor.gather_rows):
                 rows = _selected_rows(b, s, group, chunk)
                 assert rows.height == group.height, f"{s.src.name} chunk {io.chunk}: selected rows went missing"
-                if written is not None:
-                    written.result()
-                written = writer.submit(io.put_rows, split_name, rows.drop("_rendered"))
+                writes.start(io.put_rows, split_name, rows.drop("_rendered"))
                 out.add(s, split_name, rows, group)
-        if written is not None:
-            written.result()
     return out
 
 

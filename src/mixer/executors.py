@@ -97,6 +97,33 @@ class _IO:
         self.executor.put_rows(split, self.prio, self.chunk, rows)
 
 
+class Beside:
+    """One write at a time in a thread, beside the work on the same rows: :meth:`start` waits for
+    the write before it (so at most one is pending), :meth:`wait` and leaving the ``with`` block
+    wait for the last one, and a write's error comes out there."""
+
+    def __enter__(self) -> Beside:
+        self._pool = ThreadPoolExecutor(1)
+        self._pending: Any = None
+        return self
+
+    def start(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.wait()
+        self._pending = self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 class Executor(ABC):
     """The loops over chunks (sequential here); subclasses decide where frames are kept."""
 
@@ -123,13 +150,13 @@ class Executor(ABC):
         report, chunks = self.read(src)
         results = []
         self.chunks[prio] = 0
-        with ThreadPoolExecutor(1) as writer:
+        with Beside() as writes:
             for c, chunk in enumerate(chunks):
                 io = _IO(self, prio, c)
-                stored = writer.submit(io.put, "raw", chunk)
+                writes.start(io.put, "raw", chunk)
                 self.chunks[prio] = c + 1
                 results.append(fn(io, chunk))
-                stored.result()
+                writes.wait()
         return report, results
 
     def map(self, prio: int, fn: Callable[[ChunkIO, Any], T], parts: Mapping[int, Any]) -> list[T]:
