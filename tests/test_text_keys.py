@@ -1,9 +1,10 @@
-"""Exact-dedup keys: the fast path (ASCII pre-check, streaming query, literal halvings) gives the
+"""Exact-dedup keys: the bytes path (numpy over UTF-8, a piece at a time, on threads) gives the
 same key as the plain definition (NFKC on compatibility characters, case, whitespace runs)."""
 
 from __future__ import annotations
 
 import unicodedata
+from unittest import mock
 
 import polars as pl
 from hypothesis import given, settings
@@ -22,15 +23,27 @@ def reference(value: str | None) -> str:
     return " ".join(w for w in value.split(" ") if w)
 
 
-@given(st.lists(st.one_of(st.none(), st.lists(_ALPHABET, max_size=40).map("".join)), min_size=1, max_size=30))
+@given(st.lists(st.one_of(st.none(), st.lists(_ALPHABET, max_size=40).map("".join)), min_size=1, max_size=30),
+       st.sampled_from([1 << 20, 64, 1]))
 @settings(max_examples=300, deadline=None)
-def test_sequence_keys_equal_the_plain_definition(values: list[str | None]) -> None:
-    keys = text.sequence_keys(pl.Series(values, dtype=pl.String))
+def test_sequence_keys_equal_the_plain_definition(values: list[str | None], piece: int) -> None:
+    """Also when the texts are worked on in many small pieces (on several threads)."""
+    with mock.patch.object(text, "_PIECE_BYTES", piece):
+        keys = text.sequence_keys(pl.Series(values, dtype=pl.String))
     expected = pl.Series([reference(v) for v in values], dtype=pl.String).hash(seed=0).to_numpy()
     assert keys.tolist() == expected.tolist()
 
 
-def test_a_run_longer_than_the_streaming_passes_still_collapses() -> None:
+def test_sequence_keys_lower_case_as_polars_does_beyond_ascii() -> None:
+    """Letters outside ASCII (Greek, Cyrillic, final sigma, dotted I, 4-byte characters) are
+    lowered by Polars: the bytes path lowers only ASCII letters."""
+    values = ["ΟΔΟΣ  Σ", "Привет МИР", "İstanbul", "𐐀𐐁 DESERET", "ÉCOLE", "plain ascii", "“Quotes”  — dash"]
+    keys = text.sequence_keys(pl.Series(values))
+    expected = pl.Series([reference(v) for v in values]).hash(seed=0).to_numpy()
+    assert keys.tolist() == expected.tolist()
+
+
+def test_a_long_run_of_spaces_or_newlines_collapses_to_one() -> None:
     keys = text.sequence_keys(pl.Series(["a" + " " * 1000 + "b", "a b", "A\n\n\n\n\n\n\n\nB"]))
     assert keys[0] == keys[1] == keys[2]
 
