@@ -22,6 +22,9 @@ LEGEND = """Methods:
 - augment: `mixer` = `system_prompt` (p 0.8) + `tools` (p 0.6, 1-6 tools, relevance guard on), in memory;
   `mixer-noguard` the same with `guard = false`; `python` the same augmentation (guard as word-set
   overlap) as a plain loop over dicts; `datasets-map-N` that loop as `datasets.map(batched=True, num_proc=N)`.
+- dedup: `mixer` = the exact-dedup keys of every row (`dedup.chunk_keys`: key text, normalization,
+  hash), in memory; `python` = the same keys by their definition string by string (NFKC where a
+  compatibility character occurs, lower case, whitespace runs as one; the key texts built by Polars).
 - tokens: `mixer` = `mixer.tokens.count` on every row (distinct strings encoded once);
   `tiktoken-loop` the bare encoder on one core over the same distinct texts; `tiktoken-distinct`
   tiktoken's `encode_ordinary_batch` over those texts; `tiktoken-all` that call over every occurrence.

@@ -23,7 +23,7 @@ def test_workloads_are_distinct_rows_at_the_requested_size(tmp_path: Path) -> No
 def test_bench_command_prints_rates_and_ratios_for_1k_rows(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", "--sizes", "1k", "--cache", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    for needle in ("| augment | 1,000 | mixer", "datasets-map-2", "tiktoken-distinct", "io-floor", "full build (mixer), 1,000 rows",
+    for needle in ("| augment | 1,000 | mixer", "| dedup | 1,000 | python", "datasets-map-2", "tiktoken-distinct", "io-floor", "full build (mixer), 1,000 rows",
                    "full build (mixer-stream), 1,000 rows",
                    "token counting with a model's tokenizer.json"):
         assert needle in result.output
@@ -79,3 +79,24 @@ def test_hh_workload_reads_back_as_the_workloads_chats_and_every_build_hh_method
         assert got["rows"] > 0, method
     again, report = read_source(Source(name="hh", path=str(lines)))  # the per-record method undid its patch
     assert report.read_paths["batch"] == again.height
+
+
+def test_dedup_baseline_keys_group_rows_exactly_as_mixers_keys(tmp_path: Path) -> None:
+    """The dedup benchmark's Python baseline computes the same thing: rows share its key exactly
+    when they share mixer's (on the workload, with copies differing in case and spacing added)."""
+    import polars as pl
+
+    from mixer import dedup, text
+    from mixer.specs import DedupSpec
+
+    frame = pl.read_parquet(bench.workload(300, tmp_path, None))
+    def respaced(m: pl.Expr) -> pl.Expr:
+        return m.list.eval(pl.element().struct.with_fields(
+            pl.field("content").str.to_uppercase().str.replace_all(" ", "  \n")))
+    copies = frame.head(50).with_columns(respaced(pl.col("messages")))
+    both = pl.concat([frame, copies])
+    ours = dedup.chunk_keys(both, DedupSpec(), 0, 0)[0].get_column("_key").to_list()
+    keys = both.select(text.row_text(both, "conversation")).to_series()
+    plain = [bench._plain_key(t, c) for t, c in zip(keys.to_list(), keys.str.contains(text._COMPAT).to_list())]
+    assert len(set(ours)) < len(ours)  # the copies are found
+    assert len(set(ours)) == len(set(plain)) == len(set(zip(ours, plain)))

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
     import pyarrow.parquet as pq
 
     out: dict[str, Any] = {"rows": pq.ParquetFile(path).metadata.num_rows} if path.suffix == ".parquet" else {}
-    frame = pl.read_parquet(path) if kind in ("augment", "tokens") else None  # build and io read for themselves
+    frame = pl.read_parquet(path) if kind in ("augment", "dedup", "tokens") else None  # build and io read for themselves
     if kind == "augment":
         from mixer import transforms
 
@@ -167,6 +168,18 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
 
                 start = time.perf_counter()
                 ds.map(batch, batched=True, num_proc=nproc if nproc > 1 else None, load_from_cache_file=False)
+    elif kind == "dedup":
+        from mixer import dedup, text
+        from mixer.specs import DedupSpec
+
+        if method == "mixer":  # the exact keys of every row, as a build's read stage makes them
+            start = time.perf_counter()
+            dedup.chunk_keys(frame, DedupSpec(), 0, 0)
+        else:  # the plain definition, string by string (a generous baseline: the key texts by Polars)
+            start = time.perf_counter()
+            keys = frame.select(text.row_text(frame, "conversation")).to_series()
+            compat = keys.str.contains(text._COMPAT).to_list()
+            [_plain_key(t, c) for t, c in zip(keys.to_list(), compat)]
     elif kind == "tokens":
         from mixer import tokens
 
@@ -216,6 +229,15 @@ def _measure(kind: str, method: str, path: Path, extra: dict[str, Any]) -> dict[
     out["seconds"] = time.perf_counter() - start
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+def _plain_key(value: str, compat: bool) -> int:
+    """An exact-dedup key by its definition, in plain Python: NFKC where a compatibility
+    character occurs, separators as spaces, lower case, runs of spaces as one."""
+    if compat:
+        value = unicodedata.normalize("NFKC", value)
+    value = value.replace("\r", " ").replace("\n", " ").replace("\t", " ").lower()
+    return hash(" ".join(w for w in value.split(" ") if w))
 
 
 def model_tokenizer(path: Path, cache: Path) -> Path | None:
@@ -465,7 +487,7 @@ examples = {third}
     return recipe
 
 
-WORKLOADS = ("augment", "tokens", "io-floor", "build", "build-jsonl", "build-hub", "build-hh")
+WORKLOADS = ("augment", "dedup", "tokens", "io-floor", "build", "build-jsonl", "build-hub", "build-hh")
 
 
 def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = True,
@@ -492,6 +514,8 @@ def suite(sizes: list[int], cache: Path, hh: Path | None, *, baselines: bool = T
             methods = ["mixer", "mixer-noguard", "python", "datasets-map-2"]  # num_proc=1 adds nothing new at scale
         for method in methods if "augment" in workloads else []:
             results.append({"workload": "augment", "size": n, "method": method, **run_one("augment", method, path)})
+        for method in ["mixer"] + (["python"] if baselines else []) if "dedup" in workloads else []:
+            results.append({"workload": "dedup", "size": n, "method": method, **run_one("dedup", method, path)})
         if "tokens" in workloads:
             for method in ["mixer", "tiktoken-loop", "tiktoken-distinct"] + (["tiktoken-all"] if n <= 200_000 else []):
                 results.append({"workload": "tokens", "size": n, "method": method, **run_one("tokens", method, path)})
