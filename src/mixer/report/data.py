@@ -285,8 +285,11 @@ def prompt_style(ident: pl.Expr, styles: dict[str, str]) -> pl.Expr:
 
 
 def _tally(column: pl.Series, expr: pl.Expr) -> dict[str, int]:
-    labels = pl.DataFrame({"x": column}).select(expr.alias("label")).drop_nulls()
-    return {k: int(n) for k, n in labels.group_by("label").len().sort("label").iter_rows()}
+    """Values per label of ``expr`` (on ``x``), the label worked out once per distinct value: the
+    same few thousand tool and prompt ids fill millions of rows."""
+    counted = pl.DataFrame({"x": column}).group_by("x").len()
+    labels = counted.select(expr.alias("label"), "len").drop_nulls("label")
+    return {k: int(n) for k, n in labels.group_by("label").agg(pl.col("len").sum()).sort("label").iter_rows()}
 
 
 def augmentations(out: Output, split: str = "train") -> dict[str, dict[str, Any]]:
