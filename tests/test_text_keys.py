@@ -83,3 +83,23 @@ def test_column_content_hashes_equal_hashing_each_string(values: list[str | None
                        rechunk=False).slice(1)
     expected = [None if v is None else rng.content_hash(v) for v in column.to_list()]
     assert rng.content_hashes(column).to_list() == expected
+
+
+def polars_strings_keys(values: list[str | None]) -> list[int]:
+    """The keys by Polars string operations alone (what the bytes path must equal): NFKC where a
+    compatibility character occurs, separators as spaces, Polars' lower case, runs of spaces as
+    one, the ends trimmed."""
+    s = pl.Series(values, dtype=pl.String).fill_null("")
+    s = pl.select(pl.when(s.str.contains(text._COMPAT)).then(s.str.normalize("NFKC")).otherwise(s)).to_series()
+    s = s.str.replace_many(["\r", "\n", "\t"], [" ", " ", " "]).str.to_lowercase()
+    return s.str.replace_all(" +", " ").str.strip_chars(" ").hash(seed=0).to_list()
+
+
+@given(st.lists(st.one_of(st.none(), st.text(st.characters(exclude_categories=("Cs",)), max_size=30),
+                          st.lists(st.sampled_from(["A", " ", "\n", "Σ", "İ", "ǅ", "Ω", "ẞ"]), max_size=12)
+                          .map("".join)), min_size=1, max_size=25))
+@settings(max_examples=300, deadline=None)
+def test_sequence_keys_equal_polars_string_operations_on_any_text(values: list[str | None]) -> None:
+    """Any Unicode text (every script, 4-byte characters, title case, final sigma): the bytes
+    path lowers ASCII itself and leaves every other letter to Polars, so no character slips."""
+    assert text.sequence_keys(pl.Series(values, dtype=pl.String)).tolist() == polars_strings_keys(values)
