@@ -23,7 +23,8 @@ LEGEND = """Methods:
   `mixer-noguard` the same with `guard = false`; `python` the same augmentation (guard as word-set
   overlap) as a plain loop over dicts; `datasets-map-N` that loop as `datasets.map(batched=True, num_proc=N)`.
 - dedup: `mixer` = the exact-dedup keys of every row (`dedup.chunk_keys`: key text, normalization,
-  hash), in memory; `python` = the same keys by their definition string by string (NFKC where a
+  hash), in memory, one call in a fresh process; `mixer-again` the second call in that process (what every
+  chunk after a build's first sees: the worker threads' memory is warm); `python` = the same keys by their definition string by string (NFKC where a
   compatibility character occurs, lower case, whitespace runs as one; the key texts built by Polars).
 - tokens: `mixer` = `mixer.tokens.count` on every row (distinct strings encoded once);
   `tiktoken-loop` the bare encoder on one core over the same distinct texts; `tiktoken-distinct`

@@ -23,7 +23,7 @@ def test_workloads_are_distinct_rows_at_the_requested_size(tmp_path: Path) -> No
 def test_bench_command_prints_rates_and_ratios_for_1k_rows(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", "--sizes", "1k", "--cache", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    for needle in ("| augment | 1,000 | mixer", "| dedup | 1,000 | python", "datasets-map-2", "tiktoken-distinct", "io-floor", "full build (mixer), 1,000 rows",
+    for needle in ("| augment | 1,000 | mixer", "| dedup | 1,000 | python", "| dedup | 1,000 | mixer-again", "datasets-map-2", "tiktoken-distinct", "io-floor", "full build (mixer), 1,000 rows",
                    "full build (mixer-stream), 1,000 rows",
                    "token counting with a model's tokenizer.json"):
         assert needle in result.output
