@@ -387,15 +387,20 @@ def test_prompt_and_torchtune_shards_converted_at_once_are_what_converting_row_b
         assert exported.lines is not None and "s/7" in {r["id"] for r in exported.rejects}
 
 
-def test_batch_lines_are_written_from_arrow_buffers_as_python_would_write_them(tmp_path: Path) -> None:
+def test_batch_lines_are_written_byte_for_byte_as_python_would_write_them(tmp_path: Path) -> None:
+    """Written by Polars' CSV writer: nothing quoted or escaped (commas, quotes, separators of
+    other CSV dialects), nothing added but the newline, also for a slice of a column."""
     import io
 
-    lines = pl.Series(["{}", '{"a": "東京 🙂 \u2028"}', "", "x" * 70_000, "é"] * 3)
+    lines = pl.Series(["{}", '{"a": "東京 🙂 \u2028"}', "", "x" * 70_000, "é", '{"q": "a, \\"b\\"; c"}',
+                       '"quoted"', "tab\there", " padded ", "\r"] * 3)
     fh = io.BytesIO()
-    writers._write_lines(lines.slice(1), fh, rows=4)  # a slice, cut into pieces that do not divide it
+    writers._write_lines(lines.slice(1), fh)
     assert fh.getvalue() == "".join(line + "\n" for line in lines.slice(1)).encode("utf-8")
     with pytest.raises(AssertionError, match="null line"):
         writers._write_lines(pl.Series(["a", None]), io.BytesIO())
+    with pytest.raises(AssertionError, match="newline"):
+        writers._write_lines(pl.Series(["a", "b\nc"]), io.BytesIO())
 
 
 def test_an_openai_split_of_several_shards_is_joined_into_the_one_file_a_fine_tuning_job_takes(tmp_path: Path) -> None:
