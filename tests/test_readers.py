@@ -141,3 +141,36 @@ def test_identical_records_get_distinct_stable_ids(tmp_path: Path) -> None:
     assert ids[1] == ids[0] + ".1" and len(set(ids)) == 3
     again, _ = read(tmp_path / "a.jsonl")
     assert again.get_column("id").to_list() == ids
+
+
+def test_inputs_are_fingerprinted_while_they_are_read_and_final_when_the_chunks_end(tmp_path: Path) -> None:
+    """The files are hashed in a thread beside the read: when the last chunk comes, the report
+    names every input with its size and sha256, exactly as hashing the file gives."""
+    import hashlib
+
+    from mixer.sources.read import read_chunks
+
+    write_jsonl(tmp_path / "d" / "a.jsonl", chats(7, "a"))
+    write_jsonl(tmp_path / "d" / "b.jsonl", chats(5, "b"))
+    report, chunks = read_chunks(Source(name="s", path=str(tmp_path / "d")), rows=4)
+    frames = list(chunks)
+    assert sum(f.height for f in frames) == 12 and len(frames) == 3
+    expected = [(str(p), p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+                for p in sorted((tmp_path / "d").glob("*.jsonl"))]
+    assert [(f.path, f.bytes, f.sha256) for f in report.inputs] == expected
+
+
+def test_an_input_that_cannot_be_hashed_fails_the_read(tmp_path: Path, monkeypatch) -> None:
+    """Hashing runs beside the read; its error still ends the read, where the report is made final."""
+    from mixer.sources import files
+    from mixer.sources.read import read_chunks
+
+    write_jsonl(tmp_path / "a.jsonl", chats(3, "a"))
+
+    def broken(path: Path) -> files.InputFile:
+        raise PermissionError(f"{path}: permission denied")
+
+    monkeypatch.setattr(files, "fingerprint", broken)
+    _, chunks = read_chunks(Source(name="s", path=str(tmp_path / "a.jsonl")), rows=2)
+    with pytest.raises(PermissionError, match="permission denied"):
+        list(chunks)

@@ -367,11 +367,12 @@ def test_set_pool_and_catalog_paths_are_relative_to_the_current_folder(recipe_di
 def test_a_surrogate_that_slips_past_a_reader_is_still_a_counted_reject(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from mixer.sources import read as read_mod
-    from mixer.sources.files import Located, Part
+    from mixer.sources.files import Fingerprints, Located, Part
 
     bad = {"messages": [{"role": "user", "content": "x\ud800"}, {"role": "assistant", "content": "y"}]}
     records = iter([Located("f.jsonl", 1, chat("a", "b")), Located("f.jsonl", 2, bad)])
-    monkeypatch.setattr(read_mod, "read_parts", lambda source: ([], [Part("f.jsonl", None, records)], []))
+    monkeypatch.setattr(read_mod, "read_parts",
+                        lambda source: (Fingerprints.known([]), [Part("f.jsonl", None, records)], []))
     write_jsonl(tmp_path / "f.jsonl", [chat("a", "b")])  # only located: the records come from the patch
     frame, report = read(tmp_path / "f.jsonl", on_error="skip")
     assert frame.height == 1 and report.rows_rejected == 1 and "surrogate" in report.rejects[0].reason

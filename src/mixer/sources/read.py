@@ -28,8 +28,8 @@ from mixer.sources import formats
 from mixer.sources.adapters import RowError, rename
 from mixer.sources.occurrences import Occurrences
 from mixer.sources.files import (
-    JSONL_SUFFIXES, SUFFIXES, SURROGATE, InputFile, Located, Part, Unreadable, parse_object, fingerprint, locate,
-    line_blocks, read_parts,
+    JSONL_SUFFIXES, SUFFIXES, SURROGATE, Fingerprints, InputFile, Located, Part, Unreadable, parse_object, fingerprint,
+    locate, line_blocks, read_parts,
 )
 
 _DETECT_SAMPLE = 64
@@ -157,8 +157,8 @@ def read_chunks(source: Source, rows: int = 1_000_000) -> tuple[ReadReport, Iter
     fast = _canonical_parquet(source, rows)
     if fast is not None:
         return fast
-    inputs, parts, skipped = read_parts(source)
-    report = ReadReport(source=source.name, format="", inputs=inputs, notes=_skipped_note(source, skipped))
+    inputs, parts, skipped = read_parts(source)  # the inputs are hashed while they are read
+    report = ReadReport(source=source.name, format="", inputs=[], notes=_skipped_note(source, skipped))
     pending = iter(parts)
     for part in pending:  # the first file with records is detected now, before any chunk
         head = list(islice(part.records, _DETECT_SAMPLE))
@@ -168,7 +168,7 @@ def read_chunks(source: Source, rows: int = 1_000_000) -> tuple[ReadReport, Iter
         raise DataError(f"sources.{source.name}: {source.path} has no records (empty file or files); "
                         "check the path or remove the source from the recipe")
     _note_format(report, part, _choose_format(source, part, head))
-    return report, _adapted(source, report, _per_file(source, report, part, head, pending), rows)
+    return report, _adapted(source, report, _per_file(source, report, part, head, pending), rows, inputs)
 
 
 def _note_format(report: ReadReport, part: Part, fmt: str) -> str:
@@ -236,7 +236,7 @@ _to_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Located | _Lines | _Arrow]],
-             rows: int) -> Iterator[pl.DataFrame]:
+             rows: int, inputs: Fingerprints) -> Iterator[pl.DataFrame]:
     out = _Chunks(rows, source)
     for fmt, item in records:
         if isinstance(item, (_Lines, _Arrow)):
@@ -250,7 +250,9 @@ def _adapted(source: Source, report: ReadReport, records: Iterator[tuple[str, Lo
             continue
         _one(source, report, fmt, item, out)
         yield from out.full()
-    yield from out.rest()
+    rest = list(out.rest())
+    report.inputs = inputs.result()  # before the last chunk: the report is final when the chunks end
+    yield from rest
 
 
 class _Chunks:
