@@ -53,7 +53,7 @@ class ReadReport:
 
     source: str
     format: str
-    inputs: list[InputFile]
+    inputs: list[InputFile]  # complete once the chunks are all read (the files are hashed beside the read)
     rows_read: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     repairs: Counter[str] = field(default_factory=Counter)
