@@ -337,20 +337,17 @@ shard_rows = 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "r.toml"]
 
 
+def _tooled(tmp_path: Path, rows: int, total: int, extra: str = "") -> Path:
+    """``rows`` chats in ``a.jsonl`` and a recipe of ``total`` examples of them, tools on every row
+    (``extra``: more keys of the source)."""
+    write_jsonl(tmp_path / "a.jsonl", chats(rows))
+    return write_recipe(tmp_path / "r.toml", f'unit = "examples"\ntotal = {total}\n[sources.a]\npath = "a.jsonl"\n'
+                                             f'weight = 1\n{extra}[[sources.a.transforms]]\ntype = "tools"\np = 1.0\n')
+
+
 @pytest.mark.parametrize("chunk_rows", [1, 1000])
 def test_chunk_size_does_not_change_the_output(tmp_path: Path, chunk_rows: int) -> None:
-    write_jsonl(tmp_path / "a.jsonl", chats(20))
-    recipe = write_recipe(tmp_path / "r.toml", """
-unit = "examples"
-total = 30
-[sources.a]
-path = "a.jsonl"
-weight = 1
-max_epochs = 2
-[[sources.a.transforms]]
-type = "tools"
-p = 1.0
-""")
+    recipe = _tooled(tmp_path, rows=20, total=30, extra="max_epochs = 2\n")
     assert_same_output(recipe, tmp_path, chunk_rows=chunk_rows)
 
 
@@ -504,17 +501,7 @@ def test_a_spill_write_that_fails_while_other_work_runs_fails_the_build(tmp_path
         real(self, prio, c, what, frame)
 
     monkeypatch.setattr(LocalStreaming, "put", put)
-    write_jsonl(tmp_path / "a.jsonl", chats(30))
-    recipe = write_recipe(tmp_path / "r.toml", """
-unit = "examples"
-total = 30
-[sources.a]
-path = "a.jsonl"
-weight = 1
-[[sources.a.transforms]]
-type = "tools"
-p = 1.0
-""")
+    recipe = _tooled(tmp_path, rows=30, total=30)
     with pytest.raises(OSError, match="No space left"):
         pipeline.build(recipe, executor="stream", chunk_rows=8).write(tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -145,7 +145,7 @@ def check(manifest: dict[str, Any]) -> None:
     sources = export.get("sources") or {}
     for split in set(unrendered) | {split for e in sources.values() for split in e.get("tools_unrendered", {})}:
         per_source = {name: sum(e.get("tools_unrendered", {}).get(split, {}).values()) for name, e in sources.items()}
-        if any(n > export["sources"][name]["rows_written"][split] for name, n in per_source.items()):
+        if any(n > sources[name]["rows_written"][split] for name, n in per_source.items()):
             raise AssertionError(f"manifest: more {split} rows with tools the trainer cannot render than written")
         if sum(per_source.values()) != sum(unrendered.get(split, {}).values()):
             raise AssertionError(f"manifest: {split} rows with tools the trainer cannot render do not add up")

@@ -87,19 +87,18 @@ class Fingerprints:
     the hashing (which lets go of the GIL) then overlaps the read instead of coming before it
     (a 400 MB JSON Lines file: 0.3 s). :meth:`result` waits for them and raises a hashing error."""
 
-    def __init__(self, paths: list[Path]) -> None:
-        self._result: list[InputFile] = []
+    def __init__(self, paths: list[Path], known: list[InputFile] | None = None) -> None:
+        self._result: list[InputFile] = list(known or [])
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._hash, args=(paths,), name="mixer-fingerprint", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if paths:
+            self._thread = threading.Thread(target=self._hash, args=(paths,), name="mixer-fingerprint", daemon=True)
+            self._thread.start()
 
     @classmethod
     def known(cls, inputs: list[InputFile]) -> Fingerprints:
         """Fingerprints already made (a Hub dataset's own)."""
-        done = cls([])
-        done._thread.join()
-        done._result = list(inputs)
-        return done
+        return cls([], inputs)
 
     def _hash(self, paths: list[Path]) -> None:
         try:
@@ -108,7 +107,8 @@ class Fingerprints:
             self._error = exc
 
     def result(self) -> list[InputFile]:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise self._error
         return self._result
