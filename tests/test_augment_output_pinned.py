@@ -619,3 +619,32 @@ def test_augmented_columns_keep_the_chunks_of_a_multi_chunk_frame(inputs, tmp_pa
         out, _ = transforms.prepare(specs, seed=11, source="s").apply(chunked)
         assert out.n_chunks("all") == chunked.n_chunks("all"), specs
         assert out.equals(transforms.prepare(specs, seed=11, source="s").apply(frame)[0])
+
+
+def test_user_turns_read_from_arrow_are_each_rows_user_turns_in_order() -> None:
+    """The guard's user turns come from the Arrow arrays under ``messages``: null lists, empty
+    lists, null messages and null roles give no turn; sliced, multi-chunk columns keep their rows."""
+    import importlib
+
+    import numpy as np
+
+    tools_mod = importlib.import_module("mixer.transforms.tools")
+    kind = transforms_schema_messages()
+    rows = [None, [], [{"role": "user", "content": "a"}, None, {"role": "assistant", "content": "b"},
+                       {"role": "user", "content": None}],
+            [{"role": None, "content": "x"}, {"role": "user", "content": "c"}, {"role": "user", "content": "d"}],
+            [{"role": "system", "content": "s"}]]
+    one = pl.DataFrame({"messages": rows}, schema={"messages": kind})
+    frame = pl.concat([one, one.slice(1, 3), one.slice(2, 2)], rechunk=False)
+    assert frame.n_chunks() == 3
+    chosen = np.array([0, 2, 3, 5, 6, 7, 8])
+    turns, owner = tools_mod._user_turns(frame, chosen)
+    want = [(k, m["content"]) for k, i in enumerate(chosen) for m in (frame.row(int(i))[0] or [])
+            if m is not None and m["role"] == "user"]
+    assert list(zip(owner.tolist(), turns.to_list())) == want and len(want) == 10
+
+
+def transforms_schema_messages() -> pl.DataType:
+    from mixer.schema import SCHEMA
+
+    return SCHEMA["messages"]
