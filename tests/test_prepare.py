@@ -98,6 +98,27 @@ def test_a_whole_chain_is_row_local_and_equals_one_shot_apply(mixed: pl.DataFram
         assert split_apply(prepared, mixed, seed).equals(whole)
 
 
+def test_a_large_frame_runs_in_parts_on_threads_with_the_rows_and_step_counts_of_one_pass(
+        mixed: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Prepared.apply`` cuts a frame of at least twice ``PART_ROWS`` rows into one part per
+    core and runs the chain on each in a thread: the same rows and the same step totals."""
+    import threading
+
+    chain = tuple(SPECS[n] for n in ("filter", "documents_to_chat", "system_prompt", "drop_system", "tools", "to_prompt"))
+    prepared = transforms.prepare(chain, seed=5, source="s")
+    whole, steps = prepared.apply(mixed)
+    threads: set[int] = set()
+    chain_of = transforms.Prepared._chain
+    monkeypatch.setattr(transforms.Prepared, "_chain",
+                        lambda self, frame: threads.add(threading.get_ident()) or chain_of(self, frame))
+    monkeypatch.setattr(transforms, "PART_ROWS", 50)
+    monkeypatch.setattr(transforms, "cores", lambda: 3)
+    parted, parted_steps = prepared.apply(mixed)
+    assert len(threads) == 3 and threading.get_ident() not in threads
+    assert parted.equals(whole) and parted_steps == steps
+    assert steps[0].rows_out < steps[0].rows_in and all(s.augmented for s in steps[1:])
+
+
 @pytest.mark.parametrize("spec, message", [
     ({"type": "system_prompt", "p": 1.5}, r"transforms\[0\] \(system_prompt\): p: expected a probability"),
     ({"type": "tools", "count": [5, 1]}, r"count: expected \[lo, hi\] with 0 <= lo <= hi, got \[5, 1\]"),

@@ -37,6 +37,7 @@ import functools
 import importlib
 import inspect
 import pkgutil
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ import polars as pl
 
 from mixer import schema
 from mixer.errors import RecipeError
-from mixer.transforms.rows import shared_keys
+from mixer.transforms.rows import cores, shared_keys
 
 Transform = Callable[..., pl.DataFrame]
 
@@ -110,6 +111,12 @@ class Step:
     rows_out: int
     augmented: int
 
+    @staticmethod
+    def total(parts: tuple[Step, ...]) -> Step:
+        """One step's counts summed over the parts of a frame it ran on."""
+        return Step(parts[0].position, parts[0].type, sum(p.rows_in for p in parts), sum(p.rows_out for p in parts),
+                    sum(p.augmented for p in parts))
+
     @property
     def label(self) -> str:
         return f"{self.position}:{self.type}"
@@ -158,7 +165,20 @@ class Prepared:
         return {f"{s.position}:{s.type}": s.applier.info for s in self.steps}
 
     def apply(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Step]]:
-        """Run the transforms in recipe order on ``frame``; return it and what each step did."""
+        """Run the transforms in recipe order on ``frame``; return it and what each step did.
+
+        A large frame is cut into one part per core, each run through the whole chain in its
+        own thread (transforms are row-local, so the rows are the same as one pass: much of a
+        step is single-threaded string work, and Polars and numpy release the GIL)."""
+        bounds = _parts(frame.height)
+        if len(bounds) == 1:
+            return self._chain(frame)
+        with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
+            done = list(pool.map(lambda b: self._chain(frame.slice(b[0], b[1] - b[0])), bounds))
+        frames, steps = zip(*done)
+        return pl.concat(frames, rechunk=False), [Step.total(same) for same in zip(*steps)]
+
+    def _chain(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Step]]:
         steps = []
         with shared_keys():  # steps that keep the ids parse them once
             for step in self.steps:
@@ -171,6 +191,17 @@ class Prepared:
                 augmented = int(frame.get_column("meta").str.contains(f'"aug.{step.position}.', literal=True).sum())
                 steps.append(Step(step.position, step.type, before, frame.height, augmented))
         return frame, steps
+
+
+PART_ROWS = 50_000  # below twice this, a frame's transforms run in one thread (parts cost a little each)
+
+
+def _parts(height: int) -> list[tuple[int, int]]:
+    """Row bounds of the parts :meth:`Prepared.apply` runs on threads: one per core, at least
+    ``PART_ROWS`` rows each."""
+    n = max(1, min(cores(), height // PART_ROWS))
+    cuts = [height * i // n for i in range(n + 1)]
+    return list(zip(cuts, cuts[1:]))
 
 
 def prepare(specs: tuple[dict[str, Any], ...], *, seed: int, source: str, base_dir: Path | None = None,

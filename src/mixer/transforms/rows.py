@@ -7,6 +7,7 @@ whatever batch it is in, and each upsampled repeat gets its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -91,6 +92,11 @@ def distinct(texts: pl.Series) -> tuple[pl.Series, np.ndarray]:
         return texts, np.arange(len(texts))
     unique, inverse = distinct_rows(texts.to_frame())
     return unique.to_series(), inverse
+
+
+def cores() -> int:
+    """The cores this process may run on: how many threads a transform's parallel parts use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def probability(p: object, name: str = "p") -> float:

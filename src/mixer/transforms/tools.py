@@ -12,7 +12,6 @@ array masks, and the list column is built with Arrow offsets.
 from __future__ import annotations
 
 import json
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from mixer.errors import RecipeError
 from mixer.pools.catalog import Catalog, load_catalog
 from mixer import rng
 from mixer.transforms import hard_negatives as hn
-from mixer.transforms.rows import Draws, choice, distinct, empty_lists, extend_lists, note, notes, pick, probability
+from mixer.transforms.rows import Draws, choice, cores, distinct, empty_lists, extend_lists, note, notes, pick, probability
 
 RENDERS = ("field", "system", "both", "user")
 SLOT = "\x00"  # where a masked spec's per-row token goes (mask_names)
@@ -358,7 +357,7 @@ class PreparedTools:
         # Slices bound memory and run on all cores (Polars and numpy release the GIL); results do
         # not depend on the slicing.
         slices = [slice(start, min(start + self._chunk, m)) for start in range(0, m, self._chunk)]
-        with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(slices), cores()) or 1) as pool:
             results = list(pool.map(pick_slice, slices))
         counts = np.zeros(n, dtype=np.int64)
         for sl, (_, counts_slice) in zip(slices, results):
@@ -404,7 +403,7 @@ class PreparedTools:
         turns, turn_row = _user_turns(frame, rows)
         texts, inverse = distinct(turns)
         slices = [slice(start, min(start + self._chunk, len(texts))) for start in range(0, len(texts), self._chunk)]
-        with ThreadPoolExecutor(max_workers=min(len(slices), os.cpu_count() or 1) or 1) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(slices), cores()) or 1) as pool:
             sets = list(pool.map(lambda sl: g.row_sets(texts[sl]), slices))
         per_text = np.concatenate(sets) if sets else np.zeros((0, g.words), dtype=np.uint64)
         rel = np.zeros((len(rows), g.words), dtype=np.uint64)
