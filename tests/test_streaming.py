@@ -505,3 +505,37 @@ def test_a_spill_write_that_fails_while_other_work_runs_fails_the_build(tmp_path
     with pytest.raises(OSError, match="No space left"):
         pipeline.build(recipe, executor="stream", chunk_rows=8).write(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_shard_and_its_converted_rows_are_released_before_the_next_shard_is_assembled(tmp_path: Path) -> None:
+    """The export holds one output shard at a time: the previous shard's canonical rows and its
+    converted part are gone when the next one is read and assembled (a 250k-row TRL shard and
+    its converted table are about 1 GB together)."""
+    import gc
+    import weakref
+
+    from mixer.executors import LocalStreaming
+    from mixer.recipe import Output
+
+    held: list[weakref.ref] = []
+    alive: list[int] = []
+
+    class Probe(LocalStreaming):
+        def shards(self, split, total, output):  # type: ignore[override]
+            for index in range(3):
+                gc.collect()
+                alive.append(sum(r() is not None for r in held))
+                yield index, 3, pl.DataFrame({"row": [index] * 10})
+
+        def put_output(self, split, index, count, frame, part):  # type: ignore[override]
+            held.extend([weakref.ref(frame), weakref.ref(part)])
+
+    def convert(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        return frame.with_columns(pl.col("row") + 1), frame.height
+
+    executor = Probe(spill=tmp_path / "spill")
+    try:
+        assert executor.export("train", 30, Output(dir=tmp_path / "out"), convert) == [10, 10, 10]
+    finally:
+        executor.close()
+    assert alive == [0, 0, 0] and len(held) == 6

@@ -217,6 +217,7 @@ class Executor(ABC):
             part, summary = convert(frame)
             self.put_output(split, index, count, frame, part)
             done.append(summary)
+            del frame, part  # not held while the next shard is read and assembled
         return done
 
     @abstractmethod
