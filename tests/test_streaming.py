@@ -522,13 +522,14 @@ def test_a_shard_and_its_converted_rows_are_released_before_the_next_shard_is_as
 
     class Probe(LocalStreaming):
         def shards(self, split, total, output):  # type: ignore[override]
+            self._spec = output
             for index in range(3):
                 gc.collect()
                 alive.append(sum(r() is not None for r in held))
                 yield index, 3, pl.DataFrame({"row": [index] * 10})
 
-        def put_output(self, split, index, count, frame, part):  # type: ignore[override]
-            held.extend([weakref.ref(frame), weakref.ref(part)])
+        def put_output(self, split, index, count, frame, parts):  # type: ignore[override]
+            held.extend([weakref.ref(frame), *(weakref.ref(part) for part in parts)])
 
     def convert(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         return frame.with_columns(pl.col("row") + 1), frame.height
@@ -539,3 +540,39 @@ def test_a_shard_and_its_converted_rows_are_released_before_the_next_shard_is_as
     finally:
         executor.close()
     assert alive == [0, 0, 0] and len(held) == 6
+
+
+@pytest.mark.parametrize("fmt", ["openai", "llama-factory", "torchtune", "jsonl"])
+def test_json_lines_shards_converted_a_piece_at_a_time_are_the_same_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """A streaming build converts a JSON Lines shard ``export_rows`` rows at a time and appends
+    each piece's lines: the files, rejects and manifest are the in-memory build's, with rows the
+    format rejects (prompt-only rows in a chat format) and tools in the pieces."""
+    from mixer.executors import LocalStreaming
+
+    rows = [r for i, c in enumerate(chats(60)) for r in ([c, {"messages": [{"role": "user", "content": f"q {i}?"}]}]
+                                                          if i % 7 == 0 else [c])]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    recipe = write_recipe(tmp_path / "r.toml", f"""
+unit = "examples"
+total = 60
+validation = 0.1
+[sources.a]
+path = "a.jsonl"
+weight = 1
+[[sources.a.transforms]]
+type = "tools"
+p = 0.5
+[output]
+format = "{fmt}"
+shard_rows = 25
+""")
+    pieces: list[int] = []
+    real = LocalStreaming.pieces
+    monkeypatch.setattr(LocalStreaming, "export_rows", 7)
+    monkeypatch.setattr(LocalStreaming, "pieces", lambda self, frame: pieces.append(len(real(self, frame)))
+                        or real(self, frame))
+    m = assert_same_output(recipe, tmp_path, chunk_rows=9)
+    assert max(pieces) == 3  # shards of about 20 rows (54 train rows in 3) in pieces of 7
+    if fmt != "jsonl":
+        assert sum(m["export"]["rejected"]["train"].values()) > 0

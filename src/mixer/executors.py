@@ -210,19 +210,32 @@ class Executor(ABC):
     def export(self, split: str, total: int, output: OutputSpec,
                convert: Callable[[pl.DataFrame], tuple[Part, T]]) -> list[T]:
         """Each output shard of ``split`` assembled in final order, converted by the row-local
-        ``convert`` (which returns the shard's part and a small summary) and kept or written with
-        :meth:`put_output`; the summaries in shard order."""
-        done = []
+        ``convert`` (which returns a part and a small summary) one :meth:`pieces` at a time, and
+        kept or written with :meth:`put_output`; the summaries in order."""
+        done: list[T] = []
         for index, count, frame in self.shards(split, total, output):
-            part, summary = convert(frame)
-            self.put_output(split, index, count, frame, part)
-            done.append(summary)
-            del frame, part  # not held while the next shard is read and assembled
+            self.put_output(split, index, count, frame, self.converted(frame, convert, done))
+            del frame  # not held while the next shard is read and assembled
         return done
 
+    def pieces(self, frame: pl.DataFrame) -> list[pl.DataFrame]:
+        """The slices of an assembled shard converted one at a time: the whole shard, unless the
+        executor writes its file piece by piece."""
+        return [frame]
+
+    def converted(self, frame: pl.DataFrame, convert: Callable[[pl.DataFrame], tuple[Part, T]],
+                  summaries: list[T]) -> Iterator[Part]:
+        """The converted part of each of the shard's :meth:`pieces`, made as it is consumed (so one
+        is held at a time); each one's summary is added to ``summaries``."""
+        for piece in self.pieces(frame):
+            part, summary = convert(piece)
+            summaries.append(summary)
+            yield part
+
     @abstractmethod
-    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
-        """Keep or write one converted group (``part``) of the split; ``frame`` is its canonical rows."""
+    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, parts: Iterator[Part]) -> None:
+        """Keep or write one converted group of the split (its pieces' ``parts``, in order);
+        ``frame`` is its canonical rows."""
         raise NotImplementedError
 
     @abstractmethod
@@ -293,7 +306,8 @@ class InMemory(Executor):
         self._out.spec = output
         yield 0, 1, _assemble(self._rows.pop(split, []))
 
-    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
+    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, parts: Iterator[Part]) -> None:
+        (part,) = parts  # the whole split: one piece
         self._out.splits[split] = frame
         if not isinstance(part, pl.DataFrame):
             self._out.rows[split] = part
@@ -358,6 +372,9 @@ class LocalStreaming(Executor):
     name = "stream"
     chunking = "stream"
     gather_rows = 20_000
+    #: rows converted at a time for a JSON Lines shard, appended to its file: a shard's converted
+    #: lines are never all held (250k OpenAI rows with tools make about 0.6 GB of lines)
+    export_rows = 50_000
 
     def __init__(self, chunk_rows: int = CHUNK_ROWS, spill: Path | None = None) -> None:
         super().__init__()
@@ -433,14 +450,25 @@ class LocalStreaming(Executor):
         for i in range(count):
             yield i, count, _assemble([pl.read_parquet(self._pieces_of(split, i))])
 
-    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
-        self._files.append(self._write_shard(part, self.folder / "final", split, index, count))
+    def pieces(self, frame: pl.DataFrame) -> list[pl.DataFrame]:
+        # JSON Lines are appended piece by piece, the same bytes; a Parquet shard is one write
+        assert self._spec is not None
+        if self._spec.file == "parquet" or frame.height <= self.export_rows:
+            return [frame]
+        return list(frame.iter_slices(self.export_rows))
 
-    def _write_shard(self, part: Part, folder: Path, split: str, index: int, count: int) -> writers.OutputFile:
-        """Shard ``index`` of ``count`` of a split in the output format, under ``folder/data``."""
+    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, parts: Iterator[Part]) -> None:
+        self._files.append(self._write_shard(parts, self.folder / "final", split, index, count))
+
+    def _write_shard(self, parts: Iterator[Part], folder: Path, split: str, index: int, count: int) -> writers.OutputFile:
+        """Shard ``index`` of ``count`` of a split in the output format, under ``folder/data``,
+        from its pieces' converted parts."""
         spec = self._spec
         assert spec is not None
         fmt = formats.FORMATS[spec.format]
+        if spec.file != "parquet":
+            return writers.write_jsonl_shard(parts, folder, split, index, count, spec.file, fmt.split_folders)
+        (part,) = parts
         return writers.write_shard(part, folder, split, index, count, spec.file,
                                    fmt.features() if fmt.features else None, fmt.split_folders)
 

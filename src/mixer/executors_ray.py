@@ -29,7 +29,7 @@ import shutil
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,12 +72,13 @@ def _run(executor: RayExecutor, fn: Callable[..., Any], prio: int, c: int, with_
 
 
 def _export(executor: RayExecutor, convert: Callable[[pl.DataFrame], tuple[Part, Any]], split: str, index: int,
-            count: int) -> tuple[writers.OutputFile, Any]:
+            count: int) -> tuple[writers.OutputFile, list[Any]]:
     """A task's body: output shard ``index`` of ``split`` assembled from its pieces in final order,
-    converted, and committed under its deterministic name; returns the file and the summary."""
+    converted, and committed under its deterministic name; returns the file and the summaries."""
     os.environ[WORKERS_ENV] = "1"
-    part, summary = convert(_assemble([pl.read_parquet(executor._pieces_of(split, index))]))
-    return executor._commit(split, index, count, part), summary
+    frame = _assemble([pl.read_parquet(executor._pieces_of(split, index))])
+    summaries: list[Any] = []
+    return executor._commit(split, index, count, executor.converted(frame, convert, summaries)), summaries
 
 
 class RayExecutor(LocalStreaming):
@@ -246,15 +247,15 @@ class RayExecutor(LocalStreaming):
         self._inflight += refs
         done = self._get(refs)
         self._files += [file for file, _ in done]
-        return [summary for _, summary in done]
+        return [summary for _, summaries in done for summary in summaries]
 
-    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, part: Part) -> None:
-        self._files.append(self._commit(split, index, count, part))
+    def put_output(self, split: str, index: int, count: int, frame: pl.DataFrame, parts: Iterator[Part]) -> None:
+        self._files.append(self._commit(split, index, count, parts))
 
-    def _commit(self, split: str, index: int, count: int, part: Part) -> writers.OutputFile:
+    def _commit(self, split: str, index: int, count: int, parts: Iterator[Part]) -> writers.OutputFile:
         """Write the shard in a staging folder of its own, then rename it to its deterministic name."""
         staging = self.folder / ".staging" / f"{split}-{index:05d}-{uuid.uuid4().hex}"
-        written = self._write_shard(part, staging, split, index, count)
+        written = self._write_shard(parts, staging, split, index, count)
         target = self.folder / "final" / written.path
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / written.path, target)

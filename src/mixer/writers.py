@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,40 +142,56 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]] | Any, folder: Path, s
     A DataFrame is canonical rows (Parquet or JSON Lines); a list (or an Arrow table, from a batch
     converter) is trainer-format rows, whose Parquet carries the format's features (e.g. ``Json``).
     """
+    if suffix != "parquet":
+        return write_jsonl_shard([part], folder, split, index, count, suffix, split_folder)
     rel = shard_name(split, index, count, suffix, split_folder)
     path = folder / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(part, pl.DataFrame):
-        if suffix == "parquet":
-            # through Arrow: Polars sizes pages of gathered rows by the buffers they share, so the
-            # same rows assembled differently (in memory, streamed) would give different bytes
-            # one row group at a time: the Arrow copy of a whole shard would double its memory
-            import pyarrow.parquet as pq
+        # through Arrow: Polars sizes pages of gathered rows by the buffers they share, so the
+        # same rows assembled differently (in memory, streamed) would give different bytes
+        # one row group at a time: the Arrow copy of a whole shard would double its memory
+        import pyarrow.parquet as pq
 
-            groups = part.iter_slices(ROW_GROUP) if part.height else [part]
-            with pq.ParquetWriter(path, part.head(0).to_arrow().schema, compression="zstd") as writer:
-                for group in groups:
-                    writer.write_table(own_arrays(group).to_arrow(), row_group_size=ROW_GROUP)
-        else:
-            part.write_ndjson(path)
+        groups = part.iter_slices(ROW_GROUP) if part.height else [part]
+        with pq.ParquetWriter(path, part.head(0).to_arrow().schema, compression="zstd") as writer:
+            for group in groups:
+                writer.write_table(own_arrays(group).to_arrow(), row_group_size=ROW_GROUP)
         rows = part.height
     else:
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        if suffix == "parquet":
-            import pyarrow.parquet as pq
-
-            table = part if isinstance(part, pa.Table) else _arrow_table(part, features)
-            pq.write_table(table, path, compression="zstd")
-        elif isinstance(part, pl.Series):  # JSON lines made by a batch converter
-            with path.open("wb") as fh:
-                _write_lines(part, fh)
-        else:
-            known: dict[int, tuple[Any, str]] = {}
-            with path.open("w", encoding="utf-8") as fh, no_gc():
-                for row in part.to_pylist() if isinstance(part, pa.Table) else part:
-                    fh.write(_json_line(row, known) + "\n")
+        table = part if isinstance(part, pa.Table) else _arrow_table(part, features)
+        pq.write_table(table, path, compression="zstd")
         rows = len(part)
+    return OutputFile(rel, split, rows, path.stat().st_size, _sha256(path))
+
+
+def write_jsonl_shard(parts: Iterable[pl.DataFrame | list[dict[str, Any]] | Any], folder: Path, split: str,
+                      index: int, count: int, suffix: str, split_folder: bool = False) -> OutputFile:
+    """Write a JSON Lines shard from its pieces' parts in order, each appended as it comes (a
+    streaming export converts a shard a slice at a time): the bytes :func:`write_shard` writes
+    for the parts joined. A part is canonical rows (a DataFrame), a batch converter's lines (a
+    Series) or trainer-format rows (dicts, or an Arrow table)."""
+    rel = shard_name(split, index, count, suffix, split_folder)
+    path = folder / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with path.open("wb") as fh:
+        for part in parts:
+            if isinstance(part, pl.DataFrame):
+                part.write_ndjson(fh)
+            elif isinstance(part, pl.Series):
+                _write_lines(part, fh)
+            else:
+                import pyarrow as pa
+
+                known: dict[int, tuple[Any, str]] = {}
+                with no_gc():
+                    for row in part.to_pylist() if isinstance(part, pa.Table) else part:
+                        fh.write((_json_line(row, known) + "\n").encode("utf-8"))
+            rows += part.height if isinstance(part, pl.DataFrame) else len(part)
     return OutputFile(rel, split, rows, path.stat().st_size, _sha256(path))
 
 
