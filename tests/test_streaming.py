@@ -542,12 +542,14 @@ def test_a_shard_and_its_converted_rows_are_released_before_the_next_shard_is_as
     assert alive == [0, 0, 0] and len(held) == 6
 
 
-@pytest.mark.parametrize("fmt", ["openai", "llama-factory", "torchtune", "jsonl"])
-def test_json_lines_shards_converted_a_piece_at_a_time_are_the_same_files(
+@pytest.mark.parametrize("fmt", ["openai", "llama-factory", "torchtune", "jsonl", "trl", "prompt", "parquet"])
+def test_shards_converted_a_piece_at_a_time_are_the_same_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
-    """A streaming build converts a JSON Lines shard ``export_rows`` rows at a time and appends
-    each piece's lines: the files, rejects and manifest are the in-memory build's, with rows the
-    format rejects (prompt-only rows in a chat format) and tools in the pieces."""
+    """A streaming build converts a trainer-format shard ``export_rows`` rows at a time and writes
+    each piece as it comes (JSON Lines appended; Parquet in row groups cut across the pieces):
+    the files, rejects and manifest are the in-memory build's, with rows the format rejects
+    (prompt-only rows in a chat format) and tools in the pieces."""
+    from mixer import writers
     from mixer.executors import LocalStreaming
 
     rows = [r for i, c in enumerate(chats(60)) for r in ([c, {"messages": [{"role": "user", "content": f"q {i}?"}]}]
@@ -570,9 +572,10 @@ shard_rows = 25
     pieces: list[int] = []
     real = LocalStreaming.pieces
     monkeypatch.setattr(LocalStreaming, "export_rows", 7)
+    monkeypatch.setattr(writers, "ROW_GROUP", 5)
     monkeypatch.setattr(LocalStreaming, "pieces", lambda self, frame: pieces.append(len(real(self, frame)))
                         or real(self, frame))
     m = assert_same_output(recipe, tmp_path, chunk_rows=9)
-    assert max(pieces) == 3  # shards of about 20 rows (54 train rows in 3) in pieces of 7
-    if fmt != "jsonl":
+    assert max(pieces) == (1 if fmt == "parquet" else 3)  # shards of about 20 rows (54 train rows in 3) in pieces of 7
+    if fmt not in ("jsonl", "parquet", "prompt"):
         assert sum(m["export"]["rejected"]["train"].values()) > 0

@@ -452,3 +452,28 @@ def test_text_with_the_built_in_chatml_is_rendered_at_once_as_jinja_renders_it_r
     assert "a page" in batch.table.column("text").to_pylist()  # the document, as it is
     other = text.Template(text.CHATML.replace("<|im_end|>", "<|end|>"))
     assert formats.export(frame, fmt, template=other).table is None
+
+
+def test_trainer_parquet_bytes_depend_on_the_rows_not_on_how_they_are_chunked_or_pieced(tmp_path: Path) -> None:
+    """A trainer-format shard's Parquet is the same bytes whether its table is one array, chunked
+    (a batch converter's slices, a slice of a whole split's table) or handed over in pieces (a
+    streaming export): pyarrow cuts pages where its input arrays are cut, so each row group is
+    made contiguous first (a 500k TRL build gave another second shard in memory than streamed)."""
+    import hashlib
+
+    import pyarrow as pa
+
+    rows = pa.table({"messages": [[{"role": "user", "content": f"question {i} " + "x" * (600 + i % 97)},
+                                   {"role": "assistant", "content": "y" * (900 + i % 53)}] for i in range(6000)],
+                     "tools": [[f'{{"name": "t{i % 13}"}}'] * (i % 3) for i in range(6000)]})
+
+    def digest(name: str, parts: list) -> str:
+        written = writers.write_pieces(parts, tmp_path / name, "train", 0, 1, "parquet")
+        return hashlib.sha256((tmp_path / name / written.path).read_bytes()).hexdigest()
+
+    chunked = pa.concat_tables([rows.slice(a, 700) for a in range(0, 6000, 700)])
+    assert chunked.column("messages").num_chunks > 1
+    want = digest("whole", [rows])
+    assert digest("chunked", [chunked]) == want
+    assert digest("pieces", [rows.slice(a, 1234) for a in range(0, 6000, 1234)]) == want
+    assert pq.ParquetFile(tmp_path / "whole" / "data" / "train-00000-of-00001.parquet").metadata.num_row_groups == 1

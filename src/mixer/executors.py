@@ -372,8 +372,8 @@ class LocalStreaming(Executor):
     name = "stream"
     chunking = "stream"
     gather_rows = 20_000
-    #: rows converted at a time for a JSON Lines shard, appended to its file: a shard's converted
-    #: lines are never all held (250k OpenAI rows with tools make about 0.6 GB of lines)
+    #: rows converted at a time for an output shard in a trainer format, written as they come: a
+    #: shard's converted rows are never all held (250k OpenAI rows with tools: 0.6 GB of lines)
     export_rows = 50_000
 
     def __init__(self, chunk_rows: int = CHUNK_ROWS, spill: Path | None = None) -> None:
@@ -451,9 +451,11 @@ class LocalStreaming(Executor):
             yield i, count, _assemble([pl.read_parquet(self._pieces_of(split, i))])
 
     def pieces(self, frame: pl.DataFrame) -> list[pl.DataFrame]:
-        # JSON Lines are appended piece by piece, the same bytes; a Parquet shard is one write
+        # written piece by piece, the same bytes (writers.write_pieces); canonical Parquet rows
+        # are not converted, so they are one piece
         assert self._spec is not None
-        if self._spec.file == "parquet" or frame.height <= self.export_rows:
+        if (self._spec.file == "parquet" and not formats.FORMATS[self._spec.format].converts
+                or frame.height <= self.export_rows):
             return [frame]
         return list(frame.iter_slices(self.export_rows))
 
@@ -466,11 +468,8 @@ class LocalStreaming(Executor):
         spec = self._spec
         assert spec is not None
         fmt = formats.FORMATS[spec.format]
-        if spec.file != "parquet":
-            return writers.write_jsonl_shard(parts, folder, split, index, count, spec.file, fmt.split_folders)
-        (part,) = parts
-        return writers.write_shard(part, folder, split, index, count, spec.file,
-                                   fmt.features() if fmt.features else None, fmt.split_folders)
+        return writers.write_pieces(parts, folder, split, index, count, spec.file,
+                                    fmt.features() if fmt.features else None, fmt.split_folders)
 
     def output(self, convert: Callable[[pl.DataFrame], formats.Exported] | None) -> Output:
         for prio in self.chunks:  # the chunks are no longer needed; the selected rows are

@@ -142,41 +142,28 @@ def write_shard(part: pl.DataFrame | list[dict[str, Any]] | Any, folder: Path, s
     A DataFrame is canonical rows (Parquet or JSON Lines); a list (or an Arrow table, from a batch
     converter) is trainer-format rows, whose Parquet carries the format's features (e.g. ``Json``).
     """
-    if suffix != "parquet":
-        return write_jsonl_shard([part], folder, split, index, count, suffix, split_folder)
+    return write_pieces([part], folder, split, index, count, suffix, features, split_folder)
+
+
+def write_pieces(parts: Iterable[pl.DataFrame | list[dict[str, Any]] | Any], folder: Path, split: str, index: int,
+                 count: int, suffix: str, features: Any = None, split_folder: bool = False) -> OutputFile:
+    """:func:`write_shard` of a shard given as its pieces' parts in order, each written as it comes
+    (a streaming export converts a shard a slice at a time, so its converted rows are never all
+    held). The bytes depend only on the rows, not on how they were cut into pieces or chunks:
+    JSON Lines are appended; Parquet is written in row groups of :data:`ROW_GROUP` rows, each in
+    arrays of its own."""
     rel = shard_name(split, index, count, suffix, split_folder)
     path = folder / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(part, pl.DataFrame):
-        # through Arrow: Polars sizes pages of gathered rows by the buffers they share, so the
-        # same rows assembled differently (in memory, streamed) would give different bytes
-        # one row group at a time: the Arrow copy of a whole shard would double its memory
-        import pyarrow.parquet as pq
-
-        groups = part.iter_slices(ROW_GROUP) if part.height else [part]
-        with pq.ParquetWriter(path, part.head(0).to_arrow().schema, compression="zstd") as writer:
-            for group in groups:
-                writer.write_table(own_arrays(group).to_arrow(), row_group_size=ROW_GROUP)
-        rows = part.height
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = part if isinstance(part, pa.Table) else _arrow_table(part, features)
-        pq.write_table(table, path, compression="zstd")
-        rows = len(part)
+    rows = _write_lines_of(parts, path) if suffix != "parquet" else _write_groups(parts, path, features)
     return OutputFile(rel, split, rows, path.stat().st_size, _sha256(path))
 
 
-def write_jsonl_shard(parts: Iterable[pl.DataFrame | list[dict[str, Any]] | Any], folder: Path, split: str,
-                      index: int, count: int, suffix: str, split_folder: bool = False) -> OutputFile:
-    """Write a JSON Lines shard from its pieces' parts in order, each appended as it comes (a
-    streaming export converts a shard a slice at a time): the bytes :func:`write_shard` writes
-    for the parts joined. A part is canonical rows (a DataFrame), a batch converter's lines (a
-    Series) or trainer-format rows (dicts, or an Arrow table)."""
-    rel = shard_name(split, index, count, suffix, split_folder)
-    path = folder / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_lines_of(parts: Iterable[Any], path: Path) -> int:
+    """JSON Lines of canonical rows (a DataFrame), a batch converter's lines (a Series) or
+    trainer-format rows (dicts, or an Arrow table), part after part; the rows written."""
+    import pyarrow as pa
+
     rows = 0
     with path.open("wb") as fh:
         for part in parts:
@@ -185,14 +172,53 @@ def write_jsonl_shard(parts: Iterable[pl.DataFrame | list[dict[str, Any]] | Any]
             elif isinstance(part, pl.Series):
                 _write_lines(part, fh)
             else:
-                import pyarrow as pa
-
                 known: dict[int, tuple[Any, str]] = {}
                 with no_gc():
                     for row in part.to_pylist() if isinstance(part, pa.Table) else part:
                         fh.write((_json_line(row, known) + "\n").encode("utf-8"))
             rows += part.height if isinstance(part, pl.DataFrame) else len(part)
-    return OutputFile(rel, split, rows, path.stat().st_size, _sha256(path))
+    return rows
+
+
+def _write_groups(parts: Iterable[Any], path: Path, features: Any) -> int:
+    """Parquet of canonical rows (DataFrames: through Arrow a row group at a time, since Polars
+    sizes pages of gathered rows by the buffers they share) or trainer-format rows (Arrow tables
+    or dicts, with the format's features), in row groups of exactly :data:`ROW_GROUP` rows (the
+    last may be short), each made contiguous first: pyarrow cuts pages where the arrays it is
+    given are cut, so the same rows chunked differently (in memory, streamed) gave other bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: Any = None
+    pending: list[Any] = []  # Arrow tables not written yet, fewer than ROW_GROUP rows in all
+    rows = 0
+
+    def write(table: Any) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+        writer.write_table(table.combine_chunks(), row_group_size=ROW_GROUP)
+
+    try:
+        for part in parts:
+            if isinstance(part, pl.DataFrame):  # each group exported on its own: a whole shard's copy would double it
+                tables = [own_arrays(g).to_arrow() for g in part.iter_slices(ROW_GROUP)] or [part.head(0).to_arrow()]
+            else:
+                tables = [part if isinstance(part, pa.Table) else _arrow_table(part, features)]
+            for table in tables:
+                pending.append(table)
+                rows += table.num_rows
+                held = sum(t.num_rows for t in pending)
+                while held >= ROW_GROUP:
+                    joined = pa.concat_tables(pending)
+                    write(joined.slice(0, ROW_GROUP))
+                    pending, held = [joined.slice(ROW_GROUP)], held - ROW_GROUP
+        if writer is None or any(t.num_rows for t in pending):  # the rest; an empty shard is its schema
+            write(pa.concat_tables(pending))
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def join_splits(files: list[OutputFile], folder: Path) -> list[OutputFile]:
