@@ -197,15 +197,22 @@ def _write_groups(parts: Iterable[Any], path: Path, features: Any) -> int:
         nonlocal writer
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema, compression="zstd")
-        writer.write_table(table.combine_chunks(), row_group_size=ROW_GROUP)
+        if any(column.num_chunks > 1 for column in table.columns):  # one array a column (a copy)
+            table = table.combine_chunks()
+        writer.write_table(table, row_group_size=ROW_GROUP)
 
     try:
         for part in parts:
-            if isinstance(part, pl.DataFrame):  # each group exported on its own: a whole shard's copy would double it
-                tables = [own_arrays(g).to_arrow() for g in part.iter_slices(ROW_GROUP)] or [part.head(0).to_arrow()]
+            if isinstance(part, pl.DataFrame):  # one group exported at a time: a whole shard's copy would double it
+                groups = part.iter_slices(ROW_GROUP) if part.height else [part]
+                tables: Iterable[Any] = (own_arrays(g).to_arrow() for g in groups)
             else:
                 tables = [part if isinstance(part, pa.Table) else _arrow_table(part, features)]
             for table in tables:
+                if not pending and table.num_rows == ROW_GROUP:  # a whole group as it is (canonical rows)
+                    write(table)
+                    rows += ROW_GROUP
+                    continue
                 pending.append(table)
                 rows += table.num_rows
                 held = sum(t.num_rows for t in pending)
