@@ -128,13 +128,17 @@ shard_rows = 25
     assert m["export"]["format"] == "trl" and m["totals"]["train"]["rows"] == 80
 
 
+def _chats_and_prompts(path: Path) -> None:
+    """60 chats, each 7th followed by a prompt-only row (one a chat format rejects)."""
+    write_jsonl(path, [r for i, c in enumerate(chats(60))
+                       for r in ([c, {"messages": [{"role": "user", "content": f"q {i}?"}]}] if i % 7 == 0 else [c])])
+
+
 def test_trainer_format_rows_the_format_rejects_leave_the_same_shards_as_in_memory(tmp_path: Path) -> None:
     """A streaming build cuts shards on the selected rows, then converts each and drops what the
     format cannot hold; an in-memory build must cut its files the same way, not re-even them
     after the drops (found on the HH slice: shards of 999/1000/996 rows against 999/999/997)."""
-    rows = [r for i, c in enumerate(chats(60)) for r in ([c, {"messages": [{"role": "user", "content": f"q {i}?"}]}]
-                                                          if i % 7 == 0 else [c])]
-    write_jsonl(tmp_path / "a.jsonl", rows)
+    _chats_and_prompts(tmp_path / "a.jsonl")
     recipe = write_recipe(tmp_path / "r.toml", """
 unit = "examples"
 total = 69
@@ -552,9 +556,7 @@ def test_shards_converted_a_piece_at_a_time_are_the_same_files(
     from mixer import writers
     from mixer.executors import LocalStreaming
 
-    rows = [r for i, c in enumerate(chats(60)) for r in ([c, {"messages": [{"role": "user", "content": f"q {i}?"}]}]
-                                                          if i % 7 == 0 else [c])]
-    write_jsonl(tmp_path / "a.jsonl", rows)
+    _chats_and_prompts(tmp_path / "a.jsonl")
     recipe = write_recipe(tmp_path / "r.toml", f"""
 unit = "examples"
 total = 60
