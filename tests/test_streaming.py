@@ -578,6 +578,6 @@ shard_rows = 25
     monkeypatch.setattr(LocalStreaming, "pieces", lambda self, frame: pieces.append(len(real(self, frame)))
                         or real(self, frame))
     m = assert_same_output(recipe, tmp_path, chunk_rows=9)
-    assert max(pieces) == (1 if fmt == "parquet" else 3)  # shards of about 20 rows (54 train rows in 3) in pieces of 7
+    assert max(pieces) == (1 if fmt in ("parquet", "jsonl") else 3)  # canonical rows: one piece; else 54 train rows in 3 shards, pieces of 7
     if fmt not in ("jsonl", "parquet", "prompt"):
         assert sum(m["export"]["rejected"]["train"].values()) > 0

@@ -16,7 +16,7 @@ task gets only its own rows), ``signature_table`` (gather near-dedup
 signatures of given rows into one array for the global clustering step), ``shards`` (the
 selected rows of a split assembled in final order, one output shard at a time),
 ``put_output`` (keep or write a converted shard; ``export`` runs both with a row-local
-conversion per shard) and ``output``/``close``. Global steps never
+conversion per shard, or per piece of one where the executor writes pieces as they come) and ``output``/``close``. Global steps never
 see an executor: they take and give small key tables.
 """
 
@@ -451,11 +451,10 @@ class LocalStreaming(Executor):
             yield i, count, _assemble([pl.read_parquet(self._pieces_of(split, i))])
 
     def pieces(self, frame: pl.DataFrame) -> list[pl.DataFrame]:
-        # written piece by piece, the same bytes (writers.write_pieces); canonical Parquet rows
-        # are not converted, so they are one piece
+        # written piece by piece, the same bytes (writers.write_pieces); canonical rows are not
+        # converted, so they are one piece
         assert self._spec is not None
-        if (self._spec.file == "parquet" and not formats.FORMATS[self._spec.format].converts
-                or frame.height <= self.export_rows):
+        if not formats.FORMATS[self._spec.format].converts or frame.height <= self.export_rows:
             return [frame]
         return list(frame.iter_slices(self.export_rows))
 
