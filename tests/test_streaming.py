@@ -581,3 +581,30 @@ shard_rows = 25
     assert max(pieces) == (1 if fmt in ("parquet", "jsonl") else 3)  # canonical rows: one piece; else 54 train rows in 3 shards, pieces of 7
     if fmt not in ("jsonl", "parquet", "prompt"):
         assert sum(m["export"]["rejected"]["train"].values()) > 0
+
+
+def test_a_sources_plan_parts_are_its_rows_of_each_split_chunk_by_chunk_in_plan_order() -> None:
+    """``gather`` hands each chunk's task its selected rows of each split, taken from the plans
+    on request (``engine.PlanParts``): the rows a partition of the source's plan rows by chunk
+    gives, in plan order; chunks without rows have no part."""
+    import numpy as np
+
+    from mixer.engine import PlanParts, by_chunk
+
+    r = np.random.default_rng(0)
+    plans = {name: pl.DataFrame({"id": [f"{name}{i}" for i in range(n)],
+                                 "_prio": r.integers(0, 3, n).astype(np.uint32),
+                                 "_chunk": r.integers(0, 7, n).astype(np.uint32) * (name == "train"),
+                                 "_pos": r.permutation(n).astype(np.uint32)})
+             for name, n in (("train", 500), ("validation", 40))}
+    for prio in range(4):
+        want: dict[int, dict[str, pl.DataFrame]] = {}
+        for name, plan in plans.items():
+            for c, part in by_chunk(plan.filter(pl.col("_prio") == prio)).items():
+                want.setdefault(c, {})[name] = part
+        got = PlanParts(plans, prio)
+        assert sorted(got) == sorted(want) and (prio == 3) == (not want)
+        for c in range(8):
+            assert (got.get(c) is None) == (c not in want)
+            if c in want:
+                assert got[c].keys() == want[c].keys() and all(got[c][k].equals(want[c][k]) for k in want[c])
