@@ -158,3 +158,16 @@ def test_a_streaming_build_stores_its_spilled_chunks_by_their_bytes(tmp_path: Pa
     hit = build(recipe, tmp_path / "hit", tmp_path / "cache", executor="stream")
     assert hit["run"]["cache"]["hit"] is True
     assert output_files(tmp_path / "hit") == output_files(tmp_path / "first")
+
+
+def test_a_re_mix_that_lets_an_augmented_source_repeat_re_augments_its_repeats_from_the_cache(tmp_path: Path) -> None:
+    """A cached preparation keeps every augmented source's cleaned rows (a build without a cache
+    keeps them only where ``max_epochs > 1``), so a re-mix that raises ``max_epochs`` and needs
+    repeats is a hit and writes what a cold build writes."""
+    recipe = setup(tmp_path)
+    build(recipe, tmp_path / "first", tmp_path / "cache", executor="stream")
+    remix = ("total=16000", "sources.a.max_epochs=6", "sources.a.weight=0.9", "sources.b.weight=0.1")
+    hit = build(recipe, tmp_path / "hit", tmp_path / "cache", *remix, executor="stream")
+    assert hit["run"]["cache"]["hit"] is True and hit["sources"]["a"]["repeat_factor"] > 1
+    build(recipe, tmp_path / "cold", None, *remix, executor="stream")
+    assert output_files(tmp_path / "hit") == output_files(tmp_path / "cold")

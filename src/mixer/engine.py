@@ -68,6 +68,7 @@ class _Source:
 
     src: Source
     prio: int
+    keeps_clean: bool = False  # its cleaned rows are stored for re-augmenting upsampled repeats
     report: ReadReport | None = None
     steps: list[transforms.Step] = field(default_factory=list)
     flagged: int = 0
@@ -140,6 +141,8 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
                                                base_dir=b.base_dir, encoding=b.enc) for src in recipe.sources}
     try:
         key = cache.key(recipe, b.enc.name, executor.chunking, getattr(executor, "chunk_rows", None)) if cache else None
+        for s in b.sources:  # a repeat needs max_epochs > 1; a cache entry keeps them for any re-mix
+            s.keeps_clean = bool(s.src.transforms) and (s.src.max_epochs > 1 or key is not None)
         entry = cache.open(key) if cache is not None and key is not None else None
         if entry is not None:
             removed, decontaminated = _restore(b, entry)
@@ -302,7 +305,7 @@ def _prepare(b: _Build, copies: pl.DataFrame) -> tuple[pl.DataFrame, EvalIndex |
                 cleaned, out.removed, flagged = decontaminate({s.src.name: chunk}, recipe.decontaminate, index)
                 chunk, out.flagged = cleaned[s.src.name], flagged[s.src.name]
             with Beside() as writes:  # the cleaned rows are stored while they are augmented
-                if s.src.transforms:  # upsampled repeats are re-augmented from the cleaned rows
+                if s.keeps_clean:  # upsampled repeats are re-augmented from the cleaned rows
                     writes.start(io.put, "clean", chunk)
                 frame, out.steps, measured = b.augment(chunk, s.src)
             io.put("ready", frame)
@@ -355,7 +358,7 @@ def _select(b: _Build, removed: pl.DataFrame) -> tuple[dict[str, pl.DataFrame], 
     what cleaning removed."""
     b.start("select", sum(s.train.height + s.held.height for s in b.sources))
     resize = {s.src.name: _resizer(b, s) for s in b.sources
-              if s.src.transforms and b.recipe.token_budget == "rendered"}
+              if s.keeps_clean and b.recipe.token_budget == "rendered"}
     chosen, allocations = mix.allocate(b.recipe, {s.src.name: s.train for s in b.sources}, resize, _losses(b, removed))
     val_chosen = mix.select_validation(chosen, {s.src.name: s.held for s in b.sources}, b.recipe)
     b.end("select", sum(f.height for f in chosen.values()) + sum(f.height for f in val_chosen.values()))
@@ -546,6 +549,7 @@ def _selected_rows(b: _Build, s: _Source, group: pl.DataFrame, chunk: Callable[[
         return first
     if s.src.transforms:
         # a repeat starts again from the untransformed row under its own id: fresh draws
+        assert s.keeps_clean, f"{s.src.name}: a repeat of a source whose cleaned rows were not kept"
         fresh = (repeats.select("id", "_base").join(chunk("clean").rename({"id": "_base"}), on="_base",
                                                     how="inner", maintain_order="left").drop("_base"))
         fresh, _, measured = b.augment(fresh.select(schema.COLUMNS), s.src)

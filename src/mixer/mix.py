@@ -84,6 +84,8 @@ def select(frame: pl.DataFrame, unit: str, target: float, seed: int, resize: Res
     copies: list[pl.DataFrame] = []
     taken, r = 0.0, 0
     while True:
+        if r > 0 and target - taken <= _EPS:  # taken whole: no repeat to size (a resize re-augments every row)
+            break
         if r == 0 or resize is None or unit != "tokens":
             sizes, counts = first, None
         else:
