@@ -356,3 +356,22 @@ def test_hh_separators_are_marked_exactly_where_the_regex_finds_them(texts: list
     frame = pl.DataFrame({"t": texts})
     regex = frame.select(pl.col("t").str.replace_all(hh_rlhf._HH_SPLIT.pattern, "\x00$1\x00")).to_series()
     assert frame.select(fast._marked(pl.col("t"))).to_series().to_list() == regex.to_list()
+
+
+def test_the_shape_check_takes_lines_whose_turn_keys_are_string_pairs_only() -> None:
+    """``plain_mask`` sends a line the batch way only when every turn key has a string value and
+    there are as many of one as of the other (any spacing); anything else is the adapter's."""
+    plain = ['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}',
+             '{"messages":[{"role":"user","content":"hi \\"role\\": 5"}]}',
+             '{"id": "7", "messages": [ {"content" : "a", "role" :\t"user"} ]}']
+    refused = ['{"messages": [{"role": "user", "content": ["part"]}]}',
+               '{"messages": [{"role": "user", "content": null}]}',
+               '{"messages": [{"role": "user"}]}',
+               '{"messages": [{"role": 5, "content": "a"}]}',
+               '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": {"t": 1}}]}',
+               '{"messages": [{"role": "user", "content": "a", "name": "n"}]}']
+    assert fast.plain_mask(pl.Series(plain + refused)).to_list() == [True] * len(plain) + [False] * len(refused)
+    sharegpt = ['{"conversations": [{"from": "human", "value": "a"}], "system": "s"}',
+                '{"conversations": [{"from": "human", "value": "a"}], "system": null}',
+                '{"conversations": [{"from": "human", "value": 1}]}']
+    assert fast.plain_mask(pl.Series(sharegpt), "sharegpt").to_list() == [True, False, False]

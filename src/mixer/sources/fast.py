@@ -71,16 +71,22 @@ def plain_mask(lines: pl.Series, fmt: str = "openai", side: str = "chosen") -> p
     common = (pl.col("s").str.strip_chars_start().str.starts_with("{")
               & ~pl.col("s").str.contains(_SURROGATE_ESCAPE)
               & (count("id") <= 1) & (count("id") == count("id", r'\s*"')))
+    def paired(first: str, second: str, also: str = "") -> pl.Expr:
+        # as many string-valued `first` as `second` keys, and no `first`, `second` (or `also`) key
+        # with another value: two counts of the many turn keys and one of the rare case, where
+        # counting every key and every string-valued key took four (the same lines, in valid JSON)
+        keys = "|".join(k for k in (first, second, also) if k)
+        return ((count(first, r'\s*"') == count(second, r'\s*"'))
+                & (pl.col("s").str.count_matches(_KEY % keys + r'\s*[^"\s]') == 0))
+
     if fmt == "openai":
         shape = (~pl.any_horizontal(pl.col("s").str.contains(key, literal=True) for key in _NEEDS_ADAPTER)
                  & (count("messages", r"\s*\[") == 1) & (count("messages") == 1)
-                 & (count("role") == count("content"))
-                 & (count("role|content") == count("role|content", r'\s*"')))
+                 & paired("role", "content"))
     elif fmt == "sharegpt":
         shape = (~pl.any_horizontal(pl.col("s").str.contains(key, literal=True) for key in _SHAREGPT_NEEDS_ADAPTER)
                  & (count("conversations", r"\s*\[") == 1) & (count("conversations") == 1)
-                 & (count("from") == count("value"))
-                 & (count("from|value|system") == count("from|value|system", r'\s*"'))
+                 & paired("from", "value", "system")
                  & (count("system") <= 1))
     elif fmt == "alpaca":  # flat string fields, no history
         shape = ((count("instruction") == 1) & (count("output") == 1) & (count("input") <= 1) & (count("system") <= 1)
