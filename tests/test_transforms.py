@@ -234,3 +234,27 @@ def test_categorical_picks_equal_a_binary_search_of_the_cdf_for_any_weights() ->
         u = np.concatenate([r.random(20 * n), cdf, np.nextafter(cdf, 0), [0.0, np.nextafter(1.0, 0)]])
         u = u[(u >= 0) & (u < 1)]
         assert np.array_equal(pick(cdf, u), np.minimum(np.searchsorted(cdf, u, side="right"), n - 1)), trial
+
+
+def test_the_picker_keeps_each_rows_first_slot_of_a_name_up_to_its_count() -> None:
+    """``_Picker._keep``: a tool name appears once per row, the first surviving slot winning, and
+    at most ``want`` slots are kept; the same whether the slots are few (compared pairwise) or
+    many (sorted)."""
+    import importlib
+
+    tools_mod = importlib.import_module("mixer.transforms.tools")
+    r = np.random.default_rng(0)
+    for trial in range(100):
+        n_names, width, n = int(r.integers(1, 12)), int(r.integers(1, 40)), 200
+        name_of = r.integers(0, n_names, 50)
+        cand, want = r.integers(0, 50, (n, width)), r.integers(0, width + 1, n)
+        picker = tools_mod._Picker(np.linspace(0.02, 1, 50), name_of, n_names, np.zeros(0, dtype=np.int64), 0, 0)
+        got = picker._keep(cand, np.arange(n), 0, want, None)
+        for i in range(n):
+            seen: set[int] = set()
+            expected = []
+            for j in range(width):
+                name = int(name_of[cand[i, j]])
+                expected.append(name not in seen and len(seen) < want[i])
+                seen.add(name)
+            assert got[i].tolist() == expected, (trial, i)

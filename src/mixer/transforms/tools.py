@@ -193,15 +193,18 @@ class _Picker:
         if len(self.taken):  # rows that already carry tools: never a second tool of the same name
             codes = (local[:, None] + offset) * self.n_names + nid
             keep &= ~np.isin(codes, self.taken)
-        # A name may appear once per row: the first surviving slot wins. Dropped slots get names
-        # that match nothing; a stable sort puts equal names together in slot order.
+        # A name may appear once per row: the first surviving slot wins.
         width = cand.shape[1]
-        live = np.where(keep, nid, -1 - np.arange(width))
-        order = np.argsort(live, axis=1, kind="stable")
-        ordered = np.take_along_axis(live, order, axis=1)
-        repeat = np.zeros_like(keep)
-        repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
-        np.put_along_axis(keep, order, np.take_along_axis(keep, order, axis=1) & ~repeat, axis=1)
+        if width <= 16:  # each slot against the kept ones before it: few slots cost less than a sort a row
+            for j in range(1, width):
+                keep[:, j] &= ~((nid[:, :j] == nid[:, j:j + 1]) & keep[:, :j]).any(axis=1)
+        else:  # dropped slots get names that match nothing; a stable sort puts equal names together in slot order
+            live = np.where(keep, nid, -1 - np.arange(width))
+            order = np.argsort(live, axis=1, kind="stable")
+            ordered = np.take_along_axis(live, order, axis=1)
+            repeat = np.zeros_like(keep)
+            repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+            np.put_along_axis(keep, order, np.take_along_axis(keep, order, axis=1) & ~repeat, axis=1)
         return keep & (np.cumsum(keep, axis=1) <= want[:, None])
 
     def rows(self, keys: np.ndarray, reps: np.ndarray, want: np.ndarray, offset: int,
