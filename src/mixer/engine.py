@@ -525,7 +525,7 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
 
     with Beside() as writes:  # a group's rows are written while the next is joined
         for split_name, plan in plans.items():
-            mine = plan.filter(pl.col("_chunk") == io.chunk).select("id", "_pos", "_shard", *MEASURED)
+            mine = plan.select("id", "_pos", "_shard", *MEASURED)  # the plan rows of this chunk only (PlanParts)
             if not mine.height:
                 continue
             for group in _shard_groups(mine.with_columns(_base=pl.col("id").str.replace(r"#\d+$", "")),

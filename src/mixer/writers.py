@@ -190,8 +190,8 @@ def _write_groups(parts: Iterable[Any], path: Path, features: Any) -> int:
     import pyarrow.parquet as pq
 
     writer: Any = None
-    pending: list[Any] = []  # Arrow tables not written yet, fewer than ROW_GROUP rows in all
-    rows = 0
+    pending: list[Any] = []  # Arrow tables not written yet, ``held`` rows, fewer than ROW_GROUP
+    rows = held = 0
 
     def write(table: Any) -> None:
         nonlocal writer
@@ -209,18 +209,15 @@ def _write_groups(parts: Iterable[Any], path: Path, features: Any) -> int:
             else:
                 tables = [part if isinstance(part, pa.Table) else _arrow_table(part, features)]
             for table in tables:
-                if not pending and table.num_rows == ROW_GROUP:  # a whole group as it is (canonical rows)
-                    write(table)
-                    rows += ROW_GROUP
-                    continue
                 pending.append(table)
                 rows += table.num_rows
-                held = sum(t.num_rows for t in pending)
+                held += table.num_rows
                 while held >= ROW_GROUP:
                     joined = pa.concat_tables(pending)
                     write(joined.slice(0, ROW_GROUP))
-                    pending, held = [joined.slice(ROW_GROUP)], held - ROW_GROUP
-        if writer is None or any(t.num_rows for t in pending):  # the rest; an empty shard is its schema
+                    rest = joined.slice(ROW_GROUP)  # an empty rest is dropped: it would keep the group's arrays
+                    pending, held = ([rest] if rest.num_rows else []), held - ROW_GROUP
+        if writer is None or held:  # the rest; an empty shard is its schema
             write(pa.concat_tables(pending))
     finally:
         if writer is not None:
