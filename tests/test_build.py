@@ -267,3 +267,33 @@ def test_pools_command_lists_and_shows(tmp_path: Path) -> None:
     assert code == 0 and "system_prompts" in output and "tool specs across 20 domains" in output
     code, output = run_cli("pools", "show", "tools", "-n", "2")
     assert code == 0 and output.count("parameters:") == 2
+
+
+def test_the_screen_names_every_row_removed_before_selection_and_the_file_that_lists_it(tmp_path: Path) -> None:
+    """The table's ``available`` is after rows that never reached selection: one line counts them
+    per reason and source, as the manifest does, and names the file that lists them."""
+    rows = chats(30) + chats(30)[:4]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    with (tmp_path / "a.jsonl").open("a") as fh:
+        fh.write('{"messages": "not a list"}\n')
+    write_jsonl(tmp_path / "b.jsonl", chats(12, "b"))
+    recipe = write_recipe(tmp_path / "r.toml", """
+unit = "examples"
+total = 20
+[sources.a]
+path = "a.jsonl"
+weight = 1
+on_error = "skip"
+[sources.b]
+path = "b.jsonl"
+weight = 1
+""")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("removed before selection:"))
+    assert line == "removed before selection: 1 unreadable (a: 1; rejects.jsonl); 4 deduplicated (a: 4; removed.jsonl)"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sources"]["a"]["rows_deduplicated"] == 4 and manifest["sources"]["a"]["rows_rejected"] == 1
+    assert len((out / "removed.jsonl").read_text().splitlines()) == 4
+    assert len((out / "rejects.jsonl").read_text().splitlines()) == 1

@@ -324,6 +324,7 @@ def table(manifest: dict[str, Any]) -> str:
             note += (f"; {whole['rows'].get('validation', 0):,} written as {whole['format']}, {rejected:,} "
                      "not (see rejects.jsonl)")
         lines.append(f"validation: {t['validation']['rows']:,} rows, {t['validation']['tokens']:,} tokens ({note})")
+    lines += _removed_note(manifest)
     if manifest["unit"] == "tokens":
         lines.append(f"* {_BUDGET_NOTE[budget]} (token_budget = {budget!r})")
     else:
@@ -331,6 +332,23 @@ def table(manifest: dict[str, Any]) -> str:
     lines += pool_notes(manifest)
     lines += warnings(manifest)
     return "\n".join(lines)
+
+
+#: rows a source lost before selection (manifest key, what the screen calls them, where they are listed)
+_REMOVED = (("rows_rejected", "unreadable", "rejects.jsonl"), ("rows_deduplicated", "deduplicated", "removed.jsonl"),
+            ("rows_decontaminated", "decontaminated", "removed.jsonl"), ("rows_filtered", "filtered by transforms", None))
+
+
+def _removed_note(manifest: dict[str, Any]) -> list[str]:
+    """One line for the rows read that never reached selection (the table's ``available`` is
+    after them), per reason with the sources that lost them and the file that lists them."""
+    parts = []
+    for key, what, listed in _REMOVED:
+        who = {name: e.get(key, 0) for name, e in manifest["sources"].items() if e.get(key, 0)}
+        if who:
+            where = f"; {listed}" if listed else ""
+            parts.append(f"{sum(who.values()):,} {what} ({', '.join(f'{n}: {c:,}' for n, c in who.items())}{where})")
+    return [f"removed before selection: {'; '.join(parts)}"] if parts else []
 
 
 _BUDGET_NOTE = {
