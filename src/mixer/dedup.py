@@ -16,7 +16,7 @@ clusters -> filter):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -27,8 +27,11 @@ from mixer.text import row_text, sequence_keys
 
 REMOVED = pl.DataFrame(schema={"source": pl.String, "id": pl.String, "origin": pl.String, "bucket": pl.String,
                                "detail": pl.String})
-KEYS = pl.Schema({"id": pl.String, "source": pl.String, "_prio": pl.UInt32, "_chunk": pl.UInt32,
-                  "_row": pl.UInt32, "_key": pl.UInt64, "_sig": pl.Int64})
+# A row of the key table: its id and place, its exact key and, with near dedup only, the row of its
+# signature in its chunk's table (null: too short to sign). The source is its priority's name (a
+# column of names was 160 MB at 10M rows, and an all-null ``_sig`` 80 MB).
+KEYS = pl.Schema({"id": pl.String, "_prio": pl.UInt32, "_chunk": pl.UInt32, "_row": pl.UInt32, "_key": pl.UInt64})
+NEAR_KEYS = pl.Schema({**KEYS, "_sig": pl.Int64})
 WHERE = ["_prio", "_chunk", "_row"]  # a row's place: source priority, chunk, row in the chunk
 COPIES = pl.Schema({"_prio": pl.UInt32, "_chunk": pl.UInt32, "_row": pl.UInt32, "source": pl.String, "id": pl.String,
                     "detail": pl.String})
@@ -45,16 +48,16 @@ _SLICE = 50_000  # rows whose key texts are built at once: a row's text and its 
 
 
 def chunk_keys(chunk: pl.DataFrame, spec: DedupSpec, prio: int, c: int) -> tuple[pl.DataFrame, np.ndarray | None]:
-    """Row-local: the key table rows of one chunk (``KEYS``) and, for near dedup, its MinHash
-    signatures (one row per key row whose ``_sig`` is not null, in row order)."""
+    """Row-local: the key table rows of one chunk (``KEYS``; ``NEAR_KEYS`` for near dedup) and, for
+    near dedup, its MinHash signatures (one row per key row whose ``_sig`` is not null, in row order)."""
     exact = [sequence_keys(part.select(row_text(part, spec.key)).to_series()) for part in chunk.iter_slices(_SLICE)]
     keys = chunk.select(
-        "id", "source", _prio=pl.lit(prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
+        "id", _prio=pl.lit(prio, pl.UInt32), _chunk=pl.lit(c, pl.UInt32),
         _row=pl.int_range(pl.len(), dtype=pl.UInt32),
         _key=pl.Series(np.concatenate(exact) if exact else np.zeros(0, np.uint64), dtype=pl.UInt64),
     )
     if spec.near is None:
-        return keys.with_columns(_sig=pl.lit(None, pl.Int64)), None
+        return keys, None
     near = spec.near
     text = chunk.select(row_text(chunk, spec.key)).to_series()
     signed, table = neardup.signatures(text, ngram=near.ngram, permutations=near.permutations)
@@ -85,10 +88,10 @@ def shared_keys(keys: pl.DataFrame, spec: DedupSpec) -> pl.Series:
     return keys.select(key.is_duplicated()).to_series()
 
 
-def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -> pl.DataFrame:
+def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable, sources: Sequence[str]) -> pl.DataFrame:
     """Global: the copies among every row of the key table (``COPIES``: where each is, and the
     surviving copy in ``detail``): exact copies in key order, then near copies in (source
-    priority, id) order."""
+    priority, id) order. ``sources``: the source names, by priority."""
     if not active(spec) or keys.is_empty():
         return pl.DataFrame(schema=COPIES)
     copies = [pl.DataFrame(schema=COPIES)]
@@ -98,7 +101,7 @@ def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -
         ordered = mark_exact(keys.with_row_index("_i").filter(shared), spec)
         dups = ordered.filter("_dup")
         copy[dups.get_column("_i").to_numpy()] = True
-        copies.append(_copies(dups, "exact"))
+        copies.append(_copies(dups, "exact", sources))
     if spec.near is not None:
         near = spec.near
         neardup.check_params(near.threshold, near.ngram, near.permutations, near.bands)
@@ -110,12 +113,14 @@ def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable) -
             # rows are sorted by (priority, id), so each cluster's smallest index is its survivor
             dup = cluster != np.arange(len(cluster))
             hit = sub.filter(pl.Series(dup)).with_columns(_kept=sub.get_column("id").gather(cluster[dup]))
-            copies.append(_copies(hit, "near"))
+            copies.append(_copies(hit, "near", sources))
     return pl.concat(copies)
 
 
-def _copies(frame: pl.DataFrame, how: str) -> pl.DataFrame:
-    return frame.select(*WHERE, "source", "id", detail=pl.lit(f"{how} duplicate of ") + pl.col("_kept"))
+def _copies(frame: pl.DataFrame, how: str, sources: Sequence[str]) -> pl.DataFrame:
+    names = pl.lit(pl.Series(list(sources), dtype=pl.String))
+    return frame.select(*WHERE, source=names.gather(pl.col("_prio")), id="id",
+                        detail=pl.lit(f"{how} duplicate of ") + pl.col("_kept"))
 
 
 def drop(chunk: pl.DataFrame, copies: pl.DataFrame, prio: int, c: int) -> tuple[pl.DataFrame, pl.DataFrame]:

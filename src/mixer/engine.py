@@ -269,7 +269,8 @@ def _read(b: _Build) -> tuple[pl.DataFrame, int]:
         rows += sum(height for height, _ in done)
         parts += [key_rows for _, key_rows in done if key_rows is not None]
     b.end("read", rows)
-    return (pl.concat(parts) if parts else pl.DataFrame(schema=dedup.KEYS)), rows
+    empty = pl.DataFrame(schema=dedup.NEAR_KEYS if spec.near is not None else dedup.KEYS)
+    return (pl.concat(parts) if parts else empty), rows
 
 
 def _dedup(b: _Build, keys: pl.DataFrame, rows: int) -> pl.DataFrame:
@@ -277,7 +278,8 @@ def _dedup(b: _Build, keys: pl.DataFrame, rows: int) -> pl.DataFrame:
     b.start("dedup", rows)
     near = b.recipe.dedup.near
     width = near.permutations if near is not None else 0
-    copies = dedup.plan(keys, b.recipe.dedup, lambda part: b.executor.signature_table(part, width))
+    copies = dedup.plan(keys, b.recipe.dedup, lambda part: b.executor.signature_table(part, width),
+                        [s.src.name for s in b.sources])
     b.end("dedup", rows - copies.height)
     return copies
 
