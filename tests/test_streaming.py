@@ -416,7 +416,8 @@ def test_a_log_callable_gets_one_line_per_stage_start_and_end(tmp_path: Path) ->
 
 def test_each_row_local_call_gets_only_its_chunks_key_rows_and_no_key_tables(tmp_path: Path) -> None:
     """What a cluster ships per task grows with the chunk, not with the source: a row-local
-    function gets its chunk's part of the key table, and the build it closes over pickles
+    function gets its chunk's part of the key table (gather: the names of its stored plan
+    parts), and the build it closes over pickles
     without the sources' key tables (they stay on the driver)."""
     import dill  # installed with datasets; pickles closures by value, as Ray's cloudpickle does
 
@@ -427,8 +428,10 @@ def test_each_row_local_call_gets_only_its_chunks_key_rows_and_no_key_tables(tmp
 
         def map(self, prio, fn, parts):  # type: ignore[no-untyped-def]
             for c, part in parts.items():
-                frames = part.values() if isinstance(part, dict) else [part]
-                assert all(set(f.get_column("_chunk").to_list()) == {c} for f in frames)
+                if isinstance(part, list):  # gather's: the splits the chunk's stored plan rows are of
+                    assert part and set(part) <= {"train", "validation"}
+                else:
+                    assert set(part.get_column("_chunk").to_list()) == {c}
             self.sizes.append(len(dill.dumps(fn)))
             return super().map(prio, fn, parts)
 
@@ -583,31 +586,36 @@ shard_rows = 25
         assert sum(m["export"]["rejected"]["train"].values()) > 0
 
 
-def test_a_sources_plan_parts_are_its_rows_of_each_split_chunk_by_chunk_in_plan_order() -> None:
-    """``gather`` hands each chunk's task its selected rows of each split, taken from the plans
-    on request (``engine.PlanParts``): the rows a partition of the source's plan rows by chunk
-    gives, in plan order; chunks without rows have no part."""
+def test_each_chunks_plan_rows_are_stored_with_the_executor_in_plan_order(tmp_path: Path) -> None:
+    """``order`` stores each split's plan rows per source and chunk (``engine.store_plan``), and
+    ``gather``'s task for a chunk reads them back: the rows a partition of the plan by source and
+    chunk gives, in plan order; chunks without rows of a split store nothing for it."""
     import numpy as np
 
-    from mixer.engine import PlanParts, by_chunk
+    from mixer.engine import MEASURED, PLAN, by_chunk, store_plan
+    from mixer.executors import InMemory, LocalStreaming
 
     r = np.random.default_rng(0)
     plans = {name: pl.DataFrame({"id": [f"{name}{i}" for i in range(n)],
                                  "_prio": r.integers(0, 3, n).astype(np.uint32),
                                  "_chunk": r.integers(0, 7, n).astype(np.uint32) * (name == "train"),
-                                 "_pos": r.permutation(n).astype(np.uint32)})
+                                 "_pos": r.permutation(n).astype(np.uint32), "_shard": np.zeros(n, np.uint32),
+                                 **{m: r.integers(0, 99, n).astype(np.uint32) for m in MEASURED}})
              for name, n in (("train", 500), ("validation", 40))}
-    for prio in range(4):
-        want: dict[int, dict[str, pl.DataFrame]] = {}
+    for executor in (InMemory(), LocalStreaming(chunk_rows=10, spill=tmp_path / "spill")):
+        planned: dict[int, dict[int, list[str]]] = {}
         for name, plan in plans.items():
-            for c, part in by_chunk(plan.filter(pl.col("_prio") == prio)).items():
-                want.setdefault(c, {})[name] = part
-        got = PlanParts(plans, prio)
-        assert sorted(got) == sorted(want) and (prio == 3) == (not want)
-        for c in range(8):
-            assert (got.get(c) is None) == (c not in want)
-            if c in want:
-                assert got[c].keys() == want[c].keys() and all(got[c][k].equals(want[c][k]) for k in want[c])
+            store_plan(executor, name, plan, planned)
+        for prio in range(4):
+            want: dict[int, dict[str, pl.DataFrame]] = {}
+            for name, plan in plans.items():
+                for c, part in by_chunk(plan.filter(pl.col("_prio") == prio)).items():
+                    want.setdefault(c, {})[name] = part.select("id", "_pos", "_shard", *MEASURED)
+            got = planned.get(prio, {})
+            assert sorted(got) == sorted(want) and (prio == 3) == (not want)
+            for c, splits in got.items():
+                assert splits == list(want[c])
+                assert all(executor.get(prio, c, PLAN + name).equals(want[c][name]) for name in splits)
 
 
 @pytest.mark.parametrize("max_epochs", [1, 2])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,12 +160,10 @@ def build(recipe: Recipe, executor: Executor, progress: Progress | None = None, 
         available = {s.src.name: manifest_mod.Available.of(s.train, s.held) for s in b.sources}
         for s in b.sources:
             s.train, s.held = s.train.clear(), s.held.clear()
-        plans = _order(b, chosen, val_chosen)
-        del chosen, val_chosen  # the plans hold what the rest needs of every selected row
-        sizes, augmented, behaviours = _gather(b, plans)
+        heights, planned = _order(b, chosen, val_chosen)
+        del chosen, val_chosen  # the stored plans hold what the rest needs of every selected row
         # from here on the accounting needs only sizes, and the export only how many rows each split has
-        heights = {name: plan.height for name, plan in plans.items()}
-        del plans
+        sizes, augmented, behaviours = _gather(b, heights, planned)
         entries = manifest_mod.source_entries(
             recipe, {s.src.name: s.report for s in b.sources},  # type: ignore[misc]
             {s.src.name: s.steps for s in b.sources}, allocations, sizes["train"], available,
@@ -401,13 +399,22 @@ def _resizer(b: _Build, s: _Source) -> mix.Resize:
     return resize
 
 
-def _order(b: _Build, chosen: dict[str, pl.DataFrame], val_chosen: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    """Global: every selected row's final position and output shard, per split."""
+def _order(b: _Build, chosen: dict[str, pl.DataFrame],
+           val_chosen: dict[str, pl.DataFrame]) -> tuple[dict[str, int], Planned]:
+    """Global: every selected row's final position and output shard, per split, stored with the
+    executor chunk by chunk (:func:`store_plan`); returns each split's row count and which
+    chunks have plan rows of which split."""
     rows = sum(f.height for f in chosen.values()) + sum(f.height for f in val_chosen.values())
     b.start("order", rows)
-    plans = {"train": _plan(chosen, b), "validation": _plan(val_chosen, b)}
+    heights: dict[str, int] = {}
+    planned: Planned = {}
+    for name, frames in (("train", chosen), ("validation", val_chosen)):
+        plan = _plan(frames, b)
+        heights[name] = plan.height
+        store_plan(b.executor, name, plan, planned)
+        del plan
     b.end("order", rows)
-    return plans
+    return heights, planned
 
 
 def _plan(chosen: dict[str, pl.DataFrame], b: _Build) -> pl.DataFrame:
@@ -424,27 +431,27 @@ def _plan(chosen: dict[str, pl.DataFrame], b: _Build) -> pl.DataFrame:
                            _shard=pl.Series(shard, dtype=pl.UInt32))
 
 
-def _gather(b: _Build, plans: dict[str, pl.DataFrame]) -> tuple[dict[str, dict[str, manifest_mod.Selected]],
-                                                                  dict[str, dict[str, int]],
-                                                                  dict[str, dict[str, dict[str, int]]]]:
+def _gather(b: _Build, heights: dict[str, int], planned: Planned
+            ) -> tuple[dict[str, dict[str, manifest_mod.Selected]], dict[str, dict[str, int]],
+                       dict[str, dict[str, dict[str, int]]]]:
     """Row-local: each chunk's selected rows (upsampled repeats re-augmented), handed to the
     executor with their position; returns their sizes per split and source, and how many
     selected train rows each transform step augmented."""
-    b.start("gather", sum(p.height for p in plans.values()))
-    sizes: dict[str, dict[str, manifest_mod.Selected]] = {name: {} for name in plans}
+    b.start("gather", sum(heights.values()))
+    sizes: dict[str, dict[str, manifest_mod.Selected]] = {name: {} for name in heights}
     augmented: dict[str, dict[str, int]] = {}
     behaviours: dict[str, dict[str, dict[str, int]]] = {}
     for s in b.sources:
-        def gather(io: ChunkIO, part: dict[str, pl.DataFrame] | None, s: _Source = s) -> _Gathered:
-            return _gather_chunk(b, s, io, part or {})
+        def gather(io: ChunkIO, splits: list[str] | None, s: _Source = s) -> _Gathered:
+            return _gather_chunk(b, s, io, splits or [])
 
-        done = b.executor.map(s.prio, gather, PlanParts(plans, s.prio))
-        for kind in ("ready", "clean"):  # the selected rows are gathered: free them before the export
+        done = b.executor.map(s.prio, gather, planned.get(s.prio, {}))
+        for kind in ("ready", "clean", *(PLAN + name for name in heights)):  # gathered: free them before the export
             b.executor.discard(s.prio, kind)
         name = s.src.name
         augmented[name] = {st.label: 0 for st in s.steps}
         behaviours[name] = {}
-        for split_name in plans:
+        for split_name in heights:
             sizes[split_name][name] = sum((d.sizes[split_name] for d in done if split_name in d.sizes),
                                           manifest_mod.Selected())
         for d in done:
@@ -487,34 +494,29 @@ class _Gathered:
                     total[kind] = total.get(kind, 0) + n
 
 
-class PlanParts(Mapping[int, dict[str, pl.DataFrame]]):
-    """One source's selected rows of each split, per chunk (chunk -> split -> plan rows), taken
-    from the plans when a chunk's task asks for them. Only their row numbers are kept: a copy of
-    the source's plan rows beside the plans, held through its whole gather, was 0.4 GB at 10M."""
-
-    def __init__(self, plans: dict[str, pl.DataFrame], prio: int) -> None:
-        self.plans = plans
-        self.rows: dict[int, dict[str, np.ndarray]] = {}
-        for name, plan in plans.items():
-            mine = np.flatnonzero(plan.get_column("_prio").to_numpy() == prio)
-            chunk = plan.get_column("_chunk").to_numpy()[mine]
-            order = np.argsort(chunk, kind="stable")  # each chunk's rows in plan order
-            ordered = chunk[order]
-            starts = np.flatnonzero(np.diff(ordered, prepend=-1))  # where each chunk's rows begin
-            for start, rows in zip(starts.tolist(), np.split(mine[order], starts[1:])):
-                self.rows.setdefault(int(ordered[start]), {})[name] = rows
-
-    def __getitem__(self, c: int) -> dict[str, pl.DataFrame]:
-        return {name: self.plans[name][rows] for name, rows in self.rows[c].items()}  # rows gathered
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
+PLAN = "plan-"  # the stored kind of a chunk's plan rows of a split: plan-train, plan-validation
+Planned = dict[int, dict[int, list[str]]]  # source priority -> chunk -> the splits it has plan rows of
 
 
-def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFrame]) -> _Gathered:
+def store_plan(executor: Executor, split: str, plan: pl.DataFrame, planned: Planned) -> None:
+    """A split's plan rows stored with the executor chunk by chunk (``plan-<split>``, in plan
+    order), each chunk's splits noted in ``planned``. Gather's tasks read their own chunk's rows,
+    so no one holds the plans through the gather (at 10M rows 0.5 GB, most of it ids)."""
+    if not plan.height:
+        return
+    prio = plan.get_column("_prio").to_numpy().astype(np.uint64)
+    key = (prio << np.uint64(32)) | plan.get_column("_chunk").to_numpy().astype(np.uint64)
+    order = np.argsort(key, kind="stable")  # each chunk's rows together, in plan order
+    ordered = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    columns = ["id", "_pos", "_shard", *MEASURED]
+    for start, rows in zip(starts.tolist(), np.split(order, starts[1:])):
+        p, c = divmod(int(ordered[start]), 1 << 32)
+        executor.put(p, c, PLAN + split, plan[rows].select(columns))
+        planned.setdefault(p, {}).setdefault(c, []).append(split)
+
+
+def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, splits: list[str]) -> _Gathered:
     """One chunk's selected rows of each split, handed on in groups of whole output shards
     (``Executor.gather_rows`` rows or so): beside the chunk's rows only a group's copies are held."""
     out = _Gathered()
@@ -526,10 +528,8 @@ def _gather_chunk(b: _Build, s: _Source, io: ChunkIO, plans: dict[str, pl.DataFr
         return stored[kind]
 
     with Beside() as writes:  # a group's rows are written while the next is joined
-        for split_name, plan in plans.items():
-            mine = plan.select("id", "_pos", "_shard", *MEASURED)  # the plan rows of this chunk only (PlanParts)
-            if not mine.height:
-                continue
+        for split_name in splits:
+            mine = io.get(PLAN + split_name)  # the plan rows of this chunk (store_plan)
             for group in _shard_groups(mine.with_columns(_base=pl.col("id").str.replace(r"#\d+$", "")),
                                        b.executor.gather_rows):
                 rows = _selected_rows(b, s, group, chunk)
