@@ -76,11 +76,19 @@ def select(frame: pl.DataFrame, unit: str, target: float, seed: int, resize: Res
     """
     if target <= 0 or frame.is_empty():
         return frame.clear()
-    order = ranked(frame, seed)
-    first = order.get_column("n_tokens").to_numpy().astype(np.float64) if unit == "tokens" \
-        else np.ones(order.height)
+    ids = frame.get_column("id")
+    rank = _by_draw(rng.draw(rng.row_keys(ids), rng.salt(seed, "select")), ids)  # the rows in selection order
+    first = frame.get_column("n_tokens").to_numpy()[rank].astype(np.float64) if unit == "tokens" \
+        else np.ones(frame.height)
     if first.sum() <= 0:
         return frame.clear()
+    ordered: list[pl.DataFrame] = []  # the rows in rank order, gathered only for a resize
+
+    def in_rank() -> pl.DataFrame:
+        if not ordered:
+            ordered.append(_gather(frame, rank))
+        return ordered[0]
+
     copies: list[pl.DataFrame] = []
     taken, r = 0.0, 0
     while True:
@@ -89,12 +97,14 @@ def select(frame: pl.DataFrame, unit: str, target: float, seed: int, resize: Res
         if r == 0 or resize is None or unit != "tokens":
             sizes, counts = first, None
         else:
-            counts = resize(order, r)
+            counts = resize(in_rank(), r)
             sizes = counts.astype(np.float64)
         rest = target - taken
         total = sizes.sum()
         if total > 0 and rest >= total - _EPS:
-            copies.append(_repeat(order, r, counts))
+            # a whole copy: the rows as they are (the order of selected rows is the final order's
+            # business), no copy of the table; re-sized counts go with the rows in rank order
+            copies.append(_repeat(frame, r) if counts is None else _repeat(in_rank(), r, counts))
             taken += total
             r += 1
             continue
@@ -103,7 +113,7 @@ def select(frame: pl.DataFrame, unit: str, target: float, seed: int, resize: Res
         if m > 0 and abs(cum[m - 1] - rest) <= abs(cum[m] - rest):
             m -= 1  # one row fewer is at least as close to the remainder
         if m:
-            copies.append(_repeat(order.head(m), r, None if counts is None else counts[:m]))
+            copies.append(_repeat(frame[rank[:m]], r, None if counts is None else counts[:m]))
         break
     return pl.concat(copies) if copies else frame.clear()
 
