@@ -421,8 +421,9 @@ def _plan(chosen: dict[str, pl.DataFrame], b: _Build) -> pl.DataFrame:
     prio = {s.src.name: s.prio for s in b.sources}
     combined = pl.concat([f.with_columns(_prio=pl.lit(prio[name], pl.UInt32)) for name, f in chosen.items()])
     order = mix.order(combined.get_column("id"), b.recipe.seed)
-    position = np.empty(len(order), dtype=np.int64)
-    position[order] = np.arange(len(order))
+    position = np.empty(len(order), dtype=np.uint32)  # positions fit: at most 2**32 rows a split
+    position[order] = np.arange(len(order), dtype=np.uint32)
+    del order
     offsets = np.array([o for o, _ in writers.shard_plan(combined.height, b.recipe.output.shard_rows)],
                        dtype=np.int64)
     shard = np.searchsorted(offsets, position, side="right") - 1 if len(offsets) else position
@@ -504,10 +505,12 @@ def store_plan(executor: Executor, split: str, plan: pl.DataFrame, planned: Plan
     so no one holds the plans through the gather (at 10M rows 0.5 GB, most of it ids)."""
     if not plan.height:
         return
-    prio = plan.get_column("_prio").to_numpy().astype(np.uint64)
-    key = (prio << np.uint64(32)) | plan.get_column("_chunk").to_numpy().astype(np.uint64)
+    key = plan.get_column("_prio").to_numpy().astype(np.uint64)  # (priority, chunk) in one word, in place
+    key <<= np.uint64(32)
+    key |= plan.get_column("_chunk").to_numpy()
     order = np.argsort(key, kind="stable")  # each chunk's rows together, in plan order
     ordered = key[order]
+    del key
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
     columns = ["id", "_pos", "_shard", *MEASURED]
     for start, rows in zip(starts.tolist(), np.split(order, starts[1:])):
