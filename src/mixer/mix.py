@@ -277,22 +277,23 @@ def order(ids: pl.Series, seed: int) -> np.ndarray:
 def _by_draw(draws: np.ndarray, ids: pl.Series) -> np.ndarray:
     """Indices sorting rows by draw, ties (identical content in two sources) by id.
 
-    The draws alone are sorted (a Polars sort of one integer column); only rows whose draw
-    repeats are sorted again with their ids: a sort of every row by (draw, id) encoded each
-    row's id too (at 10M rows about 0.4 GB more at the order's peak). UTF-8 byte order is code
-    point order, so ties come out as ``sorted`` orders them; ids never become Python strings.
+    The draws alone are sorted, by NumPy (0.5 s and 80 MB for 10M rows; a sort of every row by
+    (draw, id) encoded each id too: about 0.4 GB more at the order's peak); only rows whose draw
+    repeats are sorted again, by (draw, id, position), which also makes the first sort's
+    instability harmless. UTF-8 byte order is code point order, so ties come out as ``sorted``
+    orders them; ids never become Python strings.
     """
-    order = (pl.DataFrame({"d": draws}).with_row_index("i").sort("d", maintain_order=True)
-             .get_column("i").to_numpy().astype(np.int64))
+    order = np.argsort(draws)
     ranked = draws[order]
     tie = ranked[1:] == ranked[:-1]
+    del ranked
     if tie.any():
         runs = np.zeros(len(order), dtype=bool)  # the rows of each run of equal draws
         runs[1:] |= tie
         runs[:-1] |= tie
-        at = np.flatnonzero(runs)  # ascending: each run keeps its slots, sorted by id inside
-        tied = pl.DataFrame({"d": ranked[at], "id": ids.gather(order[at]), "i": order[at]})
-        order[at] = tied.sort(["d", "id"], maintain_order=True).get_column("i").to_numpy()
+        at = np.flatnonzero(runs)  # ascending: each run keeps its slots, sorted inside
+        tied = pl.DataFrame({"d": draws[order[at]], "id": ids.gather(order[at]), "i": order[at]})
+        order[at] = tied.sort(["d", "id", "i"]).get_column("i").to_numpy()
     return order
 
 
