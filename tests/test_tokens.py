@@ -87,6 +87,11 @@ def test_counting_over_worker_processes_gives_the_same_counts_as_one_process() -
     one = tok.encoded_lengths(texts, enc, workers=1)
     many = tok._parallel_lengths(texts, enc.name, 2)
     assert many is not None and many.tolist() == one.tolist()
+    # a string column goes to the workers as its UTF-8 bytes: whole, chunked, and sliced
+    column = pl.Series(["pad"] * 5 + texts)
+    for part in (column.slice(5), pl.concat([column.slice(5, 1000), column.slice(1005)], rechunk=False)):
+        assert tok._parallel_lengths(part, enc.name, 2).tolist() == one.tolist()
+        assert tok._parallel_lengths(part, enc.name, 3).tolist() == one.tolist()
     # a worker that died is replaced, and the batch still counts right
     for proc in tok._Workers.running[enc.name]:
         proc.kill()

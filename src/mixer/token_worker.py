@@ -21,9 +21,14 @@ import tiktoken
 
 def write_batch(out: BinaryIO, texts: list[str]) -> None:
     encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
-    out.write(np.array([len(encoded)], dtype="<u4").tobytes())
-    out.write(np.fromiter((len(b) for b in encoded), dtype="<u4", count=len(encoded)).tobytes())
-    out.write(b"".join(encoded))
+    write_encoded(out, np.fromiter((len(b) for b in encoded), dtype="<u4", count=len(encoded)), b"".join(encoded))
+
+
+def write_encoded(out: BinaryIO, lengths: np.ndarray, data: bytes | memoryview) -> None:
+    """A batch already in UTF-8: each string's length in bytes, and the strings back to back."""
+    out.write(np.array([len(lengths)], dtype="<u4").tobytes())
+    out.write(lengths.astype("<u4").tobytes())
+    out.write(data)
     out.flush()
 
 
