@@ -7,9 +7,9 @@ copies, decontaminate, transform, count tokens, split; ``gather``: the selected 
 re-augmented; ``export``: final order and output-format conversion) run chunk by chunk
 through an :mod:`executor <mixer.executors>`, which alone decides where rows live between
 stages. Global stages (``dedup``: exact and near copies; ``select``: budgets and selection;
-``order``: final positions and shards) run on small key tables (ids, keys, token counts,
-signatures) with the same functions whatever the executor, so every executor gives the same
-rows, order, files and manifest.
+``order``: final positions and shards, stored with each chunk for its ``gather`` task) run on
+small key tables (ids, keys, token counts, signatures) with the same functions whatever the
+executor, so every executor gives the same rows, order, files and manifest.
 
 A ``progress`` callable gets a :class:`StageEvent` at the start and end of every stage.
 """
