@@ -57,8 +57,13 @@ def ranked(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
     """``frame`` in selection order: by a seeded hash of each row's content key."""
     if frame.is_empty():
         return frame
+    return _gather(frame, _rank(frame, seed))
+
+
+def _rank(frame: pl.DataFrame, seed: int) -> np.ndarray:
+    """The indices of ``frame``'s rows in selection order (:func:`ranked` without the gather)."""
     ids = frame.get_column("id")
-    return _gather(frame, _by_draw(rng.draw(rng.row_keys(ids), rng.salt(seed, "select")), ids))
+    return _by_draw(rng.draw(rng.row_keys(ids), rng.salt(seed, "select")), ids)
 
 
 Resize = Callable[[pl.DataFrame, int], np.ndarray]
@@ -76,8 +81,7 @@ def select(frame: pl.DataFrame, unit: str, target: float, seed: int, resize: Res
     """
     if target <= 0 or frame.is_empty():
         return frame.clear()
-    ids = frame.get_column("id")
-    rank = _by_draw(rng.draw(rng.row_keys(ids), rng.salt(seed, "select")), ids)  # the rows in selection order
+    rank = _rank(frame, seed)
     first = frame.get_column("n_tokens").to_numpy()[rank].astype(np.float64) if unit == "tokens" \
         else np.ones(frame.height)
     if first.sum() <= 0:

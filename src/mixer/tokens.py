@@ -116,14 +116,14 @@ def encoded_lengths(texts: list[str] | pl.Series, enc: Encoding, workers: int | 
     if a worker fails, the batch is counted here. A model tokenizer encodes the batch natively
     on every core already.
     """
+    if isinstance(enc, ModelTokenizer):
+        return enc.lengths(texts.to_list() if isinstance(texts, pl.Series) else texts)
     n = _worker_count() if workers is None else workers
-    if not isinstance(enc, ModelTokenizer) and n > 1 and len(texts) >= PARALLEL_MIN:
+    if n > 1 and len(texts) >= PARALLEL_MIN:
         counted = _parallel_lengths(texts, enc.name, n)
         if counted is not None:
             return counted
     texts = texts.to_list() if isinstance(texts, pl.Series) else texts
-    if isinstance(enc, ModelTokenizer):
-        return enc.lengths(texts)
     return np.fromiter((len(enc.encode_ordinary(t)) for t in texts), dtype=np.uint32, count=len(texts))
 
 
